@@ -1,0 +1,572 @@
+/**
+ * One pool of fixed-size blocks shared by disk reads, disk writes and hashing, with watermark
+ * backpressure: the design libtorrent 2.x uses and EZIO's split read/write pools gave up.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Either from "effect/Either"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import {
+  categories,
+  type BlockHandle,
+  PoolCore,
+  type Waiter,
+  type WatermarkTransition
+} from "./internal/core.js"
+import * as internalOptions from "./internal/options.js"
+import { BlockOwnershipError, InvalidPoolOptions, PoolClosed, PoolExhausted } from "./PoolError.js"
+
+export { BlockOwnershipError, InvalidPoolOptions, PoolClosed, PoolExhausted } from "./PoolError.js"
+
+/**
+ * Sizes in bytes, watermarks as fractions of `capacity`. Every field has a default.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Bytes per block; a power of two. Default 16 KiB, BitTorrent's request size. */
+  readonly blockSize?: number
+  /** The pool's nominal size; watermarks are fractions of it. Default 256 MiB. */
+  readonly capacity?: number
+  /** Back to normal when in use falls to this fraction of capacity. Default 1/2. */
+  readonly lowWatermark?: number
+  /** Exceeded when in use reaches this fraction of capacity. Default 7/8 (EZIO's; libtorrent uses 3/4). */
+  readonly highWatermark?: number
+  /**
+   * No block is handed out past this many bytes; waiting acquisitions queue, non-waiting ones
+   * fail with `PoolExhausted`. Default: `capacity`. Set it higher to allow libtorrent-style soft
+   * over-allocation above the capacity while backpressure brings usage back down.
+   */
+  readonly hardLimit?: number
+  /** Names this pool in errors, logs and metric tags. Default "default". */
+  readonly name?: string
+}
+
+/**
+ * What a block is for. Only statistics and metrics look at it: no category has a limit of its own.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Category = "read" | "write" | "hash"
+
+/**
+ * A leased block. `bytes` is a view of `blockSize` bytes into a `SharedArrayBuffer` slab, so it
+ * can be posted to a worker without a copy (never transfer it: that would detach the whole slab).
+ * Reading `bytes` after release is a defect (`BlockOwnershipError`), as is releasing twice.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Block {
+  readonly bytes: Uint8Array
+  readonly category: Category
+  /** True once the block went back to the pool. */
+  readonly released: boolean
+  /**
+   * Gives the block back now, before its scope closes (the scope then skips it). For the hot
+   * path: the socket's write callback releases the block it just sent.
+   */
+  release(): void
+}
+
+/**
+ * A successful acquisition, and whether the pool is past its high watermark after it: a producer
+ * (a peer sending us data) should pause and `awaitNormal` when `exceeded` is true.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Acquired<A> {
+  readonly value: A
+  readonly exceeded: boolean
+}
+
+/**
+ * The watermark state the pool publishes. `exceeded` turns true when in use reaches the high
+ * watermark and false again only once it falls to the low watermark (hysteresis). `transitions`
+ * counts the changes so far, so a waiter can tell a new `Normal` from the one it already saw.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Watermark {
+  readonly exceeded: boolean
+  readonly transitions: number
+  /** Blocks in use when this state was entered. */
+  readonly inUse: number
+}
+
+/**
+ * A snapshot of the pool's counters, for observability only.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  readonly name: string
+  readonly blockSize: number
+  readonly capacityBlocks: number
+  readonly lowWatermarkBlocks: number
+  readonly highWatermarkBlocks: number
+  readonly hardLimitBlocks: number
+  readonly inUse: number
+  readonly inUseBy: Readonly<Record<Category, number>>
+  readonly acquiredBy: Readonly<Record<Category, number>>
+  readonly released: number
+  readonly peak: number
+  /** Acquisitions that had to queue at the hard limit. */
+  readonly waits: number
+  /** Non-waiting acquisitions refused at the hard limit. */
+  readonly exhausted: number
+  readonly waiting: number
+  readonly exceeded: boolean
+  /** Normal → exceeded transitions. */
+  readonly exceededTransitions: number
+  /** Blocks whose memory the pool has committed (slabs are made on first need). */
+  readonly allocatedBlocks: number
+  readonly closed: boolean
+}
+
+/**
+ * The pool service.
+ *
+ * Three tiers, by cost per call (measured in `bench/acquire.ts`):
+ * - scoped (`acquire`, `acquireMany`, `tryAcquire…`): blocks go back when the caller's `Scope`
+ *   closes, whatever the exit. About one `Scope.addFinalizer` per call, so batch with `acquireMany`.
+ * - bracketed (`withBlocks`): acquire, use, release in one `acquireUseRelease`.
+ * - unsafe (`unsafeTryAcquire` + `Block.release`): plain calls for socket and fs callbacks that
+ *   never enter a fiber; the caller must release.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BufferPoolService {
+  readonly name: string
+  readonly blockSize: number
+  /** One block, released when the current scope closes; waits its turn at the hard limit. */
+  readonly acquire: (category: Category) => Effect.Effect<Acquired<Block>, PoolClosed, Scope.Scope>
+  /**
+   * `count` blocks at once, released together when the current scope closes; waits until all
+   * of them fit. Fails with `PoolExhausted` only if `count` exceeds the hard limit itself.
+   */
+  readonly acquireMany: (
+    count: number,
+    category: Category
+  ) => Effect.Effect<Acquired<ReadonlyArray<Block>>, PoolClosed | PoolExhausted, Scope.Scope>
+  /** Like `acquire`, but fails with `PoolExhausted` instead of waiting. */
+  readonly tryAcquire: (
+    category: Category
+  ) => Effect.Effect<Acquired<Block>, PoolClosed | PoolExhausted, Scope.Scope>
+  /** Like `acquireMany`, but fails with `PoolExhausted` instead of waiting. */
+  readonly tryAcquireMany: (
+    count: number,
+    category: Category
+  ) => Effect.Effect<Acquired<ReadonlyArray<Block>>, PoolClosed | PoolExhausted, Scope.Scope>
+  /** Acquires `count` blocks (waiting), runs `use`, releases whatever `use` did not hand off. */
+  readonly withBlocks: <A, E, R>(
+    count: number,
+    category: Category,
+    use: (blocks: ReadonlyArray<Block>, exceeded: boolean) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | PoolClosed | PoolExhausted, R>
+  /**
+   * Hands blocks to another scope (the socket fiber's, say) without copying: from now on `to`
+   * releases them and the scope that acquired them skips them. Blocks already released are a
+   * defect (`BlockOwnershipError`).
+   */
+  readonly transfer: (blocks: ReadonlyArray<Block>, to: Scope.Scope) => Effect.Effect<void>
+  /** Hot path: a block or `undefined` (hard limit, closed, or others waiting). Caller releases. */
+  readonly unsafeTryAcquire: (category: Category) => Block | undefined
+  /** Whether the pool is past its high watermark right now (the hysteresis state). */
+  readonly unsafeIsExceeded: () => boolean
+  /** The watermark state, published on every transition, in order. */
+  readonly watermark: SubscriptionRef.SubscriptionRef<Watermark>
+  /**
+   * Returns at once if the pool is normal; otherwise waits, through `watermark.changes`, for the
+   * next transition back to normal. Every waiter wakes once on that transition.
+   */
+  readonly awaitNormal: Effect.Effect<void>
+  /**
+   * Applies a new capacity (and optionally hard limit, default: the capacity) at once: watermarks
+   * are recomputed from the same fractions; blocks already out stay valid.
+   */
+  readonly resize: (capacity: number, hardLimit?: number) => Effect.Effect<void, InvalidPoolOptions>
+  readonly stats: Effect.Effect<Stats>
+  readonly unsafeStats: () => Stats
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class BufferPool extends Context.Tag("@ezio/pool/BufferPool")<BufferPool, BufferPoolService>() {}
+
+const metrics = {
+  inUse: Metric.gauge("ezio_pool_in_use_blocks", { description: "Blocks in use, by category" }),
+  peak: Metric.gauge("ezio_pool_peak_blocks", { description: "Most blocks ever in use at once" }),
+  acquired: Metric.counter("ezio_pool_acquired_blocks_total", {
+    description: "Blocks handed out, by category",
+    incremental: true
+  }),
+  waits: Metric.counter("ezio_pool_waits_total", {
+    description: "Acquisitions that queued at the hard limit",
+    incremental: true
+  }),
+  exceeded: Metric.counter("ezio_pool_exceeded_total", {
+    description: "Transitions past the high watermark",
+    incremental: true
+  })
+}
+
+/**
+ * Builds a pool whose life is the current scope: when it closes, waiters fail with `PoolClosed`,
+ * later acquisitions too, and blocks still out are reported in a warning.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<BufferPoolService, InvalidPoolOptions, Scope.Scope> =>
+  Effect.gen(function* () {
+    const resolved = internalOptions.resolve(options)
+    if (resolved instanceof InvalidPoolOptions) return yield* resolved
+    const name = resolved.name
+
+    const initial: Watermark = { exceeded: false, transitions: 0, inUse: 0 }
+    const watermark = yield* SubscriptionRef.make(initial)
+    // Transitions happen inside plain calls (a socket callback releasing a block); they queue
+    // here and one fiber publishes them, in order, none skipped.
+    const pending = yield* Queue.unbounded<WatermarkTransition>()
+    const core = new PoolCore(resolved, (transition) => Queue.unsafeOffer(pending, transition))
+
+    const syncMetrics = makeMetricSync(core)
+    yield* Queue.take(pending).pipe(
+      Effect.flatMap((transition) => SubscriptionRef.set(watermark, transition)),
+      Effect.zipRight(syncMetrics),
+      Effect.forever,
+      Effect.forkScoped
+    )
+    yield* syncMetrics.pipe(Effect.repeat(Schedule.spaced("1 second")), Effect.forkScoped)
+
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        core.close()
+        const outstanding = core.inUse
+        return Effect.zipRight(
+          syncMetrics,
+          outstanding === 0
+            ? Effect.void
+            : Effect.logWarning(
+                `BufferPool "${name}" closed with ${outstanding} block(s) still in use; they were not released by their owners`
+              ).pipe(
+                Effect.annotateLogs({
+                  pool: name,
+                  inUse: outstanding,
+                  read: core.inUseBy[0],
+                  write: core.inUseBy[1],
+                  hash: core.inUseBy[2]
+                })
+              )
+        )
+      })
+    )
+
+    const closedError = (method: string) => new PoolClosed({ pool: name, method })
+    const exhaustedError = (requested: number) =>
+      new PoolExhausted({ pool: name, requested, inUse: core.inUse, hardLimit: core.config.hardLimitBlocks })
+
+    const checkCount = (count: number): PoolExhausted | undefined =>
+      count > core.config.hardLimitBlocks ? exhaustedError(count) : undefined
+
+    // Registers one finalizer for a whole batch: the cost is per call, not per block.
+    const own = (scope: Scope.Scope, blocks: ReadonlyArray<BlockHandle>) => {
+      const owner = core.nextOwner()
+      for (let i = 0; i < blocks.length; i++) blocks[i]!.owner = owner
+      return Scope.addFinalizer(
+        scope,
+        Effect.sync(() => core.releaseOwned(blocks, owner))
+      )
+    }
+
+    const waitFor = (waiter: Waiter, method: string) =>
+      Effect.async<Array<BlockHandle>, PoolClosed>((resume) => {
+        const settle = () => {
+          if (waiter.closed) resume(Effect.fail(closedError(method)))
+          else resume(Effect.succeed(waiter.blocks!))
+        }
+        if (waiter.blocks !== undefined || waiter.closed) return settle()
+        waiter.wake = settle
+      })
+
+    // Takes `count` blocks, queueing at the hard limit, and hands them to `scope` atomically:
+    // interruption while queued (or just after being served) gives everything back.
+    const acquireInto = (
+      method: string,
+      count: number,
+      category: Category,
+      wait: boolean,
+      register: (blocks: Array<BlockHandle>) => Effect.Effect<void>
+    ): Effect.Effect<Array<BlockHandle>, PoolClosed | PoolExhausted> =>
+      Effect.uninterruptibleMask((restore): Effect.Effect<Array<BlockHandle>, PoolClosed | PoolExhausted> => {
+        if (core.closed) return Effect.fail(closedError(method))
+        const tooMany = checkCount(count)
+        if (tooMany !== undefined) return Effect.fail(tooMany)
+        if (core.canTake(count)) {
+          const blocks = core.takeMany(count, category)
+          return Effect.as(register(blocks), blocks)
+        }
+        if (!wait) {
+          core.exhausted++
+          return Effect.fail(exhaustedError(count))
+        }
+        const waiter = core.enqueue(count, category)
+        return restore(waitFor(waiter, method)).pipe(
+          Effect.onInterrupt(() => Effect.sync(() => core.cancel(waiter))),
+          Effect.tap(register)
+        )
+      })
+
+    const acquired = <A>(value: A): Acquired<A> => ({ value, exceeded: core.exceeded })
+
+    const scoped = (method: string, count: number, category: Category, wait: boolean) =>
+      Effect.flatMap(Effect.scope, (scope) =>
+        acquireInto(method, count, category, wait, (blocks) => own(scope, blocks))
+      )
+
+    // One block always fits under a hard limit of at least one block: no PoolExhausted here.
+    const acquire = (category: Category) =>
+      Effect.map(scoped("acquire", 1, category, true), (blocks) =>
+        acquired<Block>(blocks[0]!)
+      ) as Effect.Effect<Acquired<Block>, PoolClosed, Scope.Scope>
+
+    const acquireMany = (count: number, category: Category) =>
+      Effect.map(scoped("acquireMany", count, category, true), (blocks) =>
+        acquired<ReadonlyArray<Block>>(blocks)
+      )
+
+    const tryAcquire = (category: Category) =>
+      Effect.map(scoped("tryAcquire", 1, category, false), (blocks) => acquired<Block>(blocks[0]!))
+
+    const tryAcquireMany = (count: number, category: Category) =>
+      Effect.map(scoped("tryAcquireMany", count, category, false), (blocks) =>
+        acquired<ReadonlyArray<Block>>(blocks)
+      )
+
+    const withBlocks = <A, E, R>(
+      count: number,
+      category: Category,
+      use: (blocks: ReadonlyArray<Block>, exceeded: boolean) => Effect.Effect<A, E, R>
+    ): Effect.Effect<A, E | PoolClosed | PoolExhausted, R> =>
+      Effect.suspend(() => {
+        // Per run: the token the release step looks for.
+        let owner = 0
+        return Effect.acquireUseRelease(
+          acquireInto("withBlocks", count, category, true, (blocks) =>
+            Effect.sync(() => {
+              owner = core.nextOwner()
+              for (const block of blocks) block.owner = owner
+            })
+          ),
+          (blocks) => use(blocks, core.exceeded),
+          (blocks) => Effect.sync(() => core.releaseOwned(blocks, owner))
+        )
+      })
+
+    const transfer = (blocks: ReadonlyArray<Block>, to: Scope.Scope): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const handles = blocks as ReadonlyArray<BlockHandle>
+        for (const block of handles) {
+          if (block.core !== core) {
+            return Effect.die(
+              new BlockOwnershipError({ pool: name, slot: block.slot, reason: "ForeignBlock" })
+            )
+          }
+          if (block.released) {
+            return Effect.die(
+              new BlockOwnershipError({ pool: name, slot: block.slot, reason: "UsedAfterRelease" })
+            )
+          }
+        }
+        return own(to, handles)
+      }).pipe(Effect.uninterruptible)
+
+    const unsafeTryAcquire = (category: Category): Block | undefined => core.tryTake(category)
+
+    const awaitNormal: Effect.Effect<void> = Effect.suspend(() => {
+      if (!core.exceeded) return Effect.void
+      const seen = core.transitions
+      return watermark.changes.pipe(
+        Stream.filter((state) => state.transitions > seen && !state.exceeded),
+        Stream.take(1),
+        Stream.runDrain
+      )
+    })
+
+    const resize = (capacity: number, hardLimit?: number) =>
+      Effect.suspend(() => {
+        const next = internalOptions.resolve({
+          blockSize: resolved.blockSize,
+          capacity,
+          lowWatermark: resolved.lowFraction,
+          highWatermark: resolved.highFraction,
+          name,
+          ...(hardLimit === undefined ? {} : { hardLimit })
+        })
+        if (next instanceof InvalidPoolOptions) return Effect.fail(next)
+        core.reconfigure(next)
+        return Effect.void
+      })
+
+    const unsafeStats = (): Stats => snapshot(core)
+
+    return {
+      name,
+      blockSize: resolved.blockSize,
+      acquire,
+      acquireMany,
+      tryAcquire,
+      tryAcquireMany,
+      withBlocks,
+      transfer,
+      unsafeTryAcquire,
+      unsafeIsExceeded: () => core.exceeded,
+      watermark,
+      awaitNormal,
+      resize,
+      stats: Effect.sync(unsafeStats),
+      unsafeStats
+    } satisfies BufferPoolService
+  })
+
+const byCategory = (counts: ReadonlyArray<number>): Record<Category, number> => ({
+  read: counts[0]!,
+  write: counts[1]!,
+  hash: counts[2]!
+})
+
+const snapshot = (core: PoolCore): Stats => ({
+  name: core.config.name,
+  blockSize: core.config.blockSize,
+  capacityBlocks: core.config.capacityBlocks,
+  lowWatermarkBlocks: core.config.lowBlocks,
+  highWatermarkBlocks: core.config.highBlocks,
+  hardLimitBlocks: core.config.hardLimitBlocks,
+  inUse: core.inUse,
+  inUseBy: byCategory(core.inUseBy),
+  acquiredBy: byCategory(core.acquiredBy),
+  released: core.released,
+  peak: core.peak,
+  waits: core.waits,
+  exhausted: core.exhausted,
+  waiting: core.waiting,
+  exceeded: core.exceeded,
+  exceededTransitions: Math.ceil(core.transitions / 2),
+  allocatedBlocks: core.allocatedBlocks,
+  closed: core.closed
+})
+
+// The hot path only bumps plain counters; this copies them into Effect metrics once a second and
+// on each watermark transition, so metrics cost nothing per block.
+const makeMetricSync = (core: PoolCore): Effect.Effect<void> => {
+  const poolTag = core.config.name
+  const tagged = categories.map((category) => ({
+    inUse: metrics.inUse.pipe(Metric.tagged("pool", poolTag), Metric.tagged("category", category)),
+    acquired: metrics.acquired.pipe(Metric.tagged("pool", poolTag), Metric.tagged("category", category))
+  }))
+  const peak = metrics.peak.pipe(Metric.tagged("pool", poolTag))
+  const waits = metrics.waits.pipe(Metric.tagged("pool", poolTag))
+  const exceeded = metrics.exceeded.pipe(Metric.tagged("pool", poolTag))
+  const last = { acquired: [0, 0, 0], waits: 0, exceeded: 0 }
+  return Effect.suspend(() => {
+    const effects: Array<Effect.Effect<void>> = []
+    tagged.forEach((m, i) => {
+      effects.push(Metric.set(m.inUse, core.inUseBy[i]!))
+      const delta = core.acquiredBy[i]! - last.acquired[i]!
+      if (delta > 0) effects.push(Metric.incrementBy(m.acquired, delta))
+      last.acquired[i] = core.acquiredBy[i]!
+    })
+    effects.push(Metric.set(peak, core.peak))
+    if (core.waits > last.waits) effects.push(Metric.incrementBy(waits, core.waits - last.waits))
+    last.waits = core.waits
+    const exceededCount = Math.ceil(core.transitions / 2)
+    if (exceededCount > last.exceeded)
+      effects.push(Metric.incrementBy(exceeded, exceededCount - last.exceeded))
+    last.exceeded = exceededCount
+    return Effect.all(effects, { discard: true })
+  })
+}
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<BufferPool, InvalidPoolOptions> =>
+  Layer.scoped(BufferPool, make(options))
+
+const size = (key: string) =>
+  Config.string(key).pipe(
+    Config.mapOrFail((text) => {
+      const bytes = internalOptions.parseSize(text)
+      return bytes === undefined
+        ? Either.left(
+            ConfigError.InvalidData(
+              [key],
+              `expected a size such as 268435456, 256MiB or 1GiB, got "${text}"`
+            )
+          )
+        : Either.right(bytes)
+    }),
+    Config.option
+  )
+
+const fraction = (key: string) => Config.option(Config.number(key))
+
+/**
+ * Reads `Options` from Effect `Config` under the keys `blockSize`, `capacity`, `lowWatermark`,
+ * `highWatermark`, `hardLimit` and `name` (sizes accept `256MiB`, `1GiB` or plain bytes); absent
+ * keys take the defaults. Nest it as the app likes: `Config.nested(config, "pool")` reads
+ * `POOL_CAPACITY` through `ConfigProvider.fromEnv().pipe(ConfigProvider.constantCase)`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({
+  blockSize: size("blockSize"),
+  capacity: size("capacity"),
+  lowWatermark: fraction("lowWatermark"),
+  highWatermark: fraction("highWatermark"),
+  hardLimit: size("hardLimit"),
+  name: Config.option(Config.string("name"))
+}).pipe(
+  Config.map((values) => {
+    const options: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(values) as Array<[string, Option.Option<unknown>]>) {
+      if (Option.isSome(value)) options[key] = value.value
+    }
+    return options as Options
+  })
+)
+
+/**
+ * The pool from `Config` (see `config`); by default the keys are nested under `pool`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config<Options> = Config.nested(config, "pool")
+): Layer.Layer<BufferPool, InvalidPoolOptions | ConfigError.ConfigError> =>
+  Layer.scoped(BufferPool, Effect.flatMap(options, make))
