@@ -18,8 +18,9 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import {
-  categories,
   type BlockHandle,
+  categories,
+  Holder,
   PoolCore,
   type Waiter,
   type WatermarkTransition
@@ -291,13 +292,21 @@ export const make = (
     const checkCount = (count: number): PoolExhausted | undefined =>
       count > core.config.hardLimitBlocks ? exhaustedError(count) : undefined
 
-    // Registers one finalizer for a whole batch: the cost is per call, not per block.
-    const own = (scope: Scope.Scope, blocks: ReadonlyArray<BlockHandle>) => {
-      const owner = core.nextOwner()
-      for (let i = 0; i < blocks.length; i++) blocks[i]!.owner = owner
+    // One holder and one finalizer per scope, however many blocks it acquires or receives: after
+    // the first acquisition into a scope, the next ones cost a WeakMap lookup, not a finalizer.
+    const holders = new WeakMap<Scope.Scope, Holder>()
+    const own = (scope: Scope.Scope, blocks: ReadonlyArray<BlockHandle>): Effect.Effect<void> => {
+      const holder = holders.get(scope)
+      if (holder !== undefined && !holder.closed) {
+        core.hold(holder, blocks)
+        return Effect.void
+      }
+      const fresh = new Holder()
+      holders.set(scope, fresh)
+      core.hold(fresh, blocks)
       return Scope.addFinalizer(
         scope,
-        Effect.sync(() => core.releaseOwned(blocks, owner))
+        Effect.sync(() => core.releaseHeld(fresh))
       )
     }
 
@@ -341,29 +350,40 @@ export const make = (
 
     const acquired = <A>(value: A): Acquired<A> => ({ value, exceeded: core.exceeded })
 
-    const scoped = (method: string, count: number, category: Category, wait: boolean) =>
-      Effect.flatMap(Effect.scope, (scope) =>
-        acquireInto(method, count, category, wait, (blocks) => own(scope, blocks))
-      )
+    // Fast path, all in one synchronous callback (so nothing can interrupt between taking the
+    // blocks and putting them in the scope's holder): the scope already has a holder and the
+    // blocks fit. Otherwise the uninterruptible slow path registers the holder or waits.
+    const scoped = <A>(
+      method: string,
+      count: number,
+      category: Category,
+      wait: boolean,
+      wrap: (blocks: Array<BlockHandle>) => A
+    ): Effect.Effect<Acquired<A>, PoolClosed | PoolExhausted, Scope.Scope> =>
+      Effect.flatMap(Effect.scope, (scope) => {
+        const holder = holders.get(scope)
+        if (holder !== undefined && !holder.closed && core.canTake(count)) {
+          const blocks = core.takeMany(count, category)
+          core.hold(holder, blocks)
+          return Effect.succeed(acquired(wrap(blocks)))
+        }
+        return Effect.map(
+          acquireInto(method, count, category, wait, (blocks) => own(scope, blocks)),
+          (blocks) => acquired(wrap(blocks))
+        )
+      })
+
+    const first = (blocks: Array<BlockHandle>): Block => blocks[0]!
+    const all = (blocks: Array<BlockHandle>): ReadonlyArray<Block> => blocks
 
     // One block always fits under a hard limit of at least one block: no PoolExhausted here.
     const acquire = (category: Category) =>
-      Effect.map(scoped("acquire", 1, category, true), (blocks) =>
-        acquired<Block>(blocks[0]!)
-      ) as Effect.Effect<Acquired<Block>, PoolClosed, Scope.Scope>
-
+      scoped("acquire", 1, category, true, first) as Effect.Effect<Acquired<Block>, PoolClosed, Scope.Scope>
     const acquireMany = (count: number, category: Category) =>
-      Effect.map(scoped("acquireMany", count, category, true), (blocks) =>
-        acquired<ReadonlyArray<Block>>(blocks)
-      )
-
-    const tryAcquire = (category: Category) =>
-      Effect.map(scoped("tryAcquire", 1, category, false), (blocks) => acquired<Block>(blocks[0]!))
-
+      scoped("acquireMany", count, category, true, all)
+    const tryAcquire = (category: Category) => scoped("tryAcquire", 1, category, false, first)
     const tryAcquireMany = (count: number, category: Category) =>
-      Effect.map(scoped("tryAcquireMany", count, category, false), (blocks) =>
-        acquired<ReadonlyArray<Block>>(blocks)
-      )
+      scoped("tryAcquireMany", count, category, false, all)
 
     const withBlocks = <A, E, R>(
       count: number,
@@ -371,17 +391,13 @@ export const make = (
       use: (blocks: ReadonlyArray<Block>, exceeded: boolean) => Effect.Effect<A, E, R>
     ): Effect.Effect<A, E | PoolClosed | PoolExhausted, R> =>
       Effect.suspend(() => {
-        // Per run: the token the release step looks for.
-        let owner = 0
+        const holder = new Holder()
         return Effect.acquireUseRelease(
           acquireInto("withBlocks", count, category, true, (blocks) =>
-            Effect.sync(() => {
-              owner = core.nextOwner()
-              for (const block of blocks) block.owner = owner
-            })
+            Effect.sync(() => core.hold(holder, blocks))
           ),
           (blocks) => use(blocks, core.exceeded),
-          (blocks) => Effect.sync(() => core.releaseOwned(blocks, owner))
+          () => Effect.sync(() => core.releaseHeld(holder))
         )
       })
 
@@ -522,10 +538,7 @@ const size = (key: string) =>
       const bytes = internalOptions.parseSize(text)
       return bytes === undefined
         ? Either.left(
-            ConfigError.InvalidData(
-              [key],
-              `expected a size such as 268435456, 256MiB or 1GiB, got "${text}"`
-            )
+            ConfigError.InvalidData([key], `expected a size such as 268435456, 256MiB or 1GiB, got "${text}"`)
           )
         : Either.right(bytes)
     }),

@@ -221,8 +221,7 @@ describe("BufferPool", () => {
         const held = yield* Scope.make()
         const { value: all } = yield* pool.acquireMany(16, "read").pipe(Scope.extend(held))
         const error = yield* Effect.flip(Effect.scoped(pool.tryAcquire("write")))
-        assert.strictEqual(error._tag, "PoolExhausted")
-        assert.strictEqual(error.inUse, 16)
+        assert.isTrue(error._tag === "PoolExhausted" && error.inUse === 16)
         const order = yield* Ref.make<Array<string>>([])
         const waiter = (name: string, count: number) =>
           Effect.scoped(

@@ -25,8 +25,8 @@ const SLAB_BYTES = 1024 * 1024
  * @internal
  */
 export class BlockHandle implements Block {
-  /** Which scope registration (or hand-off) releases this lease; 0 = released by hand. */
-  owner = 0
+  /** Who releases this lease when it closes; undefined = released by hand. */
+  holder: Holder | undefined = undefined
   constructor(
     readonly core: PoolCore,
     readonly slot: number,
@@ -49,6 +49,18 @@ export class BlockHandle implements Block {
   release(): void {
     this.core.release(this)
   }
+}
+
+/**
+ * The blocks one scope (or one `withBlocks` call) must release when it closes. A scope gets one
+ * holder and one finalizer however many blocks it acquires or receives, so a long-lived
+ * connection scope does not collect a finalizer per batch.
+ *
+ * @internal
+ */
+export class Holder {
+  readonly blocks = new Set<BlockHandle>()
+  closed = false
 }
 
 /**
@@ -93,7 +105,6 @@ export class PoolCore {
   exceeded = false
   transitions = 0
   closed = false
-  private ownerTokens = 0
 
   constructor(
     public config: Resolved,
@@ -106,10 +117,6 @@ export class PoolCore {
   }
   get waiting(): number {
     return this.waiters.length - this.waitersHead
-  }
-
-  nextOwner(): number {
-    return ++this.ownerTokens
   }
 
   /** Can `count` blocks be taken now without jumping the queue of waiters? */
@@ -152,6 +159,10 @@ export class PoolCore {
       throw new BlockOwnershipError({ pool: this.config.name, slot, reason: "ReleasedTwice" })
     }
     this.generations[slot] = block.generation + 1
+    if (block.holder !== undefined) {
+      block.holder.blocks.delete(block)
+      block.holder = undefined
+    }
     this.free.push(slot)
     this.inUse--
     this.inUseBy[categoryIndex[block.category]]!--
@@ -160,12 +171,23 @@ export class PoolCore {
     if (this.waitersHead < this.waiters.length) this.serveWaiters()
   }
 
-  /** Releases the leases still owned by `owner`; blocks released early or handed off are skipped. */
-  releaseOwned(blocks: ReadonlyArray<BlockHandle>, owner: number): void {
+  /** Puts live blocks in `holder`'s care (taking them from their previous holder, if any). */
+  hold(holder: Holder, blocks: ReadonlyArray<BlockHandle>): void {
     for (let i = 0; i < blocks.length; i++) {
       const block = blocks[i]!
-      if (block.owner === owner && this.generations[block.slot] === block.generation) this.release(block)
+      if (block.holder !== undefined) block.holder.blocks.delete(block)
+      block.holder = holder
+      holder.blocks.add(block)
     }
+    // A holder whose scope already closed releases at once, as a finalizer added to a closed scope runs at once.
+    if (holder.closed) this.releaseHeld(holder)
+  }
+
+  /** Releases what `holder` still holds; blocks released early or handed off are gone from it. */
+  releaseHeld(holder: Holder): void {
+    holder.closed = true
+    for (const block of holder.blocks) this.release(block)
+    holder.blocks.clear()
   }
 
   enqueue(count: number, category: Category): Waiter {
