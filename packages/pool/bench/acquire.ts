@@ -170,10 +170,14 @@ const program = Effect.gen(function* () {
       `| ${r.name} | ${r.nsPerBlock.toFixed(0)} | ${(perSecond / 1e6).toFixed(2)} M | ${(baseline / r.nsPerBlock).toFixed(2)}x |`
     )
   }
-  console.log(`\npeak blocks in use: ${stats.peak}; blocks committed: ${stats.allocatedBlocks}; in use at end: ${stats.inUse}`)
+  console.log(
+    `\npeak blocks in use: ${stats.peak}; blocks committed: ${stats.allocatedBlocks}; in use at end: ${stats.inUse}`
+  )
 })
 
-Effect.runPromise(program.pipe(Effect.provide(BufferPool.layer({ capacity: 64 * 1024 * 1024 })))).catch((e) => {
-  console.error(e)
-  process.exit(1)
-})
+Effect.runPromise(program.pipe(Effect.provide(BufferPool.layer({ capacity: 64 * 1024 * 1024 })))).catch(
+  (e) => {
+    console.error(e)
+    process.exit(1)
+  }
+)

@@ -1,15 +1,5 @@
 import { assert, describe, it, layer } from "@effect/vitest"
-import {
-  ConfigProvider,
-  Effect,
-  Exit,
-  Fiber,
-  Logger,
-  Ref,
-  Scope,
-  Stream,
-  SubscriptionRef
-} from "effect"
+import { ConfigProvider, Effect, Exit, Fiber, Logger, Ref, Scope, Stream, SubscriptionRef } from "effect"
 import { BufferPool, PoolError } from "../src/index.js"
 
 const KiB = 1024
@@ -78,7 +68,9 @@ describe("BufferPool", () => {
           Effect.flatMap(BufferPool.BufferPool, (pool) => pool.stats).pipe(
             Effect.provide(BufferPool.layerConfig()),
             Effect.withConfigProvider(
-              ConfigProvider.fromMap(new Map([["POOL_CAPACITY", "lots"]]), { pathDelim: "_" }).pipe(ConfigProvider.constantCase)
+              ConfigProvider.fromMap(new Map([["POOL_CAPACITY", "lots"]]), { pathDelim: "_" }).pipe(
+                ConfigProvider.constantCase
+              )
             )
           )
         )
@@ -94,9 +86,13 @@ describe("BufferPool", () => {
         const pool = yield* BufferPool.make(small)
         yield* Effect.scoped(pool.acquire("read"))
         assert.strictEqual((yield* pool.stats).inUse, 0)
-        yield* Effect.scoped(Effect.zipRight(pool.acquireMany(3, "write"), Effect.fail("boom"))).pipe(Effect.exit)
+        yield* Effect.scoped(Effect.zipRight(pool.acquireMany(3, "write"), Effect.fail("boom"))).pipe(
+          Effect.exit
+        )
         assert.strictEqual((yield* pool.stats).inUse, 0)
-        const fiber = yield* Effect.fork(Effect.scoped(Effect.zipRight(pool.acquireMany(4, "hash"), Effect.never)))
+        const fiber = yield* Effect.fork(
+          Effect.scoped(Effect.zipRight(pool.acquireMany(4, "hash"), Effect.never))
+        )
         yield* Effect.yieldNow()
         assert.strictEqual((yield* pool.stats).inUse, 4)
         yield* Fiber.interrupt(fiber)
@@ -171,7 +167,9 @@ describe("BufferPool", () => {
         const a = yield* BufferPool.make(small)
         const b = yield* BufferPool.make(small)
         const block = a.unsafeTryAcquire("read")!
-        const exit = yield* Effect.exit(Effect.scoped(Effect.flatMap(Effect.scope, (s) => b.transfer([block], s))))
+        const exit = yield* Effect.exit(
+          Effect.scoped(Effect.flatMap(Effect.scope, (s) => b.transfer([block], s)))
+        )
         assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Die")
         block.release()
       })
@@ -225,7 +223,10 @@ describe("BufferPool", () => {
         const order = yield* Ref.make<Array<string>>([])
         const waiter = (name: string, count: number) =>
           Effect.scoped(
-            Effect.zipRight(pool.acquireMany(count, "write"), Ref.update(order, (o) => [...o, name]))
+            Effect.zipRight(
+              pool.acquireMany(count, "write"),
+              Ref.update(order, (o) => [...o, name])
+            )
           ).pipe(Effect.fork)
         const a = yield* waiter("a", 4)
         yield* Effect.yieldNow()
@@ -294,28 +295,36 @@ describe("BufferPool", () => {
       })
     )
 
-    it.scopedLive("every waiter wakes once, on the transition back to normal, through the SubscriptionRef", () =>
-      Effect.gen(function* () {
-        const pool = yield* BufferPool.make(small)
-        const blocks: Array<BufferPool.Block> = []
-        for (let i = 0; i < 14; i++) blocks.push(pool.unsafeTryAcquire("write")!)
-        const woken = yield* Ref.make(0)
-        const waiters = yield* Effect.forEach(
-          [1, 2, 3],
-          () => Effect.fork(Effect.zipRight(pool.awaitNormal, Ref.update(woken, (n) => n + 1))),
-          { concurrency: "unbounded" }
-        )
-        yield* Effect.sleep("5 millis")
-        while (blocks.length > 9) blocks.pop()!.release()
-        yield* Effect.sleep("5 millis")
-        assert.strictEqual(yield* Ref.get(woken), 0)
-        blocks.pop()!.release()
-        yield* Fiber.joinAll(waiters)
-        assert.strictEqual(yield* Ref.get(woken), 3)
-        const state = yield* SubscriptionRef.get(pool.watermark)
-        assert.deepStrictEqual(state, { exceeded: false, transitions: 2, inUse: 8 })
-        for (const block of blocks) block.release()
-      })
+    it.scopedLive(
+      "every waiter wakes once, on the transition back to normal, through the SubscriptionRef",
+      () =>
+        Effect.gen(function* () {
+          const pool = yield* BufferPool.make(small)
+          const blocks: Array<BufferPool.Block> = []
+          for (let i = 0; i < 14; i++) blocks.push(pool.unsafeTryAcquire("write")!)
+          const woken = yield* Ref.make(0)
+          const waiters = yield* Effect.forEach(
+            [1, 2, 3],
+            () =>
+              Effect.fork(
+                Effect.zipRight(
+                  pool.awaitNormal,
+                  Ref.update(woken, (n) => n + 1)
+                )
+              ),
+            { concurrency: "unbounded" }
+          )
+          yield* Effect.sleep("5 millis")
+          while (blocks.length > 9) blocks.pop()!.release()
+          yield* Effect.sleep("5 millis")
+          assert.strictEqual(yield* Ref.get(woken), 0)
+          blocks.pop()!.release()
+          yield* Fiber.joinAll(waiters)
+          assert.strictEqual(yield* Ref.get(woken), 3)
+          const state = yield* SubscriptionRef.get(pool.watermark)
+          assert.deepStrictEqual(state, { exceeded: false, transitions: 2, inUse: 8 })
+          for (const block of blocks) block.release()
+        })
     )
 
     it.scoped("resize applies new watermarks at once and keeps blocks valid", () =>
@@ -342,32 +351,34 @@ describe("BufferPool", () => {
   })
 
   describe("closing", () => {
-    it.effect("a closed pool fails acquisitions and waiters with PoolClosed, and reports blocks still out", () =>
-      Effect.gen(function* () {
-        const logs: Array<string> = []
-        const logger = Logger.make(({ message }) => {
-          logs.push(String(Array.isArray(message) ? message.join(" ") : message))
+    it.effect(
+      "a closed pool fails acquisitions and waiters with PoolClosed, and reports blocks still out",
+      () =>
+        Effect.gen(function* () {
+          const logs: Array<string> = []
+          const logger = Logger.make(({ message }) => {
+            logs.push(String(Array.isArray(message) ? message.join(" ") : message))
+          })
+          const scope = yield* Scope.make()
+          const pool = yield* BufferPool.make(small).pipe(
+            Scope.extend(scope),
+            // The pool's finalizer logs with the context it was made in.
+            Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+          )
+          const leaked = pool.unsafeTryAcquire("write")!
+          const hold: Array<BufferPool.Block> = []
+          for (let i = 0; i < 15; i++) hold.push(pool.unsafeTryAcquire("read")!)
+          const waiter = yield* Effect.fork(Effect.scoped(pool.acquire("read")))
+          yield* Effect.yieldNow()
+          yield* Scope.close(scope, Exit.void)
+          const waited = yield* Fiber.await(waiter)
+          assert.isTrue(Exit.isFailure(waited))
+          const error = yield* Effect.flip(Effect.scoped(pool.acquire("read")))
+          assert.strictEqual(error._tag, "PoolClosed")
+          assert.isTrue(logs.some((line) => line.includes("16 block(s) still in use")))
+          leaked.release()
+          for (const block of hold) block.release()
         })
-        const scope = yield* Scope.make()
-        const pool = yield* BufferPool.make(small).pipe(
-          Scope.extend(scope),
-          // The pool's finalizer logs with the context it was made in.
-          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
-        )
-        const leaked = pool.unsafeTryAcquire("write")!
-        const hold: Array<BufferPool.Block> = []
-        for (let i = 0; i < 15; i++) hold.push(pool.unsafeTryAcquire("read")!)
-        const waiter = yield* Effect.fork(Effect.scoped(pool.acquire("read")))
-        yield* Effect.yieldNow()
-        yield* Scope.close(scope, Exit.void)
-        const waited = yield* Fiber.await(waiter)
-        assert.isTrue(Exit.isFailure(waited))
-        const error = yield* Effect.flip(Effect.scoped(pool.acquire("read")))
-        assert.strictEqual(error._tag, "PoolClosed")
-        assert.isTrue(logs.some((line) => line.includes("16 block(s) still in use")))
-        leaked.release()
-        for (const block of hold) block.release()
-      })
     )
   })
 })

@@ -49,6 +49,22 @@ export class BlockHandle implements Block {
   release(): void {
     this.core.release(this)
   }
+  // A block in a log or a failed assertion must not print the whole pool.
+  toJSON(): unknown {
+    return {
+      _id: "Block",
+      pool: this.core.config.name,
+      slot: this.slot,
+      category: this.category,
+      released: this.released
+    }
+  }
+  toString(): string {
+    return JSON.stringify(this.toJSON())
+  }
+  [Symbol.for("nodejs.util.inspect.custom")](): unknown {
+    return this.toJSON()
+  }
 }
 
 /**
