@@ -392,7 +392,7 @@ const runScenario = (
             yield* Effect.fork(
               Effect.zipRight(
                 pool.awaitNormal,
-                Effect.sync(() => normalDone.push(id))
+                Effect.sync(() => void normalDone.push(id))
               )
             )
           )
