@@ -1,0 +1,17 @@
+/**
+ * @ezio/storage: torrent pieces onto directories, raw images, block devices and memory.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as FileIo from "./FileIo.js"
+
+/** @since 0.1.0 */
+export * as Layout from "./Layout.js"
+
+/** @since 0.1.0 */
+export * as Storage from "./Storage.js"
+
+/** @since 0.1.0 */
+export * as StorageError from "./StorageError.js"
