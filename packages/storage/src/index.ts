@@ -5,7 +5,16 @@
  */
 
 /** @since 0.1.0 */
+export * as Bitfield from "./Bitfield.js"
+
+/** @since 0.1.0 */
+export * as Check from "./Check.js"
+
+/** @since 0.1.0 */
 export * as FileIo from "./FileIo.js"
+
+/** @since 0.1.0 */
+export * as Hasher from "./Hasher.js"
 
 /** @since 0.1.0 */
 export * as Layout from "./Layout.js"

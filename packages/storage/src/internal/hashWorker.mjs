@@ -1,0 +1,53 @@
+// Hashing worker: reads pool blocks in place (views over SharedArrayBuffer slabs arrive without a
+// copy) and answers with digests. Plain JS because workers cannot load .ts under Node 20.
+import { createHash } from "node:crypto"
+import { parentPort } from "node:worker_threads"
+
+// Incremental jobs (pieces larger than one request) keep their hash state here between updates.
+const open = new Map()
+
+parentPort.on("message", (message) => {
+  const { id, job, views, algorithm, final, blockHashes, blockSize } = message
+  try {
+    let hash = open.get(job)
+    if (hash === undefined) {
+      hash = createHash(algorithm)
+      open.set(job, hash)
+    }
+    let blocks
+    if (blockHashes) {
+      // v2: SHA-256 of each block-sized run of the data, alongside the piece hash.
+      blocks = []
+      let pending = []
+      let pendingLength = 0
+      const flush = () => {
+        const h = createHash("sha256")
+        for (const v of pending) h.update(v)
+        blocks.push(new Uint8Array(h.digest()))
+        pending = []
+        pendingLength = 0
+      }
+      for (const view of views) {
+        let at = 0
+        while (at < view.length) {
+          const n = Math.min(blockSize - pendingLength, view.length - at)
+          pending.push(view.subarray(at, at + n))
+          pendingLength += n
+          at += n
+          if (pendingLength === blockSize) flush()
+        }
+      }
+      if (pendingLength > 0) flush()
+    }
+    for (const view of views) hash.update(view)
+    if (final) {
+      open.delete(job)
+      parentPort.postMessage({ id, digest: new Uint8Array(hash.digest()), blocks })
+    } else {
+      parentPort.postMessage({ id, blocks })
+    }
+  } catch (error) {
+    open.delete(job)
+    parentPort.postMessage({ id, error: String(error && error.stack ? error.stack : error) })
+  }
+})
