@@ -1,1 +1,9 @@
-export {}
+/**
+ * @ezio/torrent: bencode, .torrent metainfo (with EZIO's raw-image format), magnet links and
+ * torrent creation.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Bencode from "./Bencode.js"
