@@ -7,3 +7,6 @@
 
 /** @since 0.1.0 */
 export * as Bencode from "./Bencode.js"
+
+/** @since 0.1.0 */
+export * as Hasher from "./Hasher.js"

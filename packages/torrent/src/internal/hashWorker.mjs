@@ -7,7 +7,25 @@ import { parentPort } from "node:worker_threads"
 const open = new Map()
 
 parentPort.on("message", (message) => {
-  const { id, job, views, algorithm, final, blockHashes, blockSize } = message
+  const { id, job, views, algorithm, final, blockHashes, blockSize, pieceLength } = message
+  if (pieceLength !== undefined) {
+    // Consecutive whole pieces of one view (torrent creation): one message for many pieces.
+    try {
+      const view = views[0]
+      const size = algorithm === "sha256" ? 32 : 20
+      const count = Math.ceil(view.length / pieceLength)
+      const digests = new Uint8Array(count * size)
+      for (let i = 0; i < count; i++) {
+        const h = createHash(algorithm)
+        h.update(view.subarray(i * pieceLength, Math.min(view.length, (i + 1) * pieceLength)))
+        digests.set(h.digest(), i * size)
+      }
+      parentPort.postMessage({ id, digest: digests })
+    } catch (error) {
+      parentPort.postMessage({ id, error: String(error && error.stack ? error.stack : error) })
+    }
+    return
+  }
   try {
     let hash = open.get(job)
     if (hash === undefined) {
