@@ -236,7 +236,8 @@ const latin1 = (bytes: Uint8Array): string => {
 
 const run = <A>(bytes: Uint8Array, options: DecodeOptions, body: (decoder: Decoder) => A) => {
   const maxBytes = options.maxBytes ?? 64 * 1024 * 1024
-  if (bytes.length > maxBytes) return Either.left(new BencodeError({ reason: "SizeLimitExceeded", offset: maxBytes }))
+  if (bytes.length > maxBytes)
+    return Either.left(new BencodeError({ reason: "SizeLimitExceeded", offset: maxBytes }))
   const decoder = new Decoder(
     bytes,
     options.maxDepth ?? 100,
@@ -249,9 +250,11 @@ const run = <A>(bytes: Uint8Array, options: DecodeOptions, body: (decoder: Decod
       return Either.left(new BencodeError({ reason: "TrailingData", offset: decoder.position }))
     return Either.right(result)
   } catch (error) {
-    if (error instanceof Failure) return Either.left(new BencodeError({ reason: error.reason, offset: error.offset }))
+    if (error instanceof Failure)
+      return Either.left(new BencodeError({ reason: error.reason, offset: error.offset }))
     // A stack overflow cannot happen below maxDepth 100, but keep any surprise typed.
-    if (error instanceof RangeError) return Either.left(new BencodeError({ reason: "DepthExceeded", offset: decoder.position }))
+    if (error instanceof RangeError)
+      return Either.left(new BencodeError({ reason: "DepthExceeded", offset: decoder.position }))
     throw error
   }
 }

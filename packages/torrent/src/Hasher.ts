@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import * as NCrypto from "node:crypto"
+import * as NFS from "node:fs"
 import * as NOS from "node:os"
 import { Worker } from "node:worker_threads"
 import * as Context from "effect/Context"
@@ -58,10 +59,25 @@ export interface JobOptions {
  * @since 0.1.0
  * @category errors
  */
-export class HashError extends Data.TaggedError("HashError")<{ readonly reason: string }> {
+export class HashError extends Data.TaggedError("HashError")<{
+  readonly reason: string
+  /** For `digestRanges`: the file being read and the errno code, when reading failed. */
+  readonly path?: string
+  readonly code?: string
+}> {
   override get message(): string {
     return `hashing failed: ${this.reason}`
   }
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface FileRange {
+  readonly path: string
+  readonly position: number
+  readonly length: number
 }
 
 /**
@@ -81,6 +97,15 @@ export interface HasherService {
    */
   readonly digestPieces: (
     view: Uint8Array,
+    pieceLength: number,
+    algorithm?: Algorithm
+  ) => Effect.Effect<Uint8Array, HashError>
+  /**
+   * Reads the file ranges (in order, concatenated) on a worker and hashes them as consecutive
+   * pieces: torrent creation, where reading on the workers keeps the main thread free.
+   */
+  readonly digestRanges: (
+    ranges: ReadonlyArray<FileRange>,
     pieceLength: number,
     algorithm?: Algorithm
   ) => Effect.Effect<Uint8Array, HashError>
@@ -105,8 +130,16 @@ const shareable = (views: ReadonlyArray<Uint8Array>): Array<Uint8Array> =>
     return copy
   })
 
+interface Answer {
+  readonly digest?: Uint8Array
+  readonly blocks?: Array<Uint8Array>
+  readonly error?: string
+  readonly code?: string
+  readonly path?: string
+}
+
 interface Pending {
-  readonly resolve: (answer: { digest?: Uint8Array; blocks?: Array<Uint8Array>; error?: string }) => void
+  readonly resolve: (answer: Answer) => void
 }
 
 interface Thread {
@@ -133,16 +166,13 @@ export const make = (
       const worker = new Worker(workerUrl)
       const t: Thread = thread ?? { worker, inFlight: 0, pending: new Map() }
       t.worker = worker
-      worker.on(
-        "message",
-        (answer: { id: number; digest?: Uint8Array; blocks?: Array<Uint8Array>; error?: string }) => {
-          const pending = t.pending.get(answer.id)
-          if (pending === undefined) return
-          t.pending.delete(answer.id)
-          t.inFlight--
-          pending.resolve(answer)
-        }
-      )
+      worker.on("message", (answer: Answer & { id: number }) => {
+        const pending = t.pending.get(answer.id)
+        if (pending === undefined) return
+        t.pending.delete(answer.id)
+        t.inFlight--
+        pending.resolve(answer)
+      })
       // A crashed worker fails what it held, and is replaced.
       const fail = (reason: string) => {
         for (const [, pending] of t.pending) pending.resolve({ error: reason })
@@ -175,7 +205,8 @@ export const make = (
       views: ReadonlyArray<Uint8Array>,
       options: JobOptions,
       final: boolean,
-      pieceLength?: number
+      pieceLength?: number,
+      ranges?: ReadonlyArray<FileRange>
     ) =>
       Effect.uninterruptible(
         Effect.async<{ digest?: Uint8Array; blocks?: Array<Uint8Array> }, HashError>((resume) => {
@@ -187,7 +218,13 @@ export const make = (
               resume(
                 answer.error === undefined
                   ? Effect.succeed(answer)
-                  : Effect.fail(new HashError({ reason: answer.error }))
+                  : Effect.fail(
+                      new HashError({
+                        reason: answer.error,
+                        ...(answer.path !== undefined ? { path: answer.path } : {}),
+                        ...(answer.code !== undefined ? { code: answer.code } : {})
+                      })
+                    )
               )
           })
           thread.worker.postMessage({
@@ -198,7 +235,8 @@ export const make = (
             final,
             blockHashes: options.blockHashes === true,
             blockSize: options.blockSize ?? 16384,
-            pieceLength
+            pieceLength,
+            ranges
           })
         })
       )
@@ -223,6 +261,11 @@ export const make = (
       digestPieces: (view, pieceLength, algorithm = "sha1") =>
         Effect.map(
           request(leastBusy(), nextId++, [view], { algorithm }, true, pieceLength),
+          (answer) => answer.digest!
+        ),
+      digestRanges: (ranges, pieceLength, algorithm = "sha1") =>
+        Effect.map(
+          request(leastBusy(), nextId++, [], { algorithm }, true, pieceLength, ranges),
           (answer) => answer.digest!
         )
     } satisfies HasherService
@@ -288,7 +331,55 @@ export const makeInline = (): HasherService => {
       }
       return digests
     })
-  return { threads: 0, begin, digest: (views, options) => begin(options).final(views), digestPieces }
+  const digestRanges = (
+    ranges: ReadonlyArray<FileRange>,
+    pieceLength: number,
+    algorithm: Algorithm = "sha1"
+  ) =>
+    Effect.suspend(() => {
+      const total = ranges.reduce((sum, r) => sum + r.length, 0)
+      const buffer = new Uint8Array(total)
+      let filled = 0
+      for (const range of ranges) {
+        let fd: number | undefined
+        try {
+          fd = NFS.openSync(range.path, "r")
+          let done = 0
+          while (done < range.length) {
+            const n = NFS.readSync(fd, buffer, filled, range.length - done, range.position + done)
+            if (n === 0)
+              return Effect.fail(
+                new HashError({
+                  reason: "the file shrank while it was being hashed",
+                  path: range.path,
+                  code: "CHANGED"
+                })
+              )
+            done += n
+            filled += n
+          }
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code
+          return Effect.fail(
+            new HashError({
+              reason: String(error),
+              path: range.path,
+              ...(code !== undefined ? { code } : {})
+            })
+          )
+        } finally {
+          if (fd !== undefined) NFS.closeSync(fd)
+        }
+      }
+      return digestPieces(buffer, pieceLength, algorithm)
+    })
+  return {
+    threads: 0,
+    begin,
+    digest: (views, options) => begin(options).final(views),
+    digestPieces,
+    digestRanges
+  }
 }
 
 /**
