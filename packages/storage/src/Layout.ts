@@ -5,6 +5,9 @@
  *
  * @since 0.1.0
  */
+import { type Metainfo, RawImage } from "@ezio/torrent"
+import * as Either from "effect/Either"
+
 /**
  * @since 0.1.0
  * @category models
@@ -74,6 +77,40 @@ export const make = (options: {
     totalLength: offset,
     files
   }
+}
+
+/**
+ * The layout of a decoded torrent. With `raw: true` each file is placed at the disk offset its
+ * hex name gives (EZIO's raw-image format); the torrent must be a valid raw image.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromMetainfo = (
+  metainfo: Metainfo.Metainfo,
+  options: { readonly raw?: boolean } = {}
+): Either.Either<Layout, Metainfo.MetainfoError> => {
+  if (options.raw !== true)
+    return Either.right(
+      make({
+        name: metainfo.name,
+        pieceLength: metainfo.pieceLength,
+        files: metainfo.multiFile
+          ? metainfo.files.map((f) => ({ path: [metainfo.name, ...f.path], length: f.length }))
+          : metainfo.files
+      })
+    )
+  return Either.map(RawImage.fromMetainfo(metainfo), (image) =>
+    make({
+      name: metainfo.name,
+      pieceLength: metainfo.pieceLength,
+      files: metainfo.files.map((f, i) => ({
+        path: f.path,
+        length: f.length,
+        diskOffset: image.extents[i]!.diskOffset
+      }))
+    })
+  )
 }
 
 /**

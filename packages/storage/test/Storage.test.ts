@@ -2,8 +2,9 @@ import * as NCP from "node:child_process"
 import * as NFS from "node:fs"
 import * as NOS from "node:os"
 import * as NPath from "node:path"
-import { assert, describe, it } from "@effect/vitest"
-import { Effect, FastCheck as fc } from "effect"
+import { assert, describe, expect, it } from "@effect/vitest"
+import { Effect, Either, FastCheck as fc } from "effect"
+import { Metainfo } from "@ezio/torrent"
 import { FileIo, Layout, Storage } from "../src/index.js"
 
 const tempDir = Effect.acquireRelease(
@@ -472,4 +473,43 @@ describe("memory target", () => {
       assert.deepStrictEqual(storage.bytes.subarray(10, 60), data.subarray(100, 150))
     })
   )
+})
+
+describe("Layout.fromMetainfo", () => {
+  it("places directory torrents under their name and raw images at their hex offsets", () => {
+    const multi = Either.getOrThrow(
+      Metainfo.make({
+        name: "set",
+        pieceLength: 16384,
+        pieces: new Uint8Array(20),
+        files: [
+          { path: ["a"], length: 10 },
+          { path: ["b", "c"], length: 20 }
+        ]
+      })
+    )
+    const layout = Either.getOrThrow(Layout.fromMetainfo(multi))
+    expect(layout.files.map((f) => [f.path.join("/"), f.offset])).toEqual([
+      ["set/a", 0],
+      ["set/b/c", 10]
+    ])
+    const raw = Either.getOrThrow(
+      Metainfo.make({
+        name: "sda1",
+        pieceLength: 16384,
+        pieces: new Uint8Array(20),
+        files: [
+          { path: ["0000000000001000"], length: 10 },
+          { path: ["0000000000100000"], length: 20 }
+        ]
+      })
+    )
+    const rawLayout = Either.getOrThrow(Layout.fromMetainfo(raw, { raw: true }))
+    expect(rawLayout.files.map((f) => [f.diskOffset, f.offset])).toEqual([
+      [0x1000, 0],
+      [0x100000, 10]
+    ])
+    expect(Layout.diskEnd(rawLayout)).toBe(0x100000 + 20)
+    expect(Either.isLeft(Layout.fromMetainfo(multi, { raw: true }))).toBe(true)
+  })
 })
