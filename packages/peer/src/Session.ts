@@ -1,0 +1,355 @@
+/**
+ * A BitTorrent session: one listening socket and the swarms (torrents) it serves. Each swarm
+ * seeds the pieces it has and downloads the rest from the same peers (every target of a deploy
+ * seeds to the others while it downloads), through `DiskIo` and the one `BufferPool`.
+ *
+ * Per-block work (frame parsing, request bookkeeping, a corked write of a 13-byte header and the
+ * pool block itself) is plain code on the event loop; disk work is one Effect per batch: a run of
+ * contiguous requested blocks becomes one `DiskIo.readOwned`, the blocks received in one socket
+ * read become one batch of `DiskIo.write`s. Sent blocks return to the pool in the socket's write
+ * callbacks, with no copy.
+ *
+ * @since 0.1.0
+ */
+import * as NCrypto from "node:crypto"
+import * as Net from "node:net"
+import { DiskIo } from "@ezio/disk-io"
+import { BufferPool } from "@ezio/pool"
+import type { Bitfield, Storage } from "@ezio/storage"
+import type { Metainfo } from "@ezio/torrent"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import { type CoreOptions, SwarmCore } from "./internal/swarm.js"
+import * as Tracker from "./Tracker.js"
+import * as Wire from "./Wire.js"
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionError extends Data.TaggedError("SessionError")<{
+  readonly reason: "Listen" | "Duplicate"
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return this.detail
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Address to listen on. Default "0.0.0.0". */
+  readonly host?: string
+  /** Port to listen on; 0 picks a free one. Default 6881. */
+  readonly port?: number
+  /** Accept incoming connections at all. Default true. */
+  readonly listen?: boolean
+  /** Our 20-byte peer id. Default: "-EZ0100-" and 12 random bytes. */
+  readonly peerId?: Uint8Array
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SwarmOptions {
+  readonly metainfo: Metainfo.Metainfo
+  readonly storage: Storage.StorageService
+  /** Pieces already verified on the target (from `Check.check`); default none. */
+  readonly have?: Bitfield.Bitfield
+  /** Connections at most. Default 200. */
+  readonly maxPeers?: number
+  /** Requests a peer may queue with us (advertised as `reqq`); the excess is refused. Default 500. */
+  readonly requestQueue?: number
+  /** Requests we keep outstanding per peer when downloading. Default 128 (2 MiB). */
+  readonly downloadQueue?: number
+  /** Bytes queued in a peer's socket before we stop reading for it. Default 4 MiB. */
+  readonly sendBufferBytes?: number
+  /** Peers unchoked at once. Default: all of them (EZIO's choice for a LAN deploy). */
+  readonly uploadSlots?: number
+  /** Upload limit in bytes per second for the swarm; 0 for none. Default 0. */
+  readonly uploadRateLimit?: number
+  /** Ramp the upload rate up from `initialRate` over `period` (EZIO's --slow-start). */
+  readonly slowStart?: { readonly initialRate: number; readonly period: Duration.DurationInput }
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Status {
+  readonly peers: number
+  readonly uploaded: number
+  readonly downloaded: number
+  /** Bytes per second over the last second. */
+  readonly uploadRate: number
+  readonly downloadRate: number
+  readonly have: number
+  readonly pieces: number
+  readonly complete: boolean
+  readonly downloading: boolean
+  readonly hashFailures: number
+  readonly errors: ReadonlyArray<string>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Swarm {
+  readonly metainfo: Metainfo.Metainfo
+  readonly disk: DiskIo.TorrentHandle
+  /** Dials a peer (no-op if already connected or dialing). */
+  readonly connect: (host: string, port: number) => Effect.Effect<void>
+  readonly status: Effect.Effect<Status>
+  readonly unsafeStatus: () => Status
+  /** Waits until every piece is verified on the target (at once when seeding). */
+  readonly complete: Effect.Effect<void>
+  /** Each verified piece, as it completes. */
+  readonly pieces: Queue.Dequeue<number>
+  /** Announces to trackers in a fiber of the current scope, and dials the peers they return. */
+  readonly announce: (
+    tracker: Tracker.TrackerService,
+    options: Omit<Tracker.AnnouncerOptions, "infoHash" | "peerId" | "port" | "progress">
+  ) => Effect.Effect<Tracker.Announcer, never, Scope.Scope>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionService {
+  /** The port we listen on (0 with `listen: false`). */
+  readonly port: number
+  readonly peerId: Uint8Array
+  /** Starts serving a torrent; it stops (peers closed, writes drained) when the scope closes. */
+  readonly add: (
+    options: SwarmOptions
+  ) => Effect.Effect<Swarm, SessionError | DiskIo.DiskIoError, Scope.Scope>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Session extends Context.Tag("@ezio/peer/Session")<Session, SessionService>() {}
+
+/**
+ * A peer id in Azureus style: `-EZ0100-` and 12 random bytes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makePeerId = (): Uint8Array => {
+  const id = new Uint8Array(20)
+  id.set(Buffer.from("-EZ0100-"))
+  id.set(NCrypto.randomBytes(12), 8)
+  return id
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<SessionService, SessionError, Scope.Scope | BufferPool.BufferPool | DiskIo.DiskIo> =>
+  Effect.gen(function* () {
+    const pool = yield* BufferPool.BufferPool
+    const disk = yield* DiskIo.DiskIo
+    const runtime = yield* Effect.runtime<never>()
+    const peerId = options.peerId ?? makePeerId()
+    const swarms = new Map<string, SwarmCore>()
+
+    let port = 0
+    if (options.listen !== false) {
+      const server = Net.createServer({ noDelay: true })
+      server.on("connection", (socket) => {
+        // Read the 68-byte handshake, then hand the socket to the swarm it names.
+        let buffered = Buffer.alloc(0)
+        socket.setTimeout(20_000, () => socket.destroy())
+        socket.on("error", () => socket.destroy())
+        const onData = (chunk: Buffer) => {
+          buffered = Buffer.concat([buffered, chunk])
+          if (buffered.length > 0 && buffered[0] !== Wire.PROTOCOL.length) return socket.destroy()
+          if (buffered.length < Wire.HANDSHAKE_LENGTH) return
+          socket.off("data", onData)
+          socket.pause()
+          socket.setTimeout(0)
+          const decoded = Wire.decodeHandshake(buffered)
+          if (decoded._tag === "Left") return socket.destroy()
+          const core = swarms.get(Buffer.from(decoded.right.infoHash).toString("hex"))
+          if (core === undefined) return socket.destroy()
+          const connection = core.add(socket, false)
+          connection?.startIncoming(decoded.right, buffered.subarray(Wire.HANDSHAKE_LENGTH))
+          socket.resume()
+        }
+        socket.on("data", onData)
+      })
+      const host = options.host ?? "0.0.0.0"
+      port = yield* Effect.async<number, SessionError>((resume) => {
+        const onError = (cause: Error) =>
+          resume(
+            Effect.fail(
+              new SessionError({
+                reason: "Listen",
+                detail: `cannot listen on ${host}:${options.port ?? 6881}: ${cause.message}`,
+                cause
+              })
+            )
+          )
+        server.once("error", onError)
+        server.listen({ host, port: options.port ?? 6881 }, () => {
+          server.off("error", onError)
+          resume(Effect.succeed((server.address() as Net.AddressInfo).port))
+        })
+      })
+      yield* Effect.addFinalizer(() =>
+        Effect.async<void>((resume) => {
+          server.close(() => resume(Effect.void))
+        })
+      )
+    }
+
+    const add = (swarmOptions: SwarmOptions) =>
+      Effect.gen(function* () {
+        const metainfo = swarmOptions.metainfo
+        const hex = metainfo.infoHashHex
+        if (swarms.has(hex))
+          return yield* new SessionError({
+            reason: "Duplicate",
+            detail: `torrent ${hex} is already in the session`
+          })
+        const handle = yield* Effect.acquireRelease(
+          disk.addTorrent(swarmOptions.storage, { name: metainfo.name }),
+          (handle) => Effect.ignoreLogged(disk.removeTorrent(handle))
+        )
+        const have = new Uint8Array(Math.ceil(metainfo.pieceCount / 8))
+        if (swarmOptions.have !== undefined) have.set(swarmOptions.have.bytes.subarray(0, have.length))
+        const completed = yield* Deferred.make<void>()
+        const pieces = yield* Queue.sliding<number>(4096)
+        const slowStart = swarmOptions.slowStart
+        const coreOptions: CoreOptions = {
+          maxPeers: swarmOptions.maxPeers ?? 200,
+          requestQueue: swarmOptions.requestQueue ?? 500,
+          downloadQueue: swarmOptions.downloadQueue ?? 128,
+          sendBufferBytes: swarmOptions.sendBufferBytes ?? 4 * 1024 * 1024,
+          uploadSlots: swarmOptions.uploadSlots ?? Infinity,
+          uploadRateLimit: swarmOptions.uploadRateLimit ?? 0,
+          slowStart:
+            slowStart === undefined
+              ? undefined
+              : { initialRate: slowStart.initialRate, periodMs: Duration.toMillis(slowStart.period) }
+        }
+        const runSync = Runtime.runSync(runtime)
+        const core = new SwarmCore(metainfo, handle, disk, pool, runtime, peerId, port, have, coreOptions, {
+          onPiece: (piece) => runSync(Queue.offer(pieces, piece)),
+          onComplete: () => runSync(Deferred.succeed(completed, undefined)),
+          onError: (message) => runSync(Effect.logWarning(`${metainfo.name}: ${message}`)),
+          log: (message) => runSync(Effect.logDebug(`${metainfo.name}: ${message}`))
+        })
+        if (core.picker.complete) yield* Deferred.succeed(completed, undefined)
+        swarms.set(hex, core)
+        yield* Effect.addFinalizer(() =>
+          Effect.promise(() => {
+            swarms.delete(hex)
+            return core.close()
+          })
+        )
+
+        // Rates over the last second, and keep-alives / dead peers every 30 s.
+        let rates = { up: 0, down: 0, lastUp: 0, lastDown: 0, ticks: 0 }
+        yield* Effect.forkScoped(
+          Effect.repeat(
+            Effect.sync(() => {
+              rates = {
+                up: core.uploaded - rates.lastUp,
+                down: core.downloaded - rates.lastDown,
+                lastUp: core.uploaded,
+                lastDown: core.downloaded,
+                ticks: rates.ticks + 1
+              }
+              if (rates.ticks % 30 === 0) core.tick(Date.now())
+            }),
+            Schedule.spaced("1 second")
+          )
+        )
+
+        const unsafeStatus = (): Status => {
+          let peers = 0
+          for (const c of core.connections) if (c.handshaken) peers++
+          return {
+            peers,
+            uploaded: core.uploaded,
+            downloaded: core.downloaded,
+            uploadRate: rates.up,
+            downloadRate: rates.down,
+            have: core.picker.count,
+            pieces: metainfo.pieceCount,
+            complete: core.picker.complete,
+            downloading: core.downloading,
+            hashFailures: core.hashFailures,
+            errors: core.errors
+          }
+        }
+
+        const swarm: Swarm = {
+          metainfo,
+          disk: handle,
+          connect: (host, peerPort) => Effect.sync(() => core.connect(host, peerPort)),
+          status: Effect.sync(unsafeStatus),
+          unsafeStatus,
+          complete: Deferred.await(completed),
+          pieces,
+          announce: (tracker, announceOptions) =>
+            Effect.gen(function* () {
+              const announcer = yield* Tracker.makeAnnouncer(tracker, {
+                ...announceOptions,
+                infoHash: metainfo.infoHash,
+                peerId,
+                port,
+                progress: Effect.sync(() => {
+                  let left = 0
+                  for (let i = 0; i < metainfo.pieceCount; i++)
+                    if (!core.picker.has(i)) left += core.picker.pieceSize(i)
+                  return { uploaded: core.uploaded, downloaded: core.downloaded, left }
+                })
+              })
+              yield* Effect.forkScoped(
+                Effect.forever(
+                  Effect.flatMap(Queue.take(announcer.peers), (peer) =>
+                    Effect.sync(() => core.connect(peer.ip, peer.port))
+                  )
+                )
+              )
+              // Tell the trackers when the download completes.
+              yield* Effect.forkScoped(Effect.zipRight(Deferred.await(completed), announcer.completed))
+              return announcer
+            })
+        }
+        return swarm
+      })
+
+    return { port, peerId, add } satisfies SessionService
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<Session, SessionError, BufferPool.BufferPool | DiskIo.DiskIo> =>
+  Layer.scoped(Session, make(options))

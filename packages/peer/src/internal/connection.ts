@@ -1,0 +1,524 @@
+// One peer connection: plain JS over a node:net socket. Per-message work (frame parsing, request
+// bookkeeping, a corked write of header + pool block) stays on the event loop without Effect;
+// disk work goes through DiskIo as ONE Effect per batch of requests or received blocks.
+import type * as Net from "node:net"
+import type { BufferPool } from "@ezio/pool"
+import * as Wire from "../Wire.js"
+import { BLOCK, type Pick } from "./picker.js"
+import type { SwarmCore } from "./swarm.js"
+
+interface QueuedRequest {
+  readonly piece: number
+  readonly begin: number
+  readonly length: number
+}
+
+const key = (piece: number, begin: number) => piece * 4096 + begin / BLOCK
+
+/** Most invalid requests (past the end, for pieces we lack, while choked) before we hang up. */
+const MAX_INVALID = 300
+/** Largest request we serve; 16 KiB is what every client sends, some older ones ask for 32 KiB. */
+const MAX_REQUEST = 128 * 1024
+/** Blocks read per DiskIo call: a run of contiguous requests in one piece. */
+const MAX_BATCH_BYTES = 256 * 1024
+
+let nextId = 1
+
+export class Connection {
+  readonly id = nextId++
+  readonly address: string
+  closed = false
+  closeReason: string | undefined
+  handshaken = false
+  remotePeerId: Uint8Array | undefined
+  remoteFast = false
+  remoteExtensions = false
+  remoteClient: string | undefined
+  remoteReqq = 250
+
+  // What the remote has.
+  bits: Uint8Array
+  hasAll = false
+  private bitsCounted = false
+
+  // Upload side.
+  amChoking = true
+  peerInterested = false
+  private readonly requests: Array<QueuedRequest> = []
+  private readsInFlight = 0
+  private readonly sending = new Set<BufferPool.Block>()
+  private invalid = 0
+  uploaded = 0
+
+  // Download side.
+  peerChoking = true
+  amInterested = false
+  readonly outstanding = new Map<number, Pick>()
+  downloaded = 0
+  private target: BufferPool.Block | undefined
+  private writeBatch: Array<{ piece: number; begin: number; block: BufferPool.Block; length: number }> = []
+
+  lastReceived = Date.now()
+  lastSent = Date.now()
+  private parser: Wire.FrameParser | undefined
+  private pausedForPool = false
+  private pausedForDisk = false
+
+  constructor(
+    readonly swarm: SwarmCore,
+    readonly socket: Net.Socket,
+    readonly outgoing: boolean
+  ) {
+    this.address = `${socket.remoteAddress}:${socket.remotePort}`
+    this.bits = new Uint8Array(Math.ceil(swarm.picker.pieceCount / 8))
+    socket.setNoDelay(true)
+    socket.on("error", (error) => this.close(`socket error: ${error.message}`))
+    socket.on("close", () => this.close("the peer closed the connection"))
+    socket.on("drain", () => this.pump())
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Start
+
+  /** Outgoing: send our handshake, then parse theirs from the stream. */
+  startOutgoing(): void {
+    this.parser = this.makeParser(true)
+    this.socket.on("data", (chunk: Buffer) => this.onData(chunk))
+    this.send(this.swarm.handshakeBytes)
+  }
+
+  /** Incoming: the session already read their handshake (and maybe more bytes). */
+  startIncoming(handshake: Wire.Handshake, rest: Uint8Array): void {
+    this.parser = this.makeParser(false)
+    this.send(this.swarm.handshakeBytes)
+    this.onHandshake(handshake)
+    this.socket.on("data", (chunk: Buffer) => this.onData(chunk))
+    if (rest.length > 0 && !this.closed) this.onData(rest)
+  }
+
+  private makeParser(handshake: boolean): Wire.FrameParser {
+    return new Wire.FrameParser(
+      {
+        onHandshake: (h) => this.onHandshake(h),
+        onMessage: (m) => this.onMessage(m)
+      },
+      {
+        handshake,
+        pieces: this.swarm.picker.pieceCount,
+        // Blocks we asked for stream straight into a pool block: no intermediate copy.
+        blockTarget: (piece, begin, length) => {
+          if (!this.outstanding.has(key(piece, begin)) || length > BLOCK) return undefined
+          const block = this.swarm.pool.unsafeTryAcquire("write")
+          this.target = block
+          return block?.bytes
+        }
+      }
+    )
+  }
+
+  private onHandshake(handshake: Wire.Handshake): void {
+    if (Buffer.compare(handshake.infoHash, this.swarm.infoHash) !== 0)
+      return this.close("wrong info-hash in the handshake")
+    if (Buffer.compare(handshake.peerId, this.swarm.peerId) === 0) return this.close("connected to ourselves")
+    if (!this.swarm.admit(this, handshake.peerId)) return this.close("already connected to this peer")
+    this.handshaken = true
+    this.remotePeerId = handshake.peerId
+    this.remoteFast = handshake.fast
+    this.remoteExtensions = handshake.extensions
+    this.socket.cork()
+    if (this.remoteExtensions)
+      this.send(
+        Wire.encodeExtensionHandshake({
+          m: {},
+          v: "ezio 0.1.0",
+          reqq: this.swarm.options.requestQueue,
+          ...(this.swarm.listenPort > 0 ? { p: this.swarm.listenPort } : {})
+        })
+      )
+    const picker = this.swarm.picker
+    if (this.remoteFast && picker.complete) this.send(Wire.encode({ _tag: "HaveAll" }))
+    else if (this.remoteFast && picker.count === 0) this.send(Wire.encode({ _tag: "HaveNone" }))
+    else this.send(Wire.encodeBitfield(picker.have))
+    this.socket.uncork()
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Receive
+
+  private onData(chunk: Uint8Array): void {
+    if (this.closed) return
+    this.lastReceived = Date.now()
+    let error: Wire.WireError | undefined
+    try {
+      error = this.parser!.feed(chunk)
+    } catch (cause) {
+      return this.close(`internal error: ${String(cause)}`)
+    }
+    if (error !== undefined) return this.close(`protocol error: ${error.message}`)
+    if (this.closed) return
+    this.flushWrites()
+    this.pump()
+    this.fill()
+    // Backpressure: past the pool's high watermark, stop reading new requests and blocks from
+    // this socket until the pool is back to normal (libtorrent's disk_observer).
+    if (this.swarm.pool.unsafeIsExceeded() && !this.pausedForPool) {
+      this.pausedForPool = true
+      this.socket.pause()
+      this.swarm.whenPoolNormal(() => {
+        this.pausedForPool = false
+        if (!this.closed && !this.pausedForDisk) this.socket.resume()
+      })
+    }
+  }
+
+  private onMessage(message: Wire.Message): void {
+    if (this.closed) return
+    if (!this.handshaken && message._tag !== "KeepAlive") return this.close("a message before the handshake")
+    switch (message._tag) {
+      case "KeepAlive":
+        return
+      case "Choke":
+        this.peerChoking = true
+        // Without the fast extension, choking cancels every request; with it, rejects come.
+        if (!this.remoteFast) this.abandonAll()
+        return
+      case "Unchoke":
+        this.peerChoking = false
+        return
+      case "Interested":
+        this.peerInterested = true
+        this.swarm.choker.interested(this)
+        return
+      case "NotInterested":
+        this.peerInterested = false
+        this.swarm.choker.notInterested(this)
+        return
+      case "Have":
+        return this.onHave(message.index)
+      case "Bitfield":
+        return this.onBitfield(message.bits)
+      case "HaveAll":
+        return this.onHaveAll()
+      case "HaveNone":
+        return this.onBitfield(new Uint8Array(this.bits.length))
+      case "Request":
+        return this.onRequest(message.index, message.begin, message.length)
+      case "Cancel": {
+        const i = this.requests.findIndex(
+          (r) => r.piece === message.index && r.begin === message.begin && r.length === message.length
+        )
+        if (i >= 0) this.requests.splice(i, 1)
+        return
+      }
+      case "RejectRequest": {
+        const k = key(message.index, message.begin)
+        if (this.outstanding.delete(k)) this.swarm.picker.abandon(this, message.index, message.begin)
+        return
+      }
+      case "Piece":
+        return this.onPiece(message.index, message.begin, message.block)
+      case "Extended":
+        if (message.extendedId === 0) {
+          const decoded = Wire.decodeExtensionHandshake(message.payload)
+          if (decoded._tag === "Right") {
+            if (decoded.right.v !== undefined) this.remoteClient = decoded.right.v
+            if (decoded.right.reqq !== undefined && decoded.right.reqq > 0)
+              this.remoteReqq = Math.min(decoded.right.reqq, 2000)
+          }
+        }
+        return
+      default:
+        return
+    }
+  }
+
+  private onHave(index: number): void {
+    if (index >= this.swarm.picker.pieceCount)
+      return this.close(`have for piece ${index}, past the last piece`)
+    if (this.hasAll || (this.bits[index >> 3]! & (0x80 >> (index & 7))) !== 0) return
+    this.bits[index >> 3]! |= 0x80 >> (index & 7)
+    this.swarm.picker.availability[index]!++
+    this.updateInterest()
+  }
+
+  private onBitfield(bits: Uint8Array): void {
+    if (this.bitsCounted) this.swarm.picker.addAvailability(this.hasAll ? "all" : this.bits, -1)
+    this.hasAll = false
+    this.bits.set(bits.subarray(0, this.bits.length))
+    this.swarm.picker.addAvailability(this.bits, 1)
+    this.bitsCounted = true
+    this.updateInterest()
+  }
+
+  private onHaveAll(): void {
+    if (this.bitsCounted) this.swarm.picker.addAvailability(this.hasAll ? "all" : this.bits, -1)
+    this.hasAll = true
+    this.bits.fill(0xff)
+    this.swarm.picker.addAvailability("all", 1)
+    this.bitsCounted = true
+    this.updateInterest()
+  }
+
+  readonly peerHas = (piece: number): boolean =>
+    this.hasAll || (this.bits[piece >> 3]! & (0x80 >> (piece & 7))) !== 0
+
+  get isSeed(): boolean {
+    if (this.hasAll) return true
+    const picker = this.swarm.picker
+    for (let i = 0; i < picker.pieceCount; i++) if (!this.peerHas(i)) return false
+    return true
+  }
+
+  updateInterest(): void {
+    const picker = this.swarm.picker
+    let wants = false
+    if (!picker.complete && this.swarm.downloading) {
+      for (let i = 0; i < picker.pieceCount; i++)
+        if (!picker.has(i) && this.peerHas(i)) {
+          wants = true
+          break
+        }
+    }
+    if (wants !== this.amInterested) {
+      this.amInterested = wants
+      this.send(Wire.encode({ _tag: wants ? "Interested" : "NotInterested" }))
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Upload: requests → DiskIo.readOwned (one Effect per run of blocks) → corked header + block
+  // writes straight from pool blocks, released in the socket's write callbacks.
+
+  private rejectOrDrop(piece: number, begin: number, length: number): void {
+    if (this.remoteFast) this.send(Wire.encodeRejectRequest(piece, begin, length))
+  }
+
+  private onRequest(piece: number, begin: number, length: number): void {
+    const picker = this.swarm.picker
+    const valid =
+      piece < picker.pieceCount &&
+      picker.has(piece) &&
+      length > 0 &&
+      length <= MAX_REQUEST &&
+      begin + length <= picker.pieceSize(piece)
+    if (!valid || this.amChoking) {
+      this.rejectOrDrop(piece, begin, length)
+      if (!valid && ++this.invalid > MAX_INVALID)
+        this.close(`more than ${MAX_INVALID} invalid requests (last: piece ${piece}, ${begin}+${length})`)
+      return
+    }
+    if (this.requests.length >= this.swarm.options.requestQueue) {
+      // A flood past the queue depth we advertised: refuse the excess instead of queueing it.
+      this.rejectOrDrop(piece, begin, length)
+      if (++this.invalid > MAX_INVALID) this.close("request flood past the advertised queue depth")
+      return
+    }
+    this.requests.push({ piece, begin, length })
+  }
+
+  /** Serves queued requests while the socket keeps up and the rate limit allows. */
+  pump(): void {
+    while (
+      !this.closed &&
+      this.requests.length > 0 &&
+      !this.amChoking &&
+      this.readsInFlight < 2 &&
+      this.socket.writableLength < this.swarm.options.sendBufferBytes
+    ) {
+      // A run of contiguous requests within one piece becomes one read.
+      const first = this.requests[0]!
+      let end = first.begin + first.length
+      let count = 1
+      while (count < this.requests.length) {
+        const next = this.requests[count]!
+        if (
+          next.piece !== first.piece ||
+          next.begin !== end ||
+          end - first.begin + next.length > MAX_BATCH_BYTES
+        )
+          break
+        end += next.length
+        count++
+      }
+      const bytes = end - first.begin
+      const delay = this.swarm.rate.take(bytes)
+      if (delay > 0) {
+        this.swarm.rate.wake(delay, () => this.pump())
+        return
+      }
+      const batch = this.requests.splice(0, count)
+      this.readsInFlight++
+      this.swarm.read(first.piece, first.begin, bytes, (result) => {
+        this.readsInFlight--
+        if (result._tag === "Failure") {
+          // The data could not be read (a failing disk): reject what we cannot serve.
+          for (const r of batch) this.rejectOrDrop(r.piece, r.begin, r.length)
+          this.swarm.reportError(result.message)
+        } else if (this.closed) {
+          result.read.release()
+        } else {
+          this.sendPieces(batch, result.read)
+        }
+        this.pump()
+      })
+    }
+  }
+
+  private sendPieces(
+    batch: ReadonlyArray<QueuedRequest>,
+    read: { blocks: ReadonlyArray<BufferPool.Block>; views: ReadonlyArray<Uint8Array> }
+  ): void {
+    const { blocks, views } = read
+    const socket = this.socket
+    socket.cork()
+    let view = 0
+    let within = 0
+    for (const r of batch) {
+      socket.write(Wire.pieceHeader(r.piece, r.begin, r.length))
+      let left = r.length
+      while (left > 0) {
+        const v = views[view]!
+        const n = Math.min(left, v.length - within)
+        const part = within === 0 && n === v.length ? v : v.subarray(within, within + n)
+        within += n
+        left -= n
+        if (within === v.length) {
+          // The last bytes of this block: release it once the socket has taken them.
+          const block = blocks[view]!
+          this.sending.add(block)
+          socket.write(part, () => this.releaseSent(block))
+          view++
+          within = 0
+        } else {
+          socket.write(part)
+        }
+      }
+      this.uploaded += r.length
+      this.swarm.uploaded += r.length
+    }
+    socket.uncork()
+    this.lastSent = Date.now()
+  }
+
+  private releaseSent(block: BufferPool.Block): void {
+    if (this.sending.delete(block) && !block.released) block.release()
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Download: requests from the picker; received blocks (already in pool blocks) go to DiskIo as
+  // one batch per socket read; a piece is hashed once all its blocks are in the store buffer.
+
+  fill(): void {
+    if (this.closed || this.peerChoking || !this.amInterested || !this.swarm.downloading) return
+    const depth = Math.min(this.swarm.options.downloadQueue, this.remoteReqq)
+    const want = depth - this.outstanding.size
+    if (want <= 0) return
+    const picks = this.swarm.picker.pick(this, this.peerHas, want)
+    if (picks.length === 0) return
+    this.socket.cork()
+    for (const p of picks) {
+      this.outstanding.set(key(p.piece, p.begin), p)
+      this.send(Wire.encodeRequest(p.piece, p.begin, p.length))
+    }
+    this.socket.uncork()
+  }
+
+  private onPiece(piece: number, begin: number, data: Uint8Array): void {
+    let block = this.target
+    this.target = undefined
+    const k = key(piece, begin)
+    if (!this.outstanding.delete(k)) {
+      // Not requested (or cancelled in the end game): drop it.
+      if (block !== undefined) block.release()
+      return
+    }
+    const others = this.swarm.picker.received(this, piece, begin, data.length)
+    if (others === undefined) {
+      if (block !== undefined) block.release()
+      return
+    }
+    for (const other of others) this.swarm.cancel(other as Connection, piece, begin, data.length)
+    if (block === undefined) {
+      // The pool had no block free when the header arrived: copy into one now if we can.
+      block = this.swarm.pool.unsafeTryAcquire("write")
+      if (block === undefined) {
+        this.swarm.picker.unreceive(piece, begin)
+        return
+      }
+      block.bytes.set(data)
+    }
+    this.downloaded += data.length
+    this.swarm.downloaded += data.length
+    this.writeBatch.push({ piece, begin, block, length: data.length })
+  }
+
+  private flushWrites(): void {
+    if (this.writeBatch.length === 0) return
+    const batch = this.writeBatch
+    this.writeBatch = []
+    this.swarm.write(batch, (exceeded) => {
+      if (exceeded && !this.closed && !this.pausedForDisk) {
+        this.pausedForDisk = true
+        this.socket.pause()
+        this.swarm.whenPoolNormal(() => {
+          this.pausedForDisk = false
+          if (!this.closed && !this.pausedForPool) this.socket.resume()
+        })
+      }
+    })
+  }
+
+  cancelRequest(piece: number, begin: number, length: number): void {
+    if (this.outstanding.delete(key(piece, begin))) this.send(Wire.encodeCancel(piece, begin, length))
+  }
+
+  private abandonAll(): void {
+    for (const p of this.outstanding.values()) this.swarm.picker.abandon(this, p.piece, p.begin)
+    this.outstanding.clear()
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  choke(): void {
+    if (this.amChoking || this.closed) return
+    this.amChoking = true
+    this.send(Wire.encode({ _tag: "Choke" }))
+    if (this.remoteFast)
+      for (const r of this.requests) this.send(Wire.encodeRejectRequest(r.piece, r.begin, r.length))
+    this.requests.length = 0
+  }
+
+  unchoke(): void {
+    if (!this.amChoking || this.closed) return
+    this.amChoking = false
+    this.send(Wire.encode({ _tag: "Unchoke" }))
+    this.pump()
+  }
+
+  send(bytes: Uint8Array): void {
+    if (this.closed) return
+    this.lastSent = Date.now()
+    this.socket.write(bytes)
+  }
+
+  close(reason: string): void {
+    if (this.closed) return
+    this.closed = true
+    this.closeReason = reason
+    this.socket.destroy()
+    if (this.target !== undefined) {
+      this.target.release()
+      this.target = undefined
+    }
+    for (const { block } of this.writeBatch) block.release()
+    this.writeBatch = []
+    // Blocks the socket never took: a destroyed socket may not call every write callback.
+    for (const block of this.sending) if (!block.released) block.release()
+    this.sending.clear()
+    this.requests.length = 0
+    this.abandonAll()
+    if (this.bitsCounted) this.swarm.picker.addAvailability(this.hasAll ? "all" : this.bits, -1)
+    this.bitsCounted = false
+    this.swarm.removed(this)
+  }
+}

@@ -1,0 +1,208 @@
+// Which blocks to request from which peer: rarest piece first (so a swarm of targets spreads the
+// pieces among themselves instead of all fetching the same ones from the seeder), partial pieces
+// before new ones, and an end game that asks a second peer for blocks still outstanding. Plain JS:
+// it runs per block on the event loop.
+
+export const BLOCK = 16 * 1024
+
+export interface Requester {
+  readonly id: number
+}
+
+export interface PieceState {
+  readonly piece: number
+  readonly size: number
+  readonly blocks: number
+  /** 0 not requested, 1 requested, 2 received. */
+  readonly state: Uint8Array
+  /** Who each requested block was asked of (more than one in the end game). */
+  readonly requesters: Array<Array<Requester> | undefined>
+  unrequested: number
+  missing: number
+  hashing: boolean
+}
+
+export interface Pick {
+  readonly piece: number
+  readonly begin: number
+  readonly length: number
+}
+
+export class Picker {
+  readonly availability: Uint32Array
+  readonly partial = new Map<number, PieceState>()
+  private haveCount = 0
+
+  constructor(
+    readonly pieceCount: number,
+    readonly pieceLength: number,
+    readonly totalLength: number,
+    readonly have: Uint8Array
+  ) {
+    this.availability = new Uint32Array(pieceCount)
+    for (let i = 0; i < pieceCount; i++) if (this.has(i)) this.haveCount++
+  }
+
+  has(piece: number): boolean {
+    return (this.have[piece >> 3]! & (0x80 >> (piece & 7))) !== 0
+  }
+
+  get complete(): boolean {
+    return this.haveCount === this.pieceCount
+  }
+
+  get count(): number {
+    return this.haveCount
+  }
+
+  pieceSize(piece: number): number {
+    return piece < this.pieceCount - 1 ? this.pieceLength : this.totalLength - piece * this.pieceLength
+  }
+
+  markHave(piece: number): void {
+    if (this.has(piece)) return
+    this.have[piece >> 3]! |= 0x80 >> (piece & 7)
+    this.haveCount++
+    this.partial.delete(piece)
+  }
+
+  addAvailability(bits: Uint8Array | "all", delta: 1 | -1): void {
+    for (let i = 0; i < this.pieceCount; i++)
+      if (bits === "all" || (bits[i >> 3]! & (0x80 >> (i & 7))) !== 0) this.availability[i]! += delta
+  }
+
+  private start(piece: number): PieceState {
+    const size = this.pieceSize(piece)
+    const blocks = Math.ceil(size / BLOCK)
+    const state: PieceState = {
+      piece,
+      size,
+      blocks,
+      state: new Uint8Array(blocks),
+      requesters: new Array(blocks),
+      unrequested: blocks,
+      missing: blocks,
+      hashing: false
+    }
+    this.partial.set(piece, state)
+    return state
+  }
+
+  private take(state: PieceState, who: Requester, want: number, out: Array<Pick>): number {
+    for (let b = 0; b < state.blocks && want > 0; b++) {
+      if (state.state[b] !== 0) continue
+      state.state[b] = 1
+      state.requesters[b] = [who]
+      state.unrequested--
+      want--
+      out.push({ piece: state.piece, begin: b * BLOCK, length: Math.min(BLOCK, state.size - b * BLOCK) })
+    }
+    return want
+  }
+
+  /** Up to `want` blocks to request from a peer that has the pieces `peerHas` says it has. */
+  pick(who: Requester, peerHas: (piece: number) => boolean, want: number): Array<Pick> {
+    const out: Array<Pick> = []
+    for (const state of this.partial.values()) {
+      if (want === 0) return out
+      if (state.hashing || state.unrequested === 0 || !peerHas(state.piece)) continue
+      want = this.take(state, who, want, out)
+    }
+    while (want > 0) {
+      // The rarest piece the peer has that nobody is fetching yet; ties broken by a random start.
+      let best = -1
+      let bestAvailability = Infinity
+      const n = this.pieceCount
+      const offset = Math.floor(Math.random() * n)
+      for (let k = 0; k < n; k++) {
+        const i = (k + offset) % n
+        if (this.has(i) || this.partial.has(i) || !peerHas(i)) continue
+        const a = this.availability[i]!
+        if (a < bestAvailability) {
+          best = i
+          bestAvailability = a
+          if (a <= 1) break
+        }
+      }
+      if (best < 0) break
+      want = this.take(this.start(best), who, want, out)
+    }
+    if (want > 0) {
+      // End game: everything is requested; ask this peer too for blocks others still owe.
+      for (const state of this.partial.values()) {
+        if (want === 0) break
+        if (state.hashing || !peerHas(state.piece)) continue
+        for (let b = 0; b < state.blocks && want > 0; b++) {
+          const requesters = state.requesters[b]
+          if (
+            state.state[b] !== 1 ||
+            requesters === undefined ||
+            requesters.includes(who) ||
+            requesters.length > 1
+          )
+            continue
+          requesters.push(who)
+          want--
+          out.push({ piece: state.piece, begin: b * BLOCK, length: Math.min(BLOCK, state.size - b * BLOCK) })
+        }
+      }
+    }
+    return out
+  }
+
+  /**
+   * A block arrived. Returns the other peers it was also asked of (to cancel), or `undefined` if
+   * it was not wanted (a duplicate, or a piece we already have).
+   */
+  received(who: Requester, piece: number, begin: number, length: number): Array<Requester> | undefined {
+    const state = this.partial.get(piece)
+    if (state === undefined || state.hashing || begin % BLOCK !== 0) return undefined
+    const b = begin / BLOCK
+    if (b >= state.blocks || state.state[b] === 2) return undefined
+    if (length !== Math.min(BLOCK, state.size - begin)) return undefined
+    const others = (state.requesters[b] ?? []).filter((r) => r !== who)
+    if (state.state[b] === 0) state.unrequested--
+    state.state[b] = 2
+    state.requesters[b] = undefined
+    state.missing--
+    return others
+  }
+
+  /** The block will not come from `who` (choked, rejected, disconnected, or its write failed). */
+  abandon(who: Requester, piece: number, begin: number): void {
+    const state = this.partial.get(piece)
+    if (state === undefined) return
+    const b = begin / BLOCK
+    const requesters = state.requesters[b]
+    if (requesters === undefined) return
+    const at = requesters.indexOf(who)
+    if (at >= 0) requesters.splice(at, 1)
+    if (requesters.length === 0 && state.state[b] === 1) {
+      state.state[b] = 0
+      state.requesters[b] = undefined
+      state.unrequested++
+    }
+  }
+
+  /** A received block is lost after all (its write was refused): fetch it again. */
+  unreceive(piece: number, begin: number): void {
+    const state = this.partial.get(piece)
+    if (state === undefined || state.hashing) return
+    const b = begin / BLOCK
+    if (state.state[b] !== 2) return
+    state.state[b] = 0
+    state.unrequested++
+    state.missing++
+  }
+
+  /** A piece failed its hash: every block is fetched again. */
+  reset(piece: number): void {
+    const state = this.partial.get(piece)
+    if (state === undefined) return
+    state.state.fill(0)
+    state.requesters.fill(undefined)
+    state.unrequested = state.blocks
+    state.missing = state.blocks
+    state.hashing = false
+  }
+}
