@@ -1,0 +1,29 @@
+/**
+ * The `ezio` executable: `pnpm ezio <command>` from a checkout.
+ *
+ * @since 0.1.0
+ */
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import { exitCodeOf, run } from "./Cli.js"
+
+run(process.argv).pipe(
+  // @effect/cli prints usage errors itself; ours are printed here, one line, then mapped to an exit code.
+  Effect.tapErrorCause((cause) =>
+    Effect.sync(() => {
+      if (Cause.isInterruptedOnly(cause)) return
+      const failure = Cause.failureOption(cause)
+      if (failure._tag === "Some") {
+        const error = failure.value as { _tag?: string; message?: string }
+        if (error._tag === "ValidationError" && error.message === undefined) return
+        console.error(`ezio: ${error.message ?? String(error)}`)
+      } else console.error(`ezio: internal error\n${Cause.pretty(cause)}`)
+    })
+  ),
+  Effect.provide(Logger.minimumLogLevel(process.env.EZIO_LOG === "debug" ? LogLevel.Debug : LogLevel.Info)),
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain({ disableErrorReporting: true, teardown: (exit, done) => done(exitCodeOf(exit)) })
+)

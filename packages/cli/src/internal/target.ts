@@ -1,0 +1,66 @@
+// Where a torrent's data lives on this machine: a file (single-file torrents), a directory
+// (multi-file), or, for EZIO's raw-image torrents, an image file or a block device.
+import * as NFS from "node:fs"
+import * as NPath from "node:path"
+import { Layout, Storage } from "@ezio/storage"
+import { type Metainfo, RawImage } from "@ezio/torrent"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+
+export class TargetError extends Data.TaggedError("TargetError")<{ readonly path: string; readonly detail: string }> {
+  override get message(): string {
+    return `${this.path}: ${this.detail}`
+  }
+}
+
+export type Kind = "file" | "directory" | "raw"
+
+export const kindOf = (metainfo: Metainfo.Metainfo): Kind =>
+  RawImage.isRawImage(metainfo) ? "raw" : metainfo.multiFile ? "directory" : "file"
+
+/**
+ * The layout for `data`: the file or directory named on the command line stands for the
+ * torrent's name, so `ezio seed t.torrent /srv/other-name.img` works.
+ */
+export const layoutFor = (metainfo: Metainfo.Metainfo, data: string, kind: Kind): Layout.Layout => {
+  if (kind === "raw") return Either.getOrThrow(Layout.fromMetainfo(metainfo, { raw: true }))
+  const base = NPath.basename(NPath.resolve(data))
+  return Layout.make({
+    name: metainfo.name,
+    pieceLength: metainfo.pieceLength,
+    files:
+      kind === "file"
+        ? [{ path: [base], length: metainfo.totalLength }]
+        : metainfo.files.map((f) => ({ path: [base, ...f.path], length: f.length }))
+  })
+}
+
+export const open = (options: {
+  readonly metainfo: Metainfo.Metainfo
+  readonly data: string
+  readonly mode: "read" | "readwrite"
+}) =>
+  Effect.gen(function* () {
+    const { metainfo, data, mode } = options
+    const kind = kindOf(metainfo)
+    const layout = layoutFor(metainfo, data, kind)
+    const exists = NFS.existsSync(data)
+    if (!exists && mode === "read")
+      return yield* new TargetError({ path: data, detail: "does not exist (nothing to seed or verify)" })
+    if (exists) {
+      const info = NFS.statSync(data)
+      if (kind === "directory" && !info.isDirectory())
+        return yield* new TargetError({ path: data, detail: "is not a directory, but the torrent holds several files" })
+      if (kind === "file" && !info.isFile())
+        return yield* new TargetError({ path: data, detail: "is not a regular file, but the torrent holds one file" })
+      if (kind === "raw" && !info.isFile() && !info.isBlockDevice())
+        return yield* new TargetError({ path: data, detail: "is neither an image file nor a block device" })
+    }
+    const root = NPath.dirname(NPath.resolve(data))
+    const storage =
+      kind === "raw"
+        ? yield* Storage.makeRaw({ layout, path: data, mode, grow: mode === "readwrite" })
+        : yield* Storage.makeDirectory({ layout, root, mode })
+    return { kind, layout, storage }
+  })
