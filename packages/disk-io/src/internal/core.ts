@@ -1,0 +1,527 @@
+/**
+ * The engine's mutable core: plain code, no Effect, so the per-block work (store-buffer lookups,
+ * copies, batch selection) costs nanoseconds. `DiskIo.ts` puts the Effect API on top of it.
+ *
+ * @internal
+ */
+import type { BufferPool } from "@ezio/pool"
+import type { Layout, Storage } from "@ezio/storage"
+
+/** @internal */
+export const QUEUED = 0
+/** @internal */
+export const WRITING = 1
+/** @internal */
+export const DONE = 2
+
+/**
+ * A counting semaphore in plain code (the analogue of a thread pool's free threads): `tryTake` is
+ * a comparison, waiting is first come, first served.
+ *
+ * @internal
+ */
+export class Gate {
+  private readonly waiters: Array<GateWaiter> = []
+  private head = 0
+  constructor(public permits: number) {}
+
+  get waiting(): number {
+    return this.waiters.length - this.head
+  }
+
+  tryTake(): boolean {
+    if (this.permits > 0 && this.waiting === 0) {
+      this.permits--
+      return true
+    }
+    return false
+  }
+
+  enqueue(): GateWaiter {
+    const waiter: GateWaiter = { granted: false, cancelled: false, wake: undefined }
+    this.waiters.push(waiter)
+    return waiter
+  }
+
+  /** Interruption of a waiter: leave the queue, or hand back the permit it was just given. */
+  cancel(waiter: GateWaiter): void {
+    if (waiter.cancelled) return
+    waiter.cancelled = true
+    if (waiter.granted) this.release()
+  }
+
+  release(): void {
+    while (this.head < this.waiters.length) {
+      const waiter = this.waiters[this.head]!
+      this.waiters[this.head++] = undefined as unknown as GateWaiter
+      if (waiter.cancelled) continue
+      waiter.granted = true
+      this.compact()
+      waiter.wake?.()
+      return
+    }
+    this.compact()
+    this.permits++
+  }
+
+  private compact(): void {
+    if (this.head === this.waiters.length) {
+      this.waiters.length = 0
+      this.head = 0
+    } else if (this.head > 1024) {
+      this.waiters.splice(0, this.head)
+      this.head = 0
+    }
+  }
+}
+
+/** @internal */
+export interface GateWaiter {
+  granted: boolean
+  cancelled: boolean
+  wake: (() => void) | undefined
+}
+
+/**
+ * One pending write: a pool block in the store buffer, visible to reads until it reaches storage.
+ *
+ * @internal
+ */
+export class Entry {
+  state: number = QUEUED
+  constructor(
+    readonly piece: PieceState,
+    readonly offset: number,
+    readonly length: number,
+    readonly block: BufferPool.Block,
+    readonly seq: number
+  ) {}
+}
+
+/** @internal */
+export interface SeqWaiter {
+  readonly seq: number
+  readonly wake: () => void
+}
+
+/** @internal */
+export interface RecordedError {
+  readonly cause: unknown
+  readonly seq: number
+  readonly offset: number
+  readonly length: number
+}
+
+/**
+ * What the engine knows about one piece while it has pending writes, readers or a recorded error;
+ * dropped again when idle.
+ *
+ * @internal
+ */
+export class PieceState {
+  /** The store buffer: the newest pending write of each block, by offset in the piece. */
+  readonly store = new Map<number, Entry>()
+  /** Pending writes in the order they were issued; `head` skips the finished ones. */
+  readonly log: Array<Entry> = []
+  head = 0
+  /** Entries waiting for a storage write (not yet in a batch). */
+  queued = 0
+  /** A batch of this piece is being written (one at a time per piece). */
+  active = false
+  /** In the ready queue, or handed to a worker. */
+  ready = false
+  /**
+   * Snapshots (sequence numbers) of reads and hashes reading this piece from storage: writes
+   * issued after the oldest of them wait, so storage never changes under a reader.
+   */
+  readonly readers: Array<number> = []
+  /** The first failed write since the last `clearPiece`. */
+  error: RecordedError | undefined = undefined
+  readonly waiters: Array<SeqWaiter> = []
+
+  constructor(
+    readonly torrent: TorrentState,
+    readonly index: number
+  ) {}
+
+  /** The sequence number of the oldest write not yet on storage (Infinity if none). */
+  lowest(): number {
+    const log = this.log
+    while (this.head < log.length && log[this.head]!.state === DONE) this.head++
+    if (this.head === log.length) {
+      log.length = 0
+      this.head = 0
+      return Infinity
+    }
+    if (this.head > 64 && this.head * 2 > log.length) {
+      log.splice(0, this.head)
+      this.head = 0
+    }
+    return log[this.head]!.seq
+  }
+
+  /** Writes issued after this may not reach storage yet. */
+  limit(): number {
+    const readers = this.readers
+    if (readers.length === 0) return Infinity
+    let min = readers[0]!
+    for (let i = 1; i < readers.length; i++) if (readers[i]! < min) min = readers[i]!
+    return min
+  }
+
+  /** Is there a queued write that may be written now? */
+  eligible(): boolean {
+    if (this.queued === 0) return false
+    const limit = this.limit()
+    for (let i = this.head; i < this.log.length; i++) {
+      const entry = this.log[i]!
+      if (entry.state === QUEUED) return entry.seq <= limit
+    }
+    return false
+  }
+
+  idle(): boolean {
+    return (
+      !this.active &&
+      !this.ready &&
+      this.readers.length === 0 &&
+      this.waiters.length === 0 &&
+      this.error === undefined &&
+      this.lowest() === Infinity
+    )
+  }
+
+  /** Wakes waiters whose writes have all reached storage. */
+  checkWaiters(): void {
+    if (this.waiters.length === 0) return
+    const lowest = this.lowest()
+    for (let i = 0; i < this.waiters.length;) {
+      const waiter = this.waiters[i]!
+      if (waiter.seq < lowest) {
+        this.waiters.splice(i, 1)
+        waiter.wake()
+      } else i++
+    }
+  }
+}
+
+/**
+ * A torrent added to an engine; the object is also the handle callers hold.
+ *
+ * @internal
+ */
+export class TorrentState {
+  readonly pieces = new Map<number, PieceState>()
+  /** Writes not yet on storage. */
+  outstanding = 0
+  removed = false
+  constructor(
+    readonly core: EngineCore,
+    readonly id: number,
+    readonly name: string,
+    readonly storage: Storage.StorageService,
+    readonly layout: Layout.Layout
+  ) {}
+
+  toJSON(): unknown {
+    return { _id: "DiskIo.Torrent", id: this.id, name: this.name, removed: this.removed }
+  }
+}
+
+/** @internal */
+export const jobKinds = ["read", "write", "hash"] as const
+
+/** @internal */
+export type JobKind = (typeof jobKinds)[number]
+
+/** @internal */
+export interface Counts {
+  queued: number
+  running: number
+  completed: number
+  failed: number
+}
+
+/** @internal */
+export class EngineCore {
+  seq = 0
+  nextTorrent = 0
+  closed = false
+  readonly torrents = new Map<number, TorrentState>()
+  /** Writes not yet on storage, all torrents. */
+  outstanding = 0
+  /** Called when writes drain; each returns true once satisfied (and is then dropped). */
+  readonly drainWaiters: Array<() => boolean> = []
+
+  private readonly readyQueue: Array<PieceState> = []
+  private readyHead = 0
+  /** Idle aio workers, waiting for a piece to write. */
+  readonly idle: Array<(piece: PieceState) => void> = []
+
+  readonly jobs: Record<JobKind, Counts> = {
+    read: { queued: 0, running: 0, completed: 0, failed: 0 },
+    write: { queued: 0, running: 0, completed: 0, failed: 0 },
+    hash: { queued: 0, running: 0, completed: 0, failed: 0 }
+  }
+  bytesRead = 0
+  bytesWritten = 0
+  bytesHashed = 0
+  /** Bytes of reads answered from the store buffer. */
+  bytesFromStore = 0
+  storeBlocks = 0
+  storePeak = 0
+  writeErrors = 0
+  batches = 0
+
+  constructor(
+    readonly blockSize: number,
+    readonly maxRun: number
+  ) {}
+
+  piece(torrent: TorrentState, index: number): PieceState {
+    let piece = torrent.pieces.get(index)
+    if (piece === undefined) {
+      piece = new PieceState(torrent, index)
+      torrent.pieces.set(index, piece)
+    }
+    return piece
+  }
+
+  forget(piece: PieceState): void {
+    if (piece.torrent.pieces.get(piece.index) === piece && piece.idle()) {
+      piece.torrent.pieces.delete(piece.index)
+    }
+  }
+
+  /** Puts a written block in the store buffer and queues it for storage. */
+  insert(piece: PieceState, offset: number, length: number, block: BufferPool.Block): Entry {
+    const entry = new Entry(piece, offset, length, block, ++this.seq)
+    piece.log.push(entry)
+    piece.queued++
+    // A newer write of the same block supersedes the older one for readers; both still reach
+    // storage, in order, so the last write wins there too.
+    piece.store.set(offset, entry)
+    piece.torrent.outstanding++
+    this.outstanding++
+    this.storeBlocks++
+    if (this.storeBlocks > this.storePeak) this.storePeak = this.storeBlocks
+    this.jobs.write.queued++
+    this.schedule(piece)
+    return entry
+  }
+
+  schedule(piece: PieceState): void {
+    if (piece.active || piece.ready || !piece.eligible()) return
+    piece.ready = true
+    const worker = this.idle.pop()
+    if (worker !== undefined) {
+      this.claim(piece)
+      worker(piece)
+    } else this.readyQueue.push(piece)
+  }
+
+  /** The next piece for an idle worker, if any. */
+  takeReady(): PieceState | undefined {
+    while (this.readyHead < this.readyQueue.length) {
+      const piece = this.readyQueue[this.readyHead]!
+      this.readyQueue[this.readyHead++] = undefined as unknown as PieceState
+      if (this.readyHead === this.readyQueue.length) {
+        this.readyQueue.length = 0
+        this.readyHead = 0
+      }
+      this.claim(piece)
+      return piece
+    }
+    return undefined
+  }
+
+  private claim(piece: PieceState): void {
+    piece.ready = false
+    piece.active = true
+  }
+
+  /**
+   * The writes of `piece` to do now, in issue order: queued ones not held back by a reader, at
+   * most one per block (a second write of the same block goes in the next batch, after it).
+   */
+  selectBatch(piece: PieceState): Array<Entry> {
+    const limit = piece.limit()
+    const out: Array<Entry> = []
+    const seen = new Set<number>()
+    const log = piece.log
+    for (let i = piece.head; i < log.length; i++) {
+      const entry = log[i]!
+      if (entry.state !== QUEUED) continue
+      if (entry.seq > limit || seen.has(entry.offset) || out.length >= this.maxRun * 4) break
+      seen.add(entry.offset)
+      entry.state = WRITING
+      out.push(entry)
+    }
+    piece.queued -= out.length
+    this.jobs.write.queued -= out.length
+    this.jobs.write.running += out.length
+    if (out.length > 0) this.batches++
+    return out
+  }
+
+  /** Splits a batch into runs of adjacent blocks, each one vectored storage write. */
+  runs(batch: Array<Entry>): Array<Array<Entry>> {
+    const sorted = batch.length > 1 ? batch.slice().sort((a, b) => a.offset - b.offset) : batch
+    const out: Array<Array<Entry>> = []
+    let run: Array<Entry> = []
+    for (const entry of sorted) {
+      const last = run[run.length - 1]
+      if (last !== undefined && (last.offset + last.length !== entry.offset || run.length >= this.maxRun)) {
+        out.push(run)
+        run = []
+      }
+      run.push(entry)
+    }
+    if (run.length > 0) out.push(run)
+    return out
+  }
+
+  /** A run reached storage (or failed): out of the store buffer, blocks back to the pool. */
+  complete(run: Array<Entry>, error: unknown): void {
+    for (const entry of run) {
+      if (entry.state === DONE) continue
+      this.finish(entry)
+      this.jobs.write.running--
+      if (error === undefined) {
+        this.jobs.write.completed++
+        this.bytesWritten += entry.length
+      } else this.jobs.write.failed++
+    }
+    if (error !== undefined) {
+      this.writeErrors++
+      const piece = run[0]!.piece
+      if (piece.error === undefined) {
+        const first = run[0]!
+        let length = 0
+        for (const entry of run) length += entry.length
+        piece.error = { cause: error, seq: first.seq, offset: first.offset, length }
+      }
+    }
+  }
+
+  private finish(entry: Entry): void {
+    entry.state = DONE
+    const piece = entry.piece
+    if (piece.store.get(entry.offset) === entry) piece.store.delete(entry.offset)
+    if (!entry.block.released) entry.block.release()
+    this.storeBlocks--
+    piece.torrent.outstanding--
+    this.outstanding--
+    if (piece.torrent.outstanding === 0 || this.outstanding === 0) this.wakeDrained()
+  }
+
+  /** A batch is over: wake waiters, write what came in meanwhile, forget an idle piece. */
+  batchDone(piece: PieceState): void {
+    piece.active = false
+    piece.checkWaiters()
+    this.schedule(piece)
+    this.forget(piece)
+  }
+
+  /** `clearPiece`: drops the piece's writes that have not started (they never reach storage). */
+  dropQueued(piece: PieceState): number {
+    let dropped = 0
+    for (let i = piece.head; i < piece.log.length; i++) {
+      const entry = piece.log[i]!
+      if (entry.state !== QUEUED) continue
+      this.finish(entry)
+      this.jobs.write.queued--
+      dropped++
+    }
+    piece.queued = 0
+    piece.checkWaiters()
+    return dropped
+  }
+
+  unregisterReader(piece: PieceState, seq: number): void {
+    const readers = piece.readers
+    const i = readers.indexOf(seq)
+    if (i >= 0) {
+      readers[i] = readers[readers.length - 1]!
+      readers.pop()
+    }
+    this.schedule(piece)
+    this.forget(piece)
+  }
+
+  private wakeDrained(): void {
+    const waiters = this.drainWaiters
+    for (let i = 0; i < waiters.length;) {
+      if (waiters[i]!()) waiters.splice(i, 1)
+      else i++
+    }
+  }
+
+  /**
+   * Copies the store buffer's pending writes that overlap `[offset, offset + length)` of the piece
+   * into `views` (the request's bytes, `blockSize` per view), and returns the ranges it did not
+   * cover as flat `[start, end, start, end, ...]` piece offsets, merged where adjacent.
+   */
+  overlay(
+    piece: PieceState | undefined,
+    offset: number,
+    length: number,
+    views: ReadonlyArray<Uint8Array>
+  ): Array<number> {
+    const end = offset + length
+    if (piece === undefined || piece.store.size === 0) return [offset, end]
+    const bs = this.blockSize
+    const misses: Array<number> = []
+    let copied = 0
+    for (let block = Math.floor(offset / bs) * bs; block < end; block += bs) {
+      const from = Math.max(offset, block)
+      const to = Math.min(end, block + bs)
+      const entry = piece.store.get(block)
+      if (entry === undefined || entry.offset + entry.length < to) {
+        if (misses.length > 0 && misses[misses.length - 1] === from) misses[misses.length - 1] = to
+        else misses.push(from, to)
+        continue
+      }
+      copyInto(views, bs, from - offset, entry.block.bytes.subarray(from - block, to - block))
+      copied += to - from
+    }
+    this.bytesFromStore += copied
+    return misses
+  }
+}
+
+/** Copies `source` into the request's views starting at request byte `at`. */
+const copyInto = (views: ReadonlyArray<Uint8Array>, bs: number, at: number, source: Uint8Array): void => {
+  let done = 0
+  while (done < source.length) {
+    const view = views[Math.floor((at + done) / bs)]!
+    const within = (at + done) % bs
+    const n = Math.min(source.length - done, view.length - within)
+    view.set(done === 0 && n === source.length ? source : source.subarray(done, done + n), within)
+    done += n
+  }
+}
+
+/**
+ * The views covering request bytes `[from, to)` (relative to the request's start), for a
+ * vectored storage read.
+ *
+ * @internal
+ */
+export const sliceViews = (
+  views: ReadonlyArray<Uint8Array>,
+  bs: number,
+  from: number,
+  to: number
+): Array<Uint8Array> => {
+  const out: Array<Uint8Array> = []
+  let at = from
+  while (at < to) {
+    const view = views[Math.floor(at / bs)]!
+    const within = at % bs
+    const n = Math.min(to - at, view.length - within)
+    out.push(within === 0 && n === view.length ? view : view.subarray(within, within + n))
+    at += n
+  }
+  return out
+}
