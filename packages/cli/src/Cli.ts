@@ -102,7 +102,10 @@ const poolLayer = (poolSize: string) =>
   )
 
 const engine = (poolSize: string) =>
-  DiskIo.layer({ name: "ezio" }).pipe(Layer.provideMerge(Hasher.layer()), Layer.provideMerge(poolLayer(poolSize)))
+  DiskIo.layer({ name: "ezio" }).pipe(
+    Layer.provideMerge(Hasher.layer()),
+    Layer.provideMerge(poolLayer(poolSize))
+  )
 
 // ---------------------------------------------------------------------------------------------
 // Shared options
@@ -110,7 +113,9 @@ const engine = (poolSize: string) =>
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON lines instead of text"))
 const poolSize = Options.text("pool-size").pipe(
   Options.withDefault("256MiB"),
-  Options.withDescription("Memory for the buffer pool shared by reads, writes and hashing (e.g. 128MiB, 1GiB)")
+  Options.withDescription(
+    "Memory for the buffer pool shared by reads, writes and hashing (e.g. 128MiB, 1GiB)"
+  )
 )
 const port = Options.integer("port").pipe(
   Options.withAlias("p"),
@@ -172,7 +177,9 @@ const createCommand = Command.make(
       Options.withDescription("Where to write the .torrent (default: <name>.torrent)")
     ),
     raw: Options.boolean("raw").pipe(
-      Options.withDescription("Make an EZIO raw-image torrent (files named by hex disk offset; zero space skipped)")
+      Options.withDescription(
+        "Make an EZIO raw-image torrent (files named by hex disk offset; zero space skipped)"
+      )
     ),
     partcloneInfo: Options.file("partclone-info", { exists: "yes" }).pipe(
       Options.optional,
@@ -224,7 +231,13 @@ const createCommand = Command.make(
       if (isTty && !args.json) process.stdout.write("\r\x1b[K")
       if (args.json)
         yield* Console.log(
-          JSON.stringify({ torrent: output, infoHash: meta.infoHashHex, pieces: meta.pieceCount, bytes: meta.totalLength, seconds })
+          JSON.stringify({
+            torrent: output,
+            infoHash: meta.infoHashHex,
+            pieces: meta.pieceCount,
+            bytes: meta.totalLength,
+            seconds
+          })
         )
       else
         yield* Console.log(
@@ -257,7 +270,9 @@ const infoCommand = Command.make(
             comment: meta.comment,
             createdBy: meta.createdBy,
             creationDate: meta.creationDate,
-            rawImage: Either.isRight(raw) ? { extents: raw.right.extents.length, diskEnd: raw.right.diskEnd } : null,
+            rawImage: Either.isRight(raw)
+              ? { extents: raw.right.extents.length, diskEnd: raw.right.diskEnd }
+              : null,
             files: meta.files.map((f) => ({ path: f.path.join("/"), length: f.length }))
           })
         )
@@ -281,7 +296,8 @@ const infoCommand = Command.make(
         )
       else {
         lines.push(`files:        ${meta.files.length}`)
-        for (const f of meta.files.slice(0, 20)) lines.push(`  ${formatBytes(f.length).padStart(10)}  ${f.path.join("/")}`)
+        for (const f of meta.files.slice(0, 20))
+          lines.push(`  ${formatBytes(f.length).padStart(10)}  ${f.path.join("/")}`)
         if (meta.files.length > 20) lines.push(`  ... and ${meta.files.length - 20} more`)
       }
       yield* Console.log(lines.join("\n"))
@@ -291,15 +307,12 @@ const infoCommand = Command.make(
 // ---------------------------------------------------------------------------------------------
 // verify
 
-const check = (
-  storage: Parameters<typeof Check.check>[0],
-  meta: Metainfo.Metainfo,
-  quiet: boolean
-) =>
+const check = (storage: Parameters<typeof Check.check>[0], meta: Metainfo.Metainfo, quiet: boolean) =>
   Check.check(storage, {
     pieceHashes: meta.pieces,
     onProgress: (p) => {
-      if (isTty && !quiet) process.stdout.write(`\rchecking ${p.checked}/${p.total} pieces, ${p.have} good   `)
+      if (isTty && !quiet)
+        process.stdout.write(`\rchecking ${p.checked}/${p.total} pieces, ${p.have} good   `)
     }
   }).pipe(Effect.tap(() => Effect.sync(() => isTty && !quiet && process.stdout.write("\r\x1b[K"))))
 
@@ -307,7 +320,9 @@ const verifyCommand = Command.make(
   "verify",
   {
     torrent: Args.file({ name: "torrent", exists: "yes" }),
-    data: Args.path({ name: "data" }).pipe(Args.withDescription("The file, directory, image or block device")),
+    data: Args.path({ name: "data" }).pipe(
+      Args.withDescription("The file, directory, image or block device")
+    ),
     json,
     poolSize
   },
@@ -320,7 +335,9 @@ const verifyCommand = Command.make(
       const good = Bitfield.count(have)
       const seconds = (Date.now() - started) / 1000
       if (args.json)
-        yield* Console.log(JSON.stringify({ pieces: meta.pieceCount, good, complete: good === meta.pieceCount, seconds }))
+        yield* Console.log(
+          JSON.stringify({ pieces: meta.pieceCount, good, complete: good === meta.pieceCount, seconds })
+        )
       else
         yield* Console.log(
           `${good}/${meta.pieceCount} pieces good (${formatRate(meta.totalLength / Math.max(seconds, 0.001))}, ${seconds.toFixed(1)} s)`
@@ -367,7 +384,9 @@ const serve = (args: RunArgs, mode: "seed" | "download", trust: boolean, exitWhe
           `warning: ${meta.pieceCount - Bitfield.count(have)} of ${meta.pieceCount} pieces are missing or corrupt; seeding the rest`
         )
     }
-    const uploadLimit = Option.isSome(args.uploadLimit) ? yield* parseSize(args.uploadLimit.value, "--upload-limit") : 0
+    const uploadLimit = Option.isSome(args.uploadLimit)
+      ? yield* parseSize(args.uploadLimit.value, "--upload-limit")
+      : 0
     const session = yield* Session.make({ host: args.bind, port: args.port })
     const swarm = yield* session.add({
       metainfo: meta,
@@ -395,7 +414,8 @@ const serve = (args: RunArgs, mode: "seed" | "download", trust: boolean, exitWhe
         tiers,
         minInterval: "5 seconds",
         retryDelay: "5 seconds",
-        onFailure: (errors) => Effect.logWarning(`every tracker failed: ${errors.map((e) => e.message).join("; ")}`)
+        onFailure: (errors) =>
+          Effect.logWarning(`every tracker failed: ${errors.map((e) => e.message).join("; ")}`)
       })
     }
     for (const text of args.peers) {
@@ -482,14 +502,18 @@ const serve = (args: RunArgs, mode: "seed" | "download", trust: boolean, exitWhe
       yield* Effect.raceFirst(reporting, swarm.complete)
       const disk = yield* DiskIo.DiskIo
       yield* disk.sync(swarm.disk)
-      yield* Console.log(args.json ? JSON.stringify({ event: "complete" }) : `\ncomplete: ${meta.name} verified`)
+      yield* Console.log(
+        args.json ? JSON.stringify({ event: "complete" }) : `\ncomplete: ${meta.name} verified`
+      )
       return
     }
     if (mode === "download")
       yield* Effect.fork(
         Effect.zipRight(
           swarm.complete,
-          Console.log(args.json ? JSON.stringify({ event: "complete" }) : `\ncomplete: ${meta.name}; seeding on`)
+          Console.log(
+            args.json ? JSON.stringify({ event: "complete" }) : `\ncomplete: ${meta.name}; seeding on`
+          )
         )
       )
     return yield* reporting.pipe(Effect.zipRight(Effect.never))
@@ -499,7 +523,9 @@ const seedCommand = Command.make(
   "seed",
   {
     torrent: Args.file({ name: "torrent", exists: "yes" }),
-    data: Args.path({ name: "data" }).pipe(Args.withDescription("The file, directory, image or block device to serve")),
+    data: Args.path({ name: "data" }).pipe(
+      Args.withDescription("The file, directory, image or block device to serve")
+    ),
     port,
     bind,
     trackers,
@@ -540,7 +566,8 @@ const downloadCommand = Command.make(
       Options.withDescription("Exit once every piece is written and verified, instead of seeding on")
     )
   },
-  (args) => serve(args, "download", false, args.exit).pipe(Effect.scoped, Effect.provide(engine(args.poolSize)))
+  (args) =>
+    serve(args, "download", false, args.exit).pipe(Effect.scoped, Effect.provide(engine(args.poolSize)))
 ).pipe(
   Command.withDescription(
     "Download a torrent into a target while seeding what it has to the others; seeds on when done unless --exit"
@@ -550,7 +577,10 @@ const downloadCommand = Command.make(
 const demoCommand = Command.make(
   "demo",
   {
-    size: Options.text("size").pipe(Options.withDefault("64MiB"), Options.withDescription("Size of the sample image")),
+    size: Options.text("size").pipe(
+      Options.withDefault("64MiB"),
+      Options.withDescription("Size of the sample image")
+    ),
     keep: Options.boolean("keep").pipe(Options.withDescription("Keep the demo's files"))
   },
   (args) => Effect.flatMap(parseSize(args.size, "--size"), (size) => runDemo({ size, keep: args.keep }))
@@ -568,7 +598,14 @@ const root = Command.make("ezio").pipe(
       "4 data error (missing, too small, unreadable, disk full), 5 network error (cannot listen), 6 data incomplete."
     ].join(" ")
   ),
-  Command.withSubcommands([createCommand, infoCommand, seedCommand, downloadCommand, verifyCommand, demoCommand])
+  Command.withSubcommands([
+    createCommand,
+    infoCommand,
+    seedCommand,
+    downloadCommand,
+    verifyCommand,
+    demoCommand
+  ])
 )
 
 /**
@@ -578,4 +615,3 @@ const root = Command.make("ezio").pipe(
  * @category constructors
  */
 export const run = Command.run(root, { name: "ezio", version: "0.1.0" })
-

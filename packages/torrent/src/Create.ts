@@ -171,27 +171,25 @@ const hashSegments = (
       chunks,
       (chunk) =>
         Effect.gen(function* () {
-          const digests = yield* hasher
-            .digestRanges(chunk.ranges, pieceLength)
-            .pipe(
-              Effect.catchTag("HashError", (error) =>
-                error.code === undefined
-                  ? Effect.fail<CreateError | HashError>(error)
-                  : Effect.fail<CreateError | HashError>(
-                      error.code === "CHANGED"
-                        ? new CreateError({
-                            reason: "Changed",
-                            path: error.path ?? displayPath,
-                            detail: "it shrank while it was being hashed",
-                            cause: error
-                          })
-                        : ioError(
-                            error.path ?? displayPath,
-                            Object.assign(new Error(error.reason), { code: error.code })
-                          )
-                    )
-              )
+          const digests = yield* hasher.digestRanges(chunk.ranges, pieceLength).pipe(
+            Effect.catchTag("HashError", (error) =>
+              error.code === undefined
+                ? Effect.fail<CreateError | HashError>(error)
+                : Effect.fail<CreateError | HashError>(
+                    error.code === "CHANGED"
+                      ? new CreateError({
+                          reason: "Changed",
+                          path: error.path ?? displayPath,
+                          detail: "it shrank while it was being hashed",
+                          cause: error
+                        })
+                      : ioError(
+                          error.path ?? displayPath,
+                          Object.assign(new Error(error.reason), { code: error.code })
+                        )
+                  )
             )
+          )
           pieces.set(digests, (chunk.start / pieceLength) * 20)
           hashed += chunk.ranges.reduce((sum, r) => sum + r.length, 0)
           onProgress?.({ hashedBytes: hashed, totalBytes: total })

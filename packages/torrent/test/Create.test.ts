@@ -9,7 +9,8 @@ import * as NPath from "node:path"
 
 const python = "/usr/bin/python3"
 const hasLibtorrent =
-  NFS.existsSync(python) && NChild.spawnSync(python, ["-c", "import libtorrent"], { timeout: 20_000 }).status === 0
+  NFS.existsSync(python) &&
+  NChild.spawnSync(python, ["-c", "import libtorrent"], { timeout: 20_000 }).status === 0
 const hasMktorrent = NChild.spawnSync("mktorrent", ["-h"], { timeout: 10_000 }).error === undefined
 const partclone = ["/usr/sbin/partclone.ext4", "/sbin/partclone.ext4"].find((p) => NFS.existsSync(p))
 const mkfs = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].find((p) => NFS.existsSync(p))
@@ -39,10 +40,16 @@ print(json.dumps({"hash": str(ti.info_hashes().v1), "pieces": ti.num_pieces(), "
 `
   const result = NChild.spawnSync(python, ["-c", script, torrentPath], { timeout: 30_000, encoding: "utf8" })
   if (result.status !== 0) throw new Error(`libtorrent refused ${torrentPath}: ${result.stderr}`)
-  return JSON.parse(result.stdout) as { hash: string; pieces: number; piece_length: number; files: Array<[string, number]> }
+  return JSON.parse(result.stdout) as {
+    hash: string
+    pieces: number
+    piece_length: number
+    files: Array<[string, number]>
+  }
 }
 
-const run = <A, E>(effect: Effect.Effect<A, E, Hasher.Hasher>) => Effect.provide(effect, Hasher.layer({ threads: 2 }))
+const run = <A, E>(effect: Effect.Effect<A, E, Hasher.Hasher>) =>
+  Effect.provide(effect, Hasher.layer({ threads: 2 }))
 
 describe("Create", () => {
   it("chooses piece lengths like mature tools", () => {
@@ -96,7 +103,9 @@ describe("Create", () => {
       expect(meta.files.map((f) => f.path.join("/"))).toEqual(["B", "a", "b/deep/z", "b/x"])
       const all = Buffer.concat(files.map(([, d]) => d))
       for (let i = 0; i < meta.pieceCount; i++)
-        expect(Buffer.from(Metainfo.pieceHash(meta, i)).toString("hex")).toBe(sha1(all.subarray(i * 16384, (i + 1) * 16384)))
+        expect(Buffer.from(Metainfo.pieceHash(meta, i)).toString("hex")).toBe(
+          sha1(all.subarray(i * 16384, (i + 1) * 16384))
+        )
     })
   )
 
@@ -155,87 +164,124 @@ describe("Create", () => {
       expect(raw.width).toBe(16)
       const used = Buffer.concat(raw.extents.map((e) => data.subarray(e.diskOffset, e.diskOffset + e.length)))
       for (let i = 0; i < meta.pieceCount; i++)
-        expect(Buffer.from(Metainfo.pieceHash(meta, i)).toString("hex")).toBe(sha1(used.subarray(i * 16384, (i + 1) * 16384)))
+        expect(Buffer.from(Metainfo.pieceHash(meta, i)).toString("hex")).toBe(
+          sha1(used.subarray(i * 16384, (i + 1) * 16384))
+        )
     })
   )
 
-  it.live.skipIf(!partclone || !mkfs)("uses partclone's torrent.info from a real ext4 image", () =>
-    Effect.gen(function* () {
-      const dir = tmp()
-      const content = NPath.join(dir, "content")
-      NFS.mkdirSync(content)
-      NFS.writeFileSync(NPath.join(content, "a.bin"), random(3 * 1024 * 1024, 11))
-      NFS.writeFileSync(NPath.join(content, "b.bin"), random(20 * 1024 * 1024, 12))
-      const image = NPath.join(dir, "part.img")
-      NFS.writeFileSync(image, "")
-      NFS.truncateSync(image, 48 * 1024 * 1024)
-      const mk = NChild.spawnSync(mkfs!, ["-q", "-F", "-d", content, image], { timeout: 60_000, encoding: "utf8" })
-      expect(mk.status, mk.stderr).toBe(0)
-      const out = NPath.join(dir, "out")
-      NFS.mkdirSync(out)
-      const pc = NChild.spawnSync(
-        partclone!,
-        ["-c", "-t", "-s", image, "-O", `${out}/`, "--buffer_size", "16777216", "-L", NPath.join(dir, "log")],
-        { timeout: 120_000, encoding: "utf8" }
-      )
-      expect(pc.status, pc.stderr).toBe(0)
-      const infoText = NFS.readFileSync(NPath.join(out, "torrent.info"), "utf8")
-      const meta = yield* run(Create.fromRawImage(image, { partcloneInfo: infoText, name: "sda1" }))
-      const raw = Either.getOrThrow(RawImage.fromMetainfo(meta))
-      expect(raw.width).toBe(32)
-      expect(meta.pieceLength).toBe(16 * 1024 * 1024)
-      // partclone's hashes are those of 16 MiB pieces over the used extents, read from the image.
-      const disk = NFS.readFileSync(image)
-      const used = Buffer.concat(raw.extents.map((e) => disk.subarray(e.diskOffset, e.diskOffset + e.length)))
-      expect(used.length).toBeLessThan(disk.length)
-      for (let i = 0; i < meta.pieceCount; i++)
-        expect(Buffer.from(Metainfo.pieceHash(meta, i)).toString("hex")).toBe(
-          sha1(used.subarray(i * meta.pieceLength, (i + 1) * meta.pieceLength))
-        )
-    })
-  , 120_000)
-
-  it.live.skipIf(!hasLibtorrent)("libtorrent loads every kind of torrent we make, with the same info-hash", () =>
-    Effect.gen(function* () {
-      const dir = tmp()
-      NFS.mkdirSync(NPath.join(dir, "set", "sub"), { recursive: true })
-      NFS.writeFileSync(NPath.join(dir, "set", "one"), random(40000, 1))
-      NFS.writeFileSync(NPath.join(dir, "set", "sub", "two"), random(90000, 2))
-      NFS.writeFileSync(NPath.join(dir, "file.bin"), random(300000, 3))
-      const image = Buffer.alloc(2 * 1024 * 1024)
-      random(50000, 4).copy(image, 1024 * 1024)
-      NFS.writeFileSync(NPath.join(dir, "disk.img"), image)
-      const made = [
-        yield* run(Create.fromPath(NPath.join(dir, "file.bin"), { trackers: [["http://127.0.0.1:1/announce"]] })),
-        yield* run(Create.fromPath(NPath.join(dir, "set"), { trackers: [["http://a/announce"], ["udp://b:1"]], private: true })),
-        yield* run(Create.fromRawImage(NPath.join(dir, "disk.img"), { granularity: 4096 }))
-      ]
-      for (const [i, meta] of made.entries()) {
-        const path = NPath.join(dir, `made-${i}.torrent`)
-        NFS.writeFileSync(path, Metainfo.encode(meta))
-        const lt = libtorrentInfo(path)
-        expect(lt.hash).toBe(meta.infoHashHex)
-        expect(lt.pieces).toBe(meta.pieceCount)
-        expect(lt.files.map(([, size]) => size)).toEqual(meta.files.map((f) => f.length))
-      }
-    })
-  , 60_000)
-
-  it.live.skipIf(!hasLibtorrent || !hasMktorrent)("loads torrents made by libtorrent and mktorrent with their info-hash", () =>
-    Effect.gen(function* () {
-      const dir = tmp()
-      NFS.mkdirSync(NPath.join(dir, "set", "sub"), { recursive: true })
-      NFS.writeFileSync(NPath.join(dir, "set", "one"), random(40000, 1))
-      NFS.writeFileSync(NPath.join(dir, "set", "sub", "two"), random(90000, 2))
-      NFS.writeFileSync(NPath.join(dir, "file.bin"), random(300000, 3))
-      const cases: Array<string> = []
-      for (const source of ["file.bin", "set"]) {
-        const out = NPath.join(dir, `mk-${source}.torrent`)
-        const mk = NChild.spawnSync("mktorrent", ["-a", "http://127.0.0.1:6969/announce", "-l", "15", "-o", out, NPath.join(dir, source)], { timeout: 30_000, encoding: "utf8" })
+  it.live.skipIf(!partclone || !mkfs)(
+    "uses partclone's torrent.info from a real ext4 image",
+    () =>
+      Effect.gen(function* () {
+        const dir = tmp()
+        const content = NPath.join(dir, "content")
+        NFS.mkdirSync(content)
+        NFS.writeFileSync(NPath.join(content, "a.bin"), random(3 * 1024 * 1024, 11))
+        NFS.writeFileSync(NPath.join(content, "b.bin"), random(20 * 1024 * 1024, 12))
+        const image = NPath.join(dir, "part.img")
+        NFS.writeFileSync(image, "")
+        NFS.truncateSync(image, 48 * 1024 * 1024)
+        const mk = NChild.spawnSync(mkfs!, ["-q", "-F", "-d", content, image], {
+          timeout: 60_000,
+          encoding: "utf8"
+        })
         expect(mk.status, mk.stderr).toBe(0)
-        cases.push(out)
-        const ltOut = NPath.join(dir, `lt-${source}.torrent`)
-        const script = `
+        const out = NPath.join(dir, "out")
+        NFS.mkdirSync(out)
+        const pc = NChild.spawnSync(
+          partclone!,
+          [
+            "-c",
+            "-t",
+            "-s",
+            image,
+            "-O",
+            `${out}/`,
+            "--buffer_size",
+            "16777216",
+            "-L",
+            NPath.join(dir, "log")
+          ],
+          { timeout: 120_000, encoding: "utf8" }
+        )
+        expect(pc.status, pc.stderr).toBe(0)
+        const infoText = NFS.readFileSync(NPath.join(out, "torrent.info"), "utf8")
+        const meta = yield* run(Create.fromRawImage(image, { partcloneInfo: infoText, name: "sda1" }))
+        const raw = Either.getOrThrow(RawImage.fromMetainfo(meta))
+        expect(raw.width).toBe(32)
+        expect(meta.pieceLength).toBe(16 * 1024 * 1024)
+        // partclone's hashes are those of 16 MiB pieces over the used extents, read from the image.
+        const disk = NFS.readFileSync(image)
+        const used = Buffer.concat(
+          raw.extents.map((e) => disk.subarray(e.diskOffset, e.diskOffset + e.length))
+        )
+        expect(used.length).toBeLessThan(disk.length)
+        for (let i = 0; i < meta.pieceCount; i++)
+          expect(Buffer.from(Metainfo.pieceHash(meta, i)).toString("hex")).toBe(
+            sha1(used.subarray(i * meta.pieceLength, (i + 1) * meta.pieceLength))
+          )
+      }),
+    120_000
+  )
+
+  it.live.skipIf(!hasLibtorrent)(
+    "libtorrent loads every kind of torrent we make, with the same info-hash",
+    () =>
+      Effect.gen(function* () {
+        const dir = tmp()
+        NFS.mkdirSync(NPath.join(dir, "set", "sub"), { recursive: true })
+        NFS.writeFileSync(NPath.join(dir, "set", "one"), random(40000, 1))
+        NFS.writeFileSync(NPath.join(dir, "set", "sub", "two"), random(90000, 2))
+        NFS.writeFileSync(NPath.join(dir, "file.bin"), random(300000, 3))
+        const image = Buffer.alloc(2 * 1024 * 1024)
+        random(50000, 4).copy(image, 1024 * 1024)
+        NFS.writeFileSync(NPath.join(dir, "disk.img"), image)
+        const made = [
+          yield* run(
+            Create.fromPath(NPath.join(dir, "file.bin"), { trackers: [["http://127.0.0.1:1/announce"]] })
+          ),
+          yield* run(
+            Create.fromPath(NPath.join(dir, "set"), {
+              trackers: [["http://a/announce"], ["udp://b:1"]],
+              private: true
+            })
+          ),
+          yield* run(Create.fromRawImage(NPath.join(dir, "disk.img"), { granularity: 4096 }))
+        ]
+        for (const [i, meta] of made.entries()) {
+          const path = NPath.join(dir, `made-${i}.torrent`)
+          NFS.writeFileSync(path, Metainfo.encode(meta))
+          const lt = libtorrentInfo(path)
+          expect(lt.hash).toBe(meta.infoHashHex)
+          expect(lt.pieces).toBe(meta.pieceCount)
+          expect(lt.files.map(([, size]) => size)).toEqual(meta.files.map((f) => f.length))
+        }
+      }),
+    60_000
+  )
+
+  it.live.skipIf(!hasLibtorrent || !hasMktorrent)(
+    "loads torrents made by libtorrent and mktorrent with their info-hash",
+    () =>
+      Effect.gen(function* () {
+        const dir = tmp()
+        NFS.mkdirSync(NPath.join(dir, "set", "sub"), { recursive: true })
+        NFS.writeFileSync(NPath.join(dir, "set", "one"), random(40000, 1))
+        NFS.writeFileSync(NPath.join(dir, "set", "sub", "two"), random(90000, 2))
+        NFS.writeFileSync(NPath.join(dir, "file.bin"), random(300000, 3))
+        const cases: Array<string> = []
+        for (const source of ["file.bin", "set"]) {
+          const out = NPath.join(dir, `mk-${source}.torrent`)
+          const mk = NChild.spawnSync(
+            "mktorrent",
+            ["-a", "http://127.0.0.1:6969/announce", "-l", "15", "-o", out, NPath.join(dir, source)],
+            { timeout: 30_000, encoding: "utf8" }
+          )
+          expect(mk.status, mk.stderr).toBe(0)
+          cases.push(out)
+          const ltOut = NPath.join(dir, `lt-${source}.torrent`)
+          const script = `
 import sys, libtorrent as lt, os
 fs = lt.file_storage()
 lt.add_files(fs, sys.argv[1])
@@ -244,16 +290,20 @@ t.add_tracker("http://127.0.0.1:6969/announce")
 lt.set_piece_hashes(t, os.path.dirname(sys.argv[1]))
 open(sys.argv[2], "wb").write(lt.bencode(t.generate()))
 `
-        if (hasLibtorrent) {
-          const r = NChild.spawnSync(python, ["-c", script, NPath.join(dir, source), ltOut], { timeout: 30_000, encoding: "utf8" })
-          expect(r.status, r.stderr).toBe(0)
-          cases.push(ltOut)
+          if (hasLibtorrent) {
+            const r = NChild.spawnSync(python, ["-c", script, NPath.join(dir, source), ltOut], {
+              timeout: 30_000,
+              encoding: "utf8"
+            })
+            expect(r.status, r.stderr).toBe(0)
+            cases.push(ltOut)
+          }
         }
-      }
-      for (const path of cases) {
-        const meta = Either.getOrThrow(Metainfo.decode(NFS.readFileSync(path)))
-        expect(meta.infoHashHex).toBe(libtorrentInfo(path).hash)
-      }
-    })
-  , 60_000)
+        for (const path of cases) {
+          const meta = Either.getOrThrow(Metainfo.decode(NFS.readFileSync(path)))
+          expect(meta.infoHashHex).toBe(libtorrentInfo(path).hash)
+        }
+      }),
+    60_000
+  )
 })

@@ -6,7 +6,9 @@ import * as NCrypto from "node:crypto"
 const t = Bencode.text
 const sha1 = (b: Uint8Array) => new Uint8Array(NCrypto.createHash("sha1").update(b).digest())
 
-const baseInfo = (overrides: Record<string, Bencode.Value | undefined> = {}): Record<string, Bencode.Value> => {
+const baseInfo = (
+  overrides: Record<string, Bencode.Value | undefined> = {}
+): Record<string, Bencode.Value> => {
   const info: Record<string, Bencode.Value | undefined> = {
     name: t("disk.img"),
     "piece length": 16384,
@@ -14,7 +16,10 @@ const baseInfo = (overrides: Record<string, Bencode.Value | undefined> = {}): Re
     pieces: new Uint8Array(60),
     ...overrides
   }
-  return Object.fromEntries(Object.entries(info).filter(([, v]) => v !== undefined)) as Record<string, Bencode.Value>
+  return Object.fromEntries(Object.entries(info).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    Bencode.Value
+  >
 }
 
 const torrentBytes = (info: Bencode.Value, top: Record<string, Bencode.Value> = {}) =>
@@ -29,7 +34,11 @@ const decodeError = (bytes: Uint8Array) => {
 describe("Metainfo", () => {
   it("decodes a single-file torrent and hashes the info dictionary's original bytes", () => {
     const info = baseInfo({ "x-unknown": t("kept") })
-    const bytes = torrentBytes(info, { comment: t("a comment"), "creation date": 1700000000, "created by": t("me") })
+    const bytes = torrentBytes(info, {
+      comment: t("a comment"),
+      "creation date": 1700000000,
+      "created by": t("me")
+    })
     const meta = Either.getOrThrow(Metainfo.decode(bytes))
     expect(meta.name).toBe("disk.img")
     expect(meta.pieceCount).toBe(3)
@@ -81,7 +90,9 @@ describe("Metainfo", () => {
     )
     expect(hybrid.version).toBe("hybrid")
     expect(hybrid.infoHashV2?.length).toBe(32)
-    const v2 = decodeError(torrentBytes(baseInfo({ "meta version": 2, "file tree": {}, pieces: undefined, length: undefined })))
+    const v2 = decodeError(
+      torrentBytes(baseInfo({ "meta version": 2, "file tree": {}, pieces: undefined, length: undefined }))
+    )
     expect(v2.reason).toBe("V2Only")
     expect(v2.message).toContain("v2-only")
   })
@@ -96,16 +107,33 @@ describe("Metainfo", () => {
     ["name is a number", torrentBytes(baseInfo({ name: 5 })), "Schema", "info.name"],
     ["negative length", torrentBytes(baseInfo({ length: -1 })), "Schema", "info.length"],
     ["no pieces", torrentBytes(baseInfo({ pieces: undefined })), "Schema", "pieces"],
-    ["both length and files", torrentBytes(baseInfo({ files: [{ length: 1, path: [t("a")] }] })), "Schema", "both"],
-    ["piece length not a power of two", torrentBytes(baseInfo({ "piece length": 20000 })), "PieceLength", "20000"],
+    [
+      "both length and files",
+      torrentBytes(baseInfo({ files: [{ length: 1, path: [t("a")] }] })),
+      "Schema",
+      "both"
+    ],
+    [
+      "piece length not a power of two",
+      torrentBytes(baseInfo({ "piece length": 20000 })),
+      "PieceLength",
+      "20000"
+    ],
     ["piece length too small", torrentBytes(baseInfo({ "piece length": 8192 })), "PieceLength", "8192"],
-    ["pieces not a multiple of 20", torrentBytes(baseInfo({ pieces: new Uint8Array(59) })), "PieceCount", "59 bytes"],
+    [
+      "pieces not a multiple of 20",
+      torrentBytes(baseInfo({ pieces: new Uint8Array(59) })),
+      "PieceCount",
+      "59 bytes"
+    ],
     ["too few pieces", torrentBytes(baseInfo({ pieces: new Uint8Array(40) })), "PieceCount", "need 3"],
     ["name ..", torrentBytes(baseInfo({ name: t("..") })), "UnsafePath", ".."],
     ["name with slash", torrentBytes(baseInfo({ name: t("a/b") })), "UnsafePath", "separator"],
     [
       "path with ..",
-      torrentBytes(baseInfo({ length: undefined, files: [{ length: 40000, path: [t("ok"), t(".."), t("etc")] }] })),
+      torrentBytes(
+        baseInfo({ length: undefined, files: [{ length: 40000, path: [t("ok"), t(".."), t("etc")] }] })
+      ),
       "UnsafePath",
       "file 0"
     ],
@@ -211,10 +239,38 @@ describe("RawImage", () => {
   })
 
   const bad: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, number]>, string]> = [
-    ["a non-hex name", [["0000", 10], ["xyz", 10]], 'file 1 ("xyz") is not named by a hexadecimal'],
-    ["overlapping extents", [["0000", 0x2000], ["1000", 10]], "inside the previous extent, which ends at 8192"],
-    ["unsorted extents", [["2000", 10], ["1000", 10]], "extents must be sorted"],
-    ["an empty extent", [["0000", 0], ["1000", 10]], "empty extent"],
+    [
+      "a non-hex name",
+      [
+        ["0000", 10],
+        ["xyz", 10]
+      ],
+      'file 1 ("xyz") is not named by a hexadecimal'
+    ],
+    [
+      "overlapping extents",
+      [
+        ["0000", 0x2000],
+        ["1000", 10]
+      ],
+      "inside the previous extent, which ends at 8192"
+    ],
+    [
+      "unsorted extents",
+      [
+        ["2000", 10],
+        ["1000", 10]
+      ],
+      "extents must be sorted"
+    ],
+    [
+      "an empty extent",
+      [
+        ["0000", 0],
+        ["1000", 10]
+      ],
+      "empty extent"
+    ],
     ["an offset past 2^53", [["ffffffffffffffffff", 10]], "past 2^53"]
   ]
   for (const [name, files, text] of bad) {
@@ -248,8 +304,12 @@ describe("RawImage", () => {
       { diskOffset: 0, length: 0x1000000 },
       { diskOffset: 0x1000000, length: 0xdcc000 }
     ])
-    expect(Buffer.from(parsed.pieceHashes.subarray(0, 20)).toString("hex")).toBe("305c0855f22e62a7c45bb8b7b1f4366b6bc10e5c")
-    expect(Either.isLeft(RawImage.parsePartcloneInfo("offset: 10\nlength: 20\noffset: 15\nlength: 1\n"))).toBe(true)
+    expect(Buffer.from(parsed.pieceHashes.subarray(0, 20)).toString("hex")).toBe(
+      "305c0855f22e62a7c45bb8b7b1f4366b6bc10e5c"
+    )
+    expect(
+      Either.isLeft(RawImage.parsePartcloneInfo("offset: 10\nlength: 20\noffset: 15\nlength: 1\n"))
+    ).toBe(true)
     expect(Either.isLeft(RawImage.parsePartcloneInfo("offset: zz\nlength: 20\n"))).toBe(true)
     expect(Either.isLeft(RawImage.parsePartcloneInfo("offset: 10\nlength: 20\nsha1: 00\n"))).toBe(true)
   })

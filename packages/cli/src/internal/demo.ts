@@ -42,7 +42,9 @@ export const runDemo = (options: { readonly size: number; readonly keep: boolean
   Effect.gen(function* () {
     const dir = NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-demo-"))
     yield* Effect.addFinalizer(() =>
-      Effect.sync(() => (options.keep ? console.log(`files kept in ${dir}`) : NFS.rmSync(dir, { recursive: true, force: true })))
+      Effect.sync(() =>
+        options.keep ? console.log(`files kept in ${dir}`) : NFS.rmSync(dir, { recursive: true, force: true })
+      )
     )
     const source = NPath.join(dir, "source.img")
     const target = NPath.join(dir, "target.img")

@@ -2,7 +2,10 @@
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 
-export class SizeError extends Data.TaggedError("ValidationError")<{ readonly option: string; readonly value: string }> {
+export class SizeError extends Data.TaggedError("ValidationError")<{
+  readonly option: string
+  readonly value: string
+}> {
   override get message(): string {
     return `${this.option}: "${this.value}" is not a size (examples: 16384, 16KiB, 256MiB, 1GiB)`
   }

@@ -8,7 +8,10 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 
-export class TargetError extends Data.TaggedError("TargetError")<{ readonly path: string; readonly detail: string }> {
+export class TargetError extends Data.TaggedError("TargetError")<{
+  readonly path: string
+  readonly detail: string
+}> {
   override get message(): string {
     return `${this.path}: ${this.detail}`
   }
@@ -51,9 +54,15 @@ export const open = (options: {
     if (exists) {
       const info = NFS.statSync(data)
       if (kind === "directory" && !info.isDirectory())
-        return yield* new TargetError({ path: data, detail: "is not a directory, but the torrent holds several files" })
+        return yield* new TargetError({
+          path: data,
+          detail: "is not a directory, but the torrent holds several files"
+        })
       if (kind === "file" && !info.isFile())
-        return yield* new TargetError({ path: data, detail: "is not a regular file, but the torrent holds one file" })
+        return yield* new TargetError({
+          path: data,
+          detail: "is not a regular file, but the torrent holds one file"
+        })
       if (kind === "raw" && !info.isFile() && !info.isBlockDevice())
         return yield* new TargetError({ path: data, detail: "is neither an image file nor a block device" })
     }
