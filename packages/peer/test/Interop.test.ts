@@ -16,7 +16,13 @@ import { BufferPool } from "@ezio/pool"
 import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
 import { Bencode, Create, Metainfo, RawImage } from "@ezio/torrent"
 import { Effect, Either, Layer, Schedule } from "effect"
-import { aria2Download, hasAria2, hasLibtorrent, libtorrentDownload, libtorrentSeed } from "./support/clients.js"
+import {
+  aria2Download,
+  hasAria2,
+  hasLibtorrent,
+  libtorrentDownload,
+  libtorrentSeed
+} from "./support/clients.js"
 import { hasOpentracker, opentracker } from "./support/opentracker.js"
 
 const POOL = 8 * 1024 * 1024
@@ -79,7 +85,12 @@ describe("interop with real clients", () => {
         const { session } = yield* seed(meta, NPath.join(dir, "src"))
         const out = NPath.join(dir, "out")
         NFS.mkdirSync(out)
-        const summary = yield* libtorrentDownload({ torrent, saveDir: out, peers: [session.port], timeoutMs: 60_000 })
+        const summary = yield* libtorrentDownload({
+          torrent,
+          saveDir: out,
+          peers: [session.port],
+          timeoutMs: 60_000
+        })
         assert.isTrue(summary.done, JSON.stringify(summary))
         assert.strictEqual(summary.hash_failures, 0)
         assert.strictEqual(Buffer.compare(NFS.readFileSync(NPath.join(out, "disk.img")), data), 0)
@@ -98,10 +109,12 @@ describe("interop with real clients", () => {
         const client = yield* Tracker.make()
         yield* swarm.announce(client, { tiers: [[tracker.url]] })
         // The seeder is in the tracker's swarm before aria2 asks.
-        yield* tracker.swarm(meta.infoHash).pipe(
-          Effect.repeat({ until: (peers) => peers.length > 0, schedule: Schedule.spaced("50 millis") }),
-          Effect.timeout("10 seconds")
-        )
+        yield* tracker
+          .swarm(meta.infoHash)
+          .pipe(
+            Effect.repeat({ until: (peers) => peers.length > 0, schedule: Schedule.spaced("50 millis") }),
+            Effect.timeout("10 seconds")
+          )
         const out = NPath.join(dir, "out")
         NFS.mkdirSync(out)
         const result = yield* aria2Download({ torrent, dir: out, timeoutMs: 60_000 })
@@ -151,6 +164,197 @@ describe("interop with real clients", () => {
         const result = yield* aria2Download({ torrent, dir: out, timeoutMs: 60_000 })
         assert.isTrue(result.done, result.stderr)
         assert.isTrue(sameBytes(file, NPath.join(out, "disk.img")))
+      }).pipe(Effect.scoped, Effect.zipRight(poolIsEmpty), Effect.provide(env)),
+    90_000
+  )
+
+  it.live.skipIf(!hasLibtorrent)(
+    "a multi-file torrent and an EZIO raw-image torrent both seed correctly to libtorrent",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        // Multi-file: odd sizes, an empty file, files smaller than a block, pieces spanning files.
+        const set = NPath.join(dir, "src", "set")
+        NFS.mkdirSync(NPath.join(set, "sub"), { recursive: true })
+        const sizes: Array<[string, number]> = [
+          ["a.bin", 3 * 1024 * 1024 + 7],
+          ["empty", 0],
+          ["sub/b.bin", 100],
+          ["sub/c.bin", 2 * 1024 * 1024 + 333]
+        ]
+        for (const [name, size] of sizes) NFS.writeFileSync(NPath.join(set, name), NCrypto.randomBytes(size))
+        const multi = yield* Create.fromPath(set, { pieceLength: 64 * 1024 })
+        const multiTorrent = NPath.join(dir, "set.torrent")
+        NFS.writeFileSync(multiTorrent, Metainfo.encode(multi))
+        const a = yield* seed(multi, NPath.join(dir, "src"))
+        const outMulti = NPath.join(dir, "out-multi")
+        NFS.mkdirSync(outMulti)
+        const m = yield* libtorrentDownload({
+          torrent: multiTorrent,
+          saveDir: outMulti,
+          peers: [a.session.port],
+          timeoutMs: 60_000
+        })
+        assert.isTrue(m.done, JSON.stringify(m))
+        assert.strictEqual(m.hash_failures, 0)
+        for (const [name, size] of sizes) {
+          if (size === 0) continue
+          assert.isTrue(sameBytes(NPath.join(set, name), NPath.join(outMulti, "set", name)), name)
+        }
+
+        // Raw image: used regions between zero gaps, served from the image at their disk offsets.
+        const image = NPath.join(dir, "sda1.img")
+        const disk = Buffer.alloc(6 * 1024 * 1024)
+        NCrypto.randomBytes(300_000).copy(disk, 4096)
+        NCrypto.randomBytes(1_000_000).copy(disk, 3 * 1024 * 1024)
+        NFS.writeFileSync(image, disk)
+        const raw = yield* Create.fromRawImage(image, { granularity: 64 * 1024, pieceLength: 32 * 1024 })
+        const rawTorrent = NPath.join(dir, "sda1.torrent")
+        NFS.writeFileSync(rawTorrent, Metainfo.encode(raw))
+        const layout = Either.getOrThrow(Layout.fromMetainfo(raw, { raw: true }))
+        const storage = yield* Storage.makeRaw({ layout, path: image, mode: "read" })
+        const session = yield* Session.make({ host: "127.0.0.1", port: 0 })
+        yield* session.add({ metainfo: raw, storage, have: full(raw) })
+        const outRaw = NPath.join(dir, "out-raw")
+        NFS.mkdirSync(outRaw)
+        const r = yield* libtorrentDownload({
+          torrent: rawTorrent,
+          saveDir: outRaw,
+          peers: [session.port],
+          timeoutMs: 60_000
+        })
+        assert.isTrue(r.done, JSON.stringify(r))
+        assert.strictEqual(r.hash_failures, 0)
+        // libtorrent stores each extent as a file named by its hex offset: it must hold the image's bytes there.
+        const extents = Either.getOrThrow(RawImage.fromMetainfo(raw)).extents
+        assert.isAbove(extents.length, 1)
+        for (const [i, extent] of extents.entries()) {
+          const got = NFS.readFileSync(NPath.join(outRaw, raw.name, raw.files[i]!.path[0]!))
+          assert.strictEqual(
+            Buffer.compare(got, disk.subarray(extent.diskOffset, extent.diskOffset + extent.length)),
+            0
+          )
+        }
+      }).pipe(Effect.scoped, Effect.zipRight(poolIsEmpty), Effect.provide(env)),
+    120_000
+  )
+
+  it.live.skipIf(!hasLibtorrent)(
+    "hostile peers are dropped or throttled, memory stays bounded, and libtorrent still finishes",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const { data, meta, torrent } = yield* singleFile(dir, 16 * 1024 * 1024)
+        const { session, swarm } = yield* seed(meta, NPath.join(dir, "src"), { requestQueue: 50 })
+        const pool = yield* BufferPool.BufferPool
+        const hardLimit = pool.unsafeStats().hardLimitBlocks
+
+        const connect = () =>
+          Effect.async<Net.Socket>((resume) => {
+            const socket = Net.connect({ host: "127.0.0.1", port: session.port }, () =>
+              resume(Effect.succeed(socket))
+            )
+          })
+        const closed = (socket: Net.Socket) =>
+          Effect.async<boolean>((resume) => {
+            if (socket.destroyed) return resume(Effect.succeed(true))
+            socket.once("close", () => resume(Effect.succeed(true)))
+          }).pipe(
+            Effect.timeout("5 seconds"),
+            Effect.orElseSucceed(() => false)
+          )
+        const handshake = (infoHash: Uint8Array) =>
+          Wire.encodeHandshake({ infoHash, peerId: Session.makePeerId(), fast: true })
+        const interestedAndRequests = (requests: ReadonlyArray<[number, number, number]>) =>
+          Buffer.concat([
+            Buffer.from(Wire.encode({ _tag: "Interested" })),
+            ...requests.map(([i, b, l]) => Buffer.from(Wire.encodeRequest(i, b, l)))
+          ])
+
+        // 1. A wrong info-hash: hung up on.
+        const wrong = yield* connect()
+        wrong.write(handshake(new Uint8Array(20).fill(7)))
+        assert.isTrue(yield* closed(wrong), "wrong info-hash not dropped")
+
+        // 2. An oversized length prefix after a good handshake: hung up on.
+        const oversized = yield* connect()
+        oversized.on("data", () => {})
+        oversized.write(handshake(meta.infoHash))
+        oversized.write(Buffer.from([0x7f, 0xff, 0xff, 0xff, 7]))
+        assert.isTrue(yield* closed(oversized), "oversized message not dropped")
+
+        // 3. Requests past the end of a piece: rejected, and after too many, hung up on.
+        const pastEnd = yield* connect()
+        pastEnd.on("data", () => {})
+        pastEnd.write(handshake(meta.infoHash))
+        pastEnd.write(
+          interestedAndRequests(
+            Array.from({ length: 400 }, () => [0, 256 * 1024 - 100, 16384] as [number, number, number])
+          )
+        )
+        assert.isTrue(yield* closed(pastEnd), "a peer sending invalid requests was not dropped")
+
+        // 4. A peer that floods requests and never reads: its queue is capped and the blocks it can
+        //    pin are bounded by its send buffer; the pool never passes its hard limit.
+        const flooders: Array<Net.Socket> = []
+        for (let k = 0; k < 3; k++) {
+          const s = yield* connect()
+          s.pause()
+          s.write(handshake(meta.infoHash))
+          const reqs: Array<[number, number, number]> = []
+          for (let round = 0; round < 4; round++)
+            for (let i = 0; i < meta.pieceCount; i++)
+              for (let b = 0; b < 16; b++) reqs.push([i, b * 16384, 16384])
+          s.write(interestedAndRequests(reqs))
+          flooders.push(s)
+        }
+
+        // Meanwhile a well-behaved client downloads the whole torrent.
+        let peak = 0
+        const sampler = yield* Effect.fork(
+          Effect.repeat(
+            Effect.sync(() => (peak = Math.max(peak, pool.unsafeStats().inUse))),
+            Schedule.spaced("10 millis")
+          )
+        )
+        const out = NPath.join(dir, "out")
+        NFS.mkdirSync(out)
+        const summary = yield* libtorrentDownload({
+          torrent,
+          saveDir: out,
+          peers: [session.port],
+          timeoutMs: 60_000
+        })
+        assert.isTrue(summary.done, JSON.stringify(summary))
+        assert.strictEqual(Buffer.compare(NFS.readFileSync(NPath.join(out, "disk.img")), data), 0)
+        assert.isAtMost(peak, hardLimit)
+        assert.isAtMost(pool.unsafeStats().peak, hardLimit)
+        for (const s of flooders) s.destroy()
+        yield* Effect.sleep("200 millis")
+        void sampler
+        assert.isAtLeast(swarm.unsafeStatus().uploaded, data.length)
+      }).pipe(Effect.scoped, Effect.zipRight(poolIsEmpty), Effect.provide(env)),
+    120_000
+  )
+
+  it.live.skipIf(!hasLibtorrent)(
+    "our downloader fetches from a libtorrent seeder and verifies every piece",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const { data, meta, torrent } = yield* singleFile(dir, 16 * 1024 * 1024 + 999)
+        const seeder = yield* libtorrentSeed({ torrent, saveDir: NPath.join(dir, "src"), noTrackers: true })
+        const layout = Either.getOrThrow(Layout.fromMetainfo(meta))
+        const root = NPath.join(dir, "out")
+        const storage = yield* Storage.makeDirectory({ layout, root })
+        const session = yield* Session.make({ host: "127.0.0.1", port: 0 })
+        const swarm = yield* session.add({ metainfo: meta, storage })
+        yield* swarm.connect("127.0.0.1", seeder.port)
+        yield* swarm.complete.pipe(Effect.timeout("60 seconds"))
+        const disk = yield* DiskIo.DiskIo
+        yield* disk.flush(swarm.disk)
+        assert.strictEqual(Buffer.compare(NFS.readFileSync(NPath.join(root, "disk.img")), data), 0)
+        assert.strictEqual(swarm.unsafeStatus().hashFailures, 0)
       }).pipe(Effect.scoped, Effect.zipRight(poolIsEmpty), Effect.provide(env)),
     90_000
   )
