@@ -20,7 +20,7 @@ const MAX_INVALID = 300
 /** Largest request we serve; 16 KiB is what every client sends, some older ones ask for 32 KiB. */
 const MAX_REQUEST = 128 * 1024
 /** Blocks read per DiskIo call: a run of contiguous requests in one piece. */
-const MAX_BATCH_BYTES = 256 * 1024
+const MAX_BATCH_BYTES = 1024 * 1024
 
 let nextId = 1
 
@@ -322,7 +322,7 @@ export class Connection {
       !this.closed &&
       this.requests.length > 0 &&
       !this.amChoking &&
-      this.readsInFlight < 2 &&
+      this.readsInFlight < 4 &&
       this.socket.writableLength < this.swarm.options.sendBufferBytes
     ) {
       // A run of contiguous requests within one piece becomes one read.
