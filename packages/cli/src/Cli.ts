@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import * as NFS from "node:fs"
-import { Args, Command, Options } from "@effect/cli"
+import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { DiskIo } from "@ezio/disk-io"
 import { EmbeddedTracker, Session, Tracker } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
@@ -50,11 +50,10 @@ export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
   if (Cause.isInterruptedOnly(exit.cause)) return ExitCode.ok
   const failure = Cause.failureOption(exit.cause)
   if (Option.isNone(failure)) return ExitCode.internal
+  if (ValidationError.isValidationError(failure.value)) return ExitCode.usage
   const error = failure.value as { _tag?: string }
   switch (error._tag) {
     case "ValidationError":
-    case "HelpDoc":
-    case "UsageError":
       return ExitCode.usage
     case "MetainfoError":
     case "BencodeError":

@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import { ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -17,8 +18,9 @@ run(process.argv).pipe(
       if (Cause.isInterruptedOnly(cause)) return
       const failure = Cause.failureOption(cause)
       if (failure._tag === "Some") {
-        const error = failure.value as { _tag?: string; message?: string }
-        if (error._tag === "ValidationError" && error.message === undefined) return
+        // @effect/cli has already printed its usage errors.
+        if (ValidationError.isValidationError(failure.value)) return
+        const error = failure.value as { message?: string }
         console.error(`ezio: ${error.message ?? String(error)}`)
       } else console.error(`ezio: internal error\n${Cause.pretty(cause)}`)
     })

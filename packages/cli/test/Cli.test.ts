@@ -1,0 +1,218 @@
+/**
+ * The `ezio` command as an admin runs it: a real process, its output and its exit codes.
+ */
+import * as NChild from "node:child_process"
+import * as NCrypto from "node:crypto"
+import * as NFS from "node:fs"
+import * as NOS from "node:os"
+import * as NPath from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { hasLibtorrent, libtorrentDownload } from "../../peer/test/support/clients.js"
+
+const bin = NPath.resolve(import.meta.dirname, "../src/bin.ts")
+
+interface Result {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs `ezio args` to completion (bounded). */
+const ezio = (args: ReadonlyArray<string>, timeoutMs = 60_000): Promise<Result> =>
+  new Promise((resolve) => {
+    NChild.execFile(
+      process.execPath,
+      ["--import", "tsx", bin, ...args],
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) =>
+        resolve({
+          code: error === null ? 0 : typeof error.code === "number" ? error.code : null,
+          stdout,
+          stderr
+        })
+    )
+  })
+
+const run = (args: ReadonlyArray<string>, timeoutMs?: number) => Effect.promise(() => ezio(args, timeoutMs))
+
+/** Starts `ezio args` and resolves once it prints its JSON ready line; killed by PID at scope close. */
+const start = (args: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        NChild.spawn(process.execPath, ["--import", "tsx", bin, ...args], {
+          stdio: ["ignore", "pipe", "pipe"]
+        })
+      ),
+      (child) =>
+        Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
+    )
+    let stdout = ""
+    let stderr = ""
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
+    const ready = yield* Effect.async<Record<string, unknown>, Error>((resume) => {
+      child.stdout!.on("data", (d: Buffer) => {
+        stdout += d.toString()
+        const line = stdout.split("\n").find((l) => l.includes('"event":"ready"'))
+        if (line !== undefined) resume(Effect.succeed(JSON.parse(line)))
+      })
+      child.once("exit", (code) => resume(Effect.fail(new Error(`exited early with ${code}: ${stderr}`))))
+    }).pipe(Effect.timeout("60 seconds"))
+    const exited = Effect.async<number | null>((resume) => {
+      if (child.exitCode !== null) return resume(Effect.succeed(child.exitCode))
+      child.once("exit", (code) => resume(Effect.succeed(code)))
+    })
+    return { child, ready, exited, output: () => stdout, errors: () => stderr }
+  })
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-cli-"))),
+  (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
+)
+
+describe("ezio", () => {
+  it.live(
+    "create, info and verify a file; bad input gets a clear message and its documented exit code",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const file = NPath.join(dir, "disk.img")
+        NFS.writeFileSync(file, NCrypto.randomBytes(3 * 1024 * 1024 + 5))
+        const torrent = NPath.join(dir, "disk.torrent")
+        const created = yield* run(["create", file, "-o", torrent, "--piece-length", "256KiB", "--json"])
+        assert.strictEqual(created.code, 0, created.stderr)
+        const made = JSON.parse(created.stdout)
+        assert.strictEqual(made.pieces, 13)
+
+        const info = yield* run(["info", torrent, "--json"])
+        assert.strictEqual(info.code, 0, info.stderr)
+        assert.strictEqual(JSON.parse(info.stdout).infoHash, made.infoHash)
+
+        const verified = yield* run(["verify", torrent, file, "--json"])
+        assert.strictEqual(verified.code, 0, verified.stderr)
+        assert.deepInclude(JSON.parse(verified.stdout), { pieces: 13, good: 13, complete: true })
+
+        // One flipped byte: one bad piece, exit code 6.
+        const fd = NFS.openSync(file, "r+")
+        NFS.writeSync(fd, Buffer.from([0xff ^ NFS.readFileSync(file)[300_000]!]), 0, 1, 300_000)
+        NFS.closeSync(fd)
+        const corrupt = yield* run(["verify", torrent, file])
+        assert.strictEqual(corrupt.code, 6)
+        assert.include(corrupt.stdout, "12/13 pieces good")
+
+        const garbage = NPath.join(dir, "garbage.torrent")
+        NFS.writeFileSync(garbage, "d8:announce5:x")
+        const bad = yield* run(["info", garbage])
+        assert.strictEqual(bad.code, 3)
+        assert.include(bad.stderr, "ezio: invalid torrent: invalid bencode at byte")
+
+        const missing = yield* run(["seed", torrent, NPath.join(dir, "nope.img"), "--port", "0"])
+        assert.strictEqual(missing.code, 4)
+        assert.include(missing.stderr, "does not exist")
+
+        const usage = yield* run(["seed", "--no-such-option"])
+        assert.strictEqual(usage.code, 2)
+      }).pipe(Effect.scoped),
+    120_000
+  )
+
+  it.live.skipIf(!hasLibtorrent)(
+    "seed prints a ready line, serves libtorrent, and stops cleanly on SIGTERM with exit code 0",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const file = NPath.join(dir, "disk.img")
+        const data = NCrypto.randomBytes(8 * 1024 * 1024)
+        NFS.writeFileSync(file, data)
+        const torrent = NPath.join(dir, "disk.torrent")
+        assert.strictEqual((yield* run(["create", file, "-o", torrent])).code, 0)
+        const seeder = yield* start([
+          "seed",
+          torrent,
+          file,
+          "--bind",
+          "127.0.0.1",
+          "--port",
+          "0",
+          "--json",
+          "--pool-size",
+          "16MiB"
+        ])
+        const port = Number(String(seeder.ready.listen).split(":").pop())
+        assert.strictEqual(seeder.ready.have, seeder.ready.pieces)
+        const out = NPath.join(dir, "out")
+        NFS.mkdirSync(out)
+        const summary = yield* libtorrentDownload({ torrent, saveDir: out, peers: [port], timeoutMs: 60_000 })
+        assert.isTrue(summary.done, JSON.stringify(summary))
+        assert.strictEqual(Buffer.compare(NFS.readFileSync(NPath.join(out, "disk.img")), data), 0)
+        seeder.child.kill("SIGTERM")
+        const code = yield* seeder.exited.pipe(Effect.timeout("20 seconds"))
+        assert.strictEqual(code, 0, seeder.errors())
+        const stopped = seeder
+          .output()
+          .split("\n")
+          .find((l) => l.includes('"event":"stopped"'))
+        assert.isDefined(stopped)
+        assert.isAtLeast(JSON.parse(stopped!).uploaded, data.length)
+        assert.notInclude(seeder.errors(), "still in use")
+      }).pipe(Effect.scoped),
+    120_000
+  )
+
+  it.live(
+    "download --exit fetches from an ezio seeder through its embedded tracker and writes a verified copy",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const image = NPath.join(dir, "sda1.img")
+        const disk = Buffer.alloc(4 * 1024 * 1024)
+        NCrypto.randomBytes(700_000).copy(disk, 65536)
+        NCrypto.randomBytes(200_000).copy(disk, 3 * 1024 * 1024)
+        NFS.writeFileSync(image, disk)
+        const torrent = NPath.join(dir, "sda1.torrent")
+        assert.strictEqual(
+          (yield* run(["create", image, "--raw", "--granularity", "64KiB", "-o", torrent])).code,
+          0
+        )
+        const seeder = yield* start([
+          "seed",
+          torrent,
+          image,
+          "--bind",
+          "127.0.0.1",
+          "--port",
+          "0",
+          "--serve-tracker",
+          "--tracker-port",
+          "0",
+          "--json"
+        ])
+        const tracker = String(seeder.ready.tracker)
+        const target = NPath.join(dir, "target.img")
+        const downloaded = yield* run(
+          [
+            "download",
+            torrent,
+            target,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--tracker",
+            tracker,
+            "--exit",
+            "--json"
+          ],
+          90_000
+        )
+        assert.strictEqual(downloaded.code, 0, downloaded.stderr)
+        assert.include(downloaded.stdout, '"event":"complete"')
+        // The target grows to the end of the last used extent; the source's tail past it is zeros.
+        const copy = NFS.readFileSync(target)
+        assert.strictEqual(Buffer.compare(copy, disk.subarray(0, copy.length)), 0)
+        assert.isTrue(disk.subarray(copy.length).every((b) => b === 0))
+      }).pipe(Effect.scoped),
+    120_000
+  )
+})
