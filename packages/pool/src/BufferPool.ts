@@ -391,13 +391,15 @@ export const make = (
       use: (blocks: ReadonlyArray<Block>, exceeded: boolean) => Effect.Effect<A, E, R>
     ): Effect.Effect<A, E | PoolClosed | PoolExhausted, R> =>
       Effect.suspend(() => {
+        // Not acquireUseRelease: its acquire is uninterruptible, so a wait at the hard limit could
+        // not be interrupted. Taking the blocks and holding them is atomic inside acquireInto, and
+        // the holder releases whatever it holds on every exit, so the wait can stay interruptible.
         const holder = new Holder()
-        return Effect.acquireUseRelease(
-          acquireInto("withBlocks", count, category, true, (blocks) =>
-            Effect.sync(() => core.hold(holder, blocks))
-          ),
-          (blocks) => use(blocks, core.exceeded),
-          () => Effect.sync(() => core.releaseHeld(holder))
+        return acquireInto("withBlocks", count, category, true, (blocks) =>
+          Effect.sync(() => core.hold(holder, blocks))
+        ).pipe(
+          Effect.flatMap((blocks) => use(blocks, core.exceeded)),
+          Effect.ensuring(Effect.sync(() => core.releaseHeld(holder)))
         )
       })
 

@@ -81,6 +81,22 @@ describe("BufferPool", () => {
   })
 
   describe("scoped acquisition", () => {
+    it.scoped("withBlocks waiting at the hard limit can be interrupted, and leaves nothing behind", () =>
+      Effect.gen(function* () {
+        const pool = yield* BufferPool.make(small)
+        const { hardLimitBlocks } = yield* pool.stats
+        const holding = yield* Effect.fork(pool.withBlocks(hardLimitBlocks, "read", () => Effect.never))
+        yield* Effect.yieldNow()
+        const waiting = yield* Effect.fork(pool.withBlocks(1, "write", () => Effect.void))
+        yield* Effect.yieldNow()
+        assert.strictEqual((yield* pool.stats).waiting, 1)
+        yield* Fiber.interrupt(waiting)
+        assert.strictEqual((yield* pool.stats).waiting, 0)
+        yield* Fiber.interrupt(holding)
+        assert.strictEqual((yield* pool.stats).inUse, 0)
+      })
+    )
+
     it.scoped("a block goes back when its scope closes, on success, failure and interruption", () =>
       Effect.gen(function* () {
         const pool = yield* BufferPool.make(small)
