@@ -6,6 +6,7 @@ import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
 import { Metainfo } from "@ezio/torrent"
 import { Effect, Either, Layer } from "effect"
 import * as NCrypto from "node:crypto"
+import { RateLimiter } from "../src/internal/swarm.js"
 
 const random = (n: number) => new Uint8Array(NCrypto.randomBytes(n))
 
@@ -69,4 +70,71 @@ describe("Session", () => {
       ),
     60_000
   )
+
+  it.live(
+    "an upload rate limit holds the swarm's upload to its rate; one upload slot serves leechers in turn",
+    () =>
+      Effect.gen(function* () {
+        const data = random(3 * 1024 * 1024)
+        const meta = makeTorrent(data, 64 * 1024)
+        const layout = Either.getOrThrow(Layout.fromMetainfo(meta))
+        const seeder = yield* Session.make({ host: "127.0.0.1", port: 0 })
+        const seed = yield* seeder.add({
+          metainfo: meta,
+          storage: yield* Storage.makeMemory({ layout, bytes: data }),
+          have: full(meta),
+          uploadRateLimit: 2 * 1024 * 1024,
+          uploadSlots: 1
+        })
+        const leechers = []
+        for (let i = 0; i < 2; i++) {
+          const session = yield* Session.make({ host: "127.0.0.1", port: 0, listen: false })
+          const storage = yield* Storage.makeMemory({ layout })
+          const swarm = yield* session.add({ metainfo: meta, storage })
+          yield* swarm.connect("127.0.0.1", seeder.port)
+          leechers.push({ swarm, storage })
+        }
+        const started = Date.now()
+        // While the first leecher holds the only slot, the other gets nothing.
+        yield* Effect.sleep("500 millis")
+        const early = leechers.map((l) => l.swarm.unsafeStatus().downloaded).sort((a, b) => a - b)
+        expect(early[0]).toBe(0)
+        expect(early[1]).toBeGreaterThan(0)
+        for (const l of leechers) yield* l.swarm.complete.pipe(Effect.timeout("30 seconds"))
+        const seconds = (Date.now() - started) / 1000
+        // 6 MiB at 2 MiB/s (a bucket of one second's worth to start): at least about 2.5 s.
+        expect(seconds).toBeGreaterThan(2.4)
+        for (const l of leechers) expect(Buffer.compare(l.storage.bytes, data)).toBe(0)
+        expect(seed.unsafeStatus().uploaded).toBeGreaterThanOrEqual(2 * data.length)
+      }).pipe(Effect.scoped, Effect.provide(env(16 * 1024 * 1024))),
+    60_000
+  )
+})
+
+describe("RateLimiter (slow start)", () => {
+  it("ramps from the initial rate to the limit over the period, doubling each tenth", () => {
+    let now = 1_000_000
+    const realNow = Date.now
+    Date.now = () => now
+    try {
+      const limiter = new RateLimiter(0, { initialRate: 1000, periodMs: 10_000 })
+      expect(limiter.rate()).toBe(1000)
+      now += 1000
+      expect(limiter.rate()).toBeCloseTo(2000)
+      now += 4000
+      expect(limiter.rate()).toBeCloseTo(32_000)
+      now += 5000
+      expect(limiter.rate()).toBe(Infinity)
+      const capped = new RateLimiter(5000, { initialRate: 1000, periodMs: 10_000 })
+      now += 9000
+      expect(capped.rate()).toBe(5000)
+      // Tokens: a first request waits until the bucket has filled.
+      const bucket = new RateLimiter(1000, undefined)
+      expect(bucket.take(500)).toBeGreaterThan(0)
+      now += 600
+      expect(bucket.take(500)).toBe(0)
+    } finally {
+      Date.now = realNow
+    }
+  })
 })
