@@ -9,6 +9,7 @@ import { BufferPool } from "@ezio/pool"
 import { Hasher, Layout, type Storage, type StorageError } from "@ezio/storage"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Layer from "effect/Layer"
@@ -49,6 +50,16 @@ export interface Options {
   readonly hashChunkBlocks?: number
   /** Most blocks per vectored storage write. Default 64. */
   readonly maxWriteBlocks?: number
+  /**
+   * A piece's writes wait in the store buffer until this many are queued (or the piece is whole),
+   * so blocks arriving one by one reach storage as a few large vectored writes. They go at once
+   * when anyone waits for them (a hash, `clearPiece`, `flush`, closing), when the pool is past its
+   * high watermark, and after at most `writeDelay` otherwise. 1 writes every block at once.
+   * Default 16 (256 KiB).
+   */
+  readonly writeCoalesceBlocks?: number
+  /** The longest a held-back write waits. Default 100 millis. */
+  readonly writeDelay?: Duration.DurationInput
   /** Names the engine in metric tags and logs. Default "default". */
   readonly name?: string
 }
@@ -357,7 +368,12 @@ export const make = (
     const unit = Math.max(bs, V2_BLOCK)
     const chunkBytes = Math.ceil((Math.max(1, options.hashChunkBlocks ?? 64) * bs) / unit) * unit
     const chunkBlocks = chunkBytes / bs
-    const core = new EngineCore(bs, Math.max(1, options.maxWriteBlocks ?? 64))
+    const core = new EngineCore(
+      bs,
+      Math.max(1, options.maxWriteBlocks ?? 64),
+      Math.max(1, Math.floor(options.writeCoalesceBlocks ?? 16)),
+      pool.unsafeIsExceeded
+    )
     const io = new Gate(aioThreads)
     const hashGate = new Gate(hashThreads)
 
@@ -455,6 +471,7 @@ export const make = (
         piece.lowest() > seq
           ? Effect.void
           : Effect.async<void>((resume) => {
+              core.urge(piece)
               const waiter = { seq, wake: () => resume(Effect.void) }
               piece.waiters.push(waiter)
               return Effect.sync(() => {
@@ -470,6 +487,7 @@ export const make = (
         done()
           ? Effect.void
           : Effect.async<void>((resume) => {
+              core.urgeAll()
               const check = () => {
                 if (!done()) return false
                 resume(Effect.void)
@@ -563,6 +581,13 @@ export const make = (
         poolHardLimit: poolStats.hardLimitBlocks
       }
     }
+
+    // Held-back writes of pieces nobody waits for (a peer went away mid-piece) still go soon.
+    yield* Effect.sleep(options.writeDelay ?? Duration.millis(100)).pipe(
+      Effect.zipRight(Effect.sync(() => core.urgeAll())),
+      Effect.forever,
+      Effect.forkIn(scope)
+    )
 
     const syncMetrics = makeMetricSync(name, unsafeStats)
     yield* syncMetrics.pipe(Effect.repeat(Schedule.spaced("1 second")), Effect.forkIn(scope))
@@ -699,7 +724,9 @@ export const make = (
           }
           return Effect.map(pool.transfer([block], holdScope), () => {
             core.insert(core.piece(t, piece), offset, expected, block)
-            return pool.unsafeIsExceeded() ? exceeded : notExceeded
+            if (!pool.unsafeIsExceeded()) return notExceeded
+            core.urgeAll()
+            return exceeded
           })
         })
       )

@@ -199,28 +199,31 @@ describe("DiskIo", () => {
   )
 
   it.live("clearPiece drops pending writes that have not started", () =>
-    withEngine((disk, pool) =>
-      Effect.gen(function* () {
-        const hold = yield* Deferred.make<void>()
-        const storage = yield* controlled(smallLayout, {
-          beforeWrite: (piece) => (piece === 0 ? Deferred.await(hold) : Effect.void)
-        })
-        const t = yield* disk.addTorrent(storage)
-        // Block 0 starts writing (held); blocks 1..3 queue behind it.
-        yield* writeBlocks(disk, pool, t, 0, 0, pieceBytes(smallLayout, data, 0).subarray(0, BLOCK))
-        yield* eventually(() => disk.unsafeStats().jobs.write.running === 1, "write started")
-        yield* writeBlocks(disk, pool, t, 0, BLOCK, pieceBytes(smallLayout, data, 0).subarray(BLOCK))
-        assert.strictEqual(disk.unsafeStats().storeBufferBlocks, 4)
-        const clearing = yield* Effect.fork(disk.clearPiece(t, 0))
-        yield* eventually(() => disk.unsafeStats().storeBufferBlocks === 1, "queued dropped")
-        assert.strictEqual(pool.unsafeStats().inUse, 1)
-        yield* Deferred.succeed(hold, undefined)
-        yield* Fiber.join(clearing)
-        assert.strictEqual(pool.unsafeStats().inUse, 0)
-        // Only the first block reached storage.
-        assert.strictEqual(hex(storage.bytes.subarray(0, BLOCK)), hex(data.subarray(0, BLOCK)))
-        assert.strictEqual(hex(storage.bytes.subarray(BLOCK, 4 * BLOCK)), hex(new Uint8Array(3 * BLOCK)))
-      })
+    withEngine(
+      (disk, pool) =>
+        Effect.gen(function* () {
+          const hold = yield* Deferred.make<void>()
+          const storage = yield* controlled(smallLayout, {
+            beforeWrite: (piece) => (piece === 0 ? Deferred.await(hold) : Effect.void)
+          })
+          const t = yield* disk.addTorrent(storage)
+          // Block 0 starts writing (held); blocks 1..3 queue behind it.
+          yield* writeBlocks(disk, pool, t, 0, 0, pieceBytes(smallLayout, data, 0).subarray(0, BLOCK))
+          yield* eventually(() => disk.unsafeStats().jobs.write.running === 1, "write started")
+          yield* writeBlocks(disk, pool, t, 0, BLOCK, pieceBytes(smallLayout, data, 0).subarray(BLOCK))
+          assert.strictEqual(disk.unsafeStats().storeBufferBlocks, 4)
+          const clearing = yield* Effect.fork(disk.clearPiece(t, 0))
+          yield* eventually(() => disk.unsafeStats().storeBufferBlocks === 1, "queued dropped")
+          assert.strictEqual(pool.unsafeStats().inUse, 1)
+          yield* Deferred.succeed(hold, undefined)
+          yield* Fiber.join(clearing)
+          assert.strictEqual(pool.unsafeStats().inUse, 0)
+          // Only the first block reached storage.
+          assert.strictEqual(hex(storage.bytes.subarray(0, BLOCK)), hex(data.subarray(0, BLOCK)))
+          assert.strictEqual(hex(storage.bytes.subarray(BLOCK, 4 * BLOCK)), hex(new Uint8Array(3 * BLOCK)))
+        }),
+      // Every write goes at once, so block 0 is in storage's hands before the others arrive.
+      { writeCoalesceBlocks: 1 }
     )
   )
 
@@ -377,7 +380,8 @@ describe("DiskIo", () => {
           assert.strictEqual(stats.jobs.read.queued + stats.jobs.read.running, 0)
           assert.strictEqual(stats.jobs.hash.queued + stats.jobs.hash.running, 0)
         }),
-      { aioThreads: 2 }
+      // Every write goes at once, so the write holds an io permit while the hash waits.
+      { aioThreads: 2, writeCoalesceBlocks: 1 }
     )
   )
 
@@ -440,4 +444,92 @@ describe("DiskIo", () => {
       { name: "metrics-test" }
     )
   )
+
+  describe("write coalescing", () => {
+    const layout = Layout.make({
+      name: "coalesce",
+      pieceLength: 16 * BLOCK,
+      files: [{ path: ["c.bin"], length: 32 * BLOCK }]
+    })
+    const bytes = random(layout.totalLength, 11)
+    const part = (from: number, to: number) => bytes.subarray(from * BLOCK, to * BLOCK)
+
+    it.live("holds a piece's writes until enough are queued, and writes them as one run", () =>
+      withEngine(
+        (disk, pool) =>
+          Effect.gen(function* () {
+            const storage = yield* controlled(layout)
+            const t = yield* disk.addTorrent(storage)
+            yield* writeBlocks(disk, pool, t, 0, 0, part(0, 3))
+            yield* Effect.sleep("20 millis")
+            assert.strictEqual(storage.calls.writes, 0, "3 blocks of 4: held back")
+            // Held-back writes are visible to reads (the store buffer).
+            const read = yield* disk.read(t, 0, 0, 3 * BLOCK)
+            assert.strictEqual(hex(concat(read.views)), hex(part(0, 3)))
+            assert.strictEqual(storage.calls.reads, 0)
+            read.release()
+            yield* writeBlocks(disk, pool, t, 0, 3 * BLOCK, part(3, 4))
+            yield* eventually(() => storage.calls.writes === 1, "the fourth block sends all four")
+            yield* disk.flush(t)
+            assert.strictEqual(storage.calls.writes, 1)
+            assert.strictEqual(storage.calls.writeBuffers, 4)
+            assert.strictEqual(hex(storage.bytes.subarray(0, 4 * BLOCK)), hex(part(0, 4)))
+          }).pipe(Effect.scoped),
+        { writeCoalesceBlocks: 4, writeDelay: "1 hour" }
+      )
+    )
+
+    it.live("a hash, a flush or a whole piece sends held-back writes at once", () =>
+      withEngine(
+        (disk, pool) =>
+          Effect.gen(function* () {
+            const storage = yield* controlled(layout)
+            const t = yield* disk.addTorrent(storage)
+            // A hash waits for the piece's writes: it must not wait for the (hour-long) delay.
+            yield* writeBlocks(disk, pool, t, 0, 0, part(0, 2))
+            const hashed = yield* disk.hash(t, 0)
+            assert.strictEqual(storage.calls.writes, 1)
+            const expected = new Uint8Array(16 * BLOCK)
+            expected.set(part(0, 2))
+            assert.strictEqual(hex(hashed.sha1), hex(sha1(expected)))
+            // A flush sends what is held back.
+            yield* writeBlocks(disk, pool, t, 1, 0, part(16, 18))
+            assert.strictEqual(storage.calls.writes, 1)
+            yield* disk.flush(t)
+            assert.strictEqual(storage.calls.writes, 2)
+            assert.strictEqual(hex(storage.bytes.subarray(16 * BLOCK, 18 * BLOCK)), hex(part(16, 18)))
+          }).pipe(Effect.scoped),
+        { writeCoalesceBlocks: 64, writeDelay: "1 hour" }
+      )
+    )
+
+    it.live("a piece smaller than the threshold is written once whole", () =>
+      withEngine(
+        (disk, pool) =>
+          Effect.gen(function* () {
+            const storage = yield* controlled(smallLayout)
+            const t = yield* disk.addTorrent(storage)
+            yield* writeBlocks(disk, pool, t, 0, 0, pieceBytes(smallLayout, data, 0))
+            yield* eventually(() => storage.calls.writes === 1, "the whole piece goes")
+            assert.strictEqual(storage.calls.writeBuffers, 4)
+          }).pipe(Effect.scoped),
+        { writeCoalesceBlocks: 16, writeDelay: "1 hour" }
+      )
+    )
+
+    it.live("writes nobody waits for go after the delay", () =>
+      withEngine(
+        (disk, pool) =>
+          Effect.gen(function* () {
+            const storage = yield* controlled(layout)
+            const t = yield* disk.addTorrent(storage)
+            yield* writeBlocks(disk, pool, t, 1, 5 * BLOCK, part(21, 22))
+            for (let i = 0; i < 400 && storage.calls.writes === 0; i++) yield* Effect.sleep("5 millis")
+            assert.strictEqual(storage.calls.writes, 1)
+            assert.strictEqual(hex(storage.bytes.subarray(21 * BLOCK, 22 * BLOCK)), hex(part(21, 22)))
+          }).pipe(Effect.scoped),
+        { writeCoalesceBlocks: 16, writeDelay: "20 millis" }
+      )
+    )
+  })
 })

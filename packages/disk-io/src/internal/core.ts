@@ -5,7 +5,8 @@
  * @internal
  */
 import type { BufferPool } from "@ezio/pool"
-import type { Layout, Storage } from "@ezio/storage"
+import { Layout } from "@ezio/storage"
+import type { Storage } from "@ezio/storage"
 
 /** @internal */
 export const QUEUED = 0
@@ -141,7 +142,9 @@ export class PieceState {
 
   constructor(
     readonly torrent: TorrentState,
-    readonly index: number
+    readonly index: number,
+    /** Blocks in the piece: once that many writes are queued, the piece is whole, write it. */
+    readonly blocks: number
   ) {}
 
   /** The sequence number of the oldest write not yet on storage (Infinity if none). */
@@ -273,15 +276,43 @@ export class EngineCore {
   writeErrors = 0
   batches = 0
 
+  /**
+   * Pieces with fewer queued writes than `coalesceBlocks` and nobody waiting on them: held back so
+   * the blocks a peer sends one by one reach storage as a few large vectored writes instead of
+   * one system call each (the call costs ~15 µs of main thread whatever its size).
+   */
+  private readonly deferred = new Set<PieceState>()
+
   constructor(
     readonly blockSize: number,
-    readonly maxRun: number
+    readonly maxRun: number,
+    readonly coalesceBlocks: number = 1,
+    /** True when writes must not wait: the pool past its high watermark. */
+    readonly pressure: () => boolean = () => false
   ) {}
+
+  /** Writes of `piece` must go now (a hash, clear or read waits for them). */
+  urge(piece: PieceState): void {
+    this.deferred.delete(piece)
+    this.schedule(piece, true)
+  }
+
+  /** Every held-back write goes now: a flush, the engine closing, memory pressure, the timer. */
+  urgeAll(): void {
+    if (this.deferred.size === 0) return
+    const pieces = Array.from(this.deferred)
+    this.deferred.clear()
+    for (const piece of pieces) this.schedule(piece, true)
+  }
 
   piece(torrent: TorrentState, index: number): PieceState {
     let piece = torrent.pieces.get(index)
     if (piece === undefined) {
-      piece = new PieceState(torrent, index)
+      piece = new PieceState(
+        torrent,
+        index,
+        Math.ceil(Layout.pieceSize(torrent.layout, index) / this.blockSize)
+      )
       torrent.pieces.set(index, piece)
     }
     return piece
@@ -310,8 +341,20 @@ export class EngineCore {
     return entry
   }
 
-  schedule(piece: PieceState): void {
+  schedule(piece: PieceState, urgent = false): void {
     if (piece.active || piece.ready || !piece.eligible()) return
+    if (
+      !urgent &&
+      piece.queued < this.coalesceBlocks &&
+      piece.queued < piece.blocks &&
+      piece.waiters.length === 0 &&
+      this.drainWaiters.length === 0 &&
+      !this.pressure()
+    ) {
+      this.deferred.add(piece)
+      return
+    }
+    this.deferred.delete(piece)
     piece.ready = true
     const worker = this.idle.pop()
     if (worker !== undefined) {
