@@ -34,6 +34,7 @@ const rssAnonKiB = (pid: number): number => {
 const sampler = (pid: number) => {
   let peak = 0
   const timer = setInterval(() => (peak = Math.max(peak, rssAnonKiB(pid))), 50)
+  timer.unref()
   return {
     stop: () => {
       clearInterval(timer)

@@ -73,7 +73,7 @@ export interface SwarmOptions {
   readonly maxPeers?: number
   /** Requests a peer may queue with us (advertised as `reqq`); the excess is refused. Default 500. */
   readonly requestQueue?: number
-  /** Requests we keep outstanding per peer when downloading. Default 128 (2 MiB). */
+  /** Requests we keep outstanding per peer when downloading. Default 256 (4 MiB). */
   readonly downloadQueue?: number
   /** Bytes queued in a peer's socket before we stop reading for it. Default 4 MiB. */
   readonly sendBufferBytes?: number
@@ -244,7 +244,7 @@ export const make = (
         const coreOptions: CoreOptions = {
           maxPeers: swarmOptions.maxPeers ?? 200,
           requestQueue: swarmOptions.requestQueue ?? 500,
-          downloadQueue: swarmOptions.downloadQueue ?? 128,
+          downloadQueue: swarmOptions.downloadQueue ?? 256,
           sendBufferBytes: swarmOptions.sendBufferBytes ?? 4 * 1024 * 1024,
           uploadSlots: swarmOptions.uploadSlots ?? Infinity,
           uploadRateLimit: swarmOptions.uploadRateLimit ?? 0,
