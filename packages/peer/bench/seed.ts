@@ -55,7 +55,8 @@ const download = (torrent: string, port: number) =>
     NFS.mkdirSync(out)
     const summary = yield* libtorrentDownload({ torrent, saveDir: out, peers: [port], timeoutMs: 300_000 })
     NFS.rmSync(out, { recursive: true, force: true })
-    if (!summary.done || summary.hash_failures !== 0) throw new Error(`download failed: ${JSON.stringify(summary)}`)
+    if (!summary.done || summary.hash_failures !== 0)
+      throw new Error(`download failed: ${JSON.stringify(summary)}`)
     return summary.transfer_mib_per_s ?? summary.mib_per_s ?? 0
   })
 
@@ -63,7 +64,22 @@ const ours = (torrent: string, data: string) =>
   Effect.gen(function* () {
     const child = NChild.spawn(
       process.execPath,
-      ["--import", "tsx", cli, "seed", torrent, data, "--bind", "127.0.0.1", "--port", "0", "--trust", "--json", "--pool-size", poolSize],
+      [
+        "--import",
+        "tsx",
+        cli,
+        "seed",
+        torrent,
+        data,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--trust",
+        "--json",
+        "--pool-size",
+        poolSize
+      ],
       { stdio: ["ignore", "pipe", "inherit"] }
     )
     yield* Effect.addFinalizer(() => Effect.sync(() => child.exitCode === null && child.kill("SIGTERM")))
@@ -91,7 +107,9 @@ const theirs = (torrent: string, dir: string) =>
 
 const main = Effect.gen(function* () {
   if (!hasLibtorrent) {
-    console.log("python3-libtorrent is not installed (apt-get install -y python3-libtorrent): skipping the seed bench")
+    console.log(
+      "python3-libtorrent is not installed (apt-get install -y python3-libtorrent): skipping the seed bench"
+    )
     return
   }
   const dir = NPath.join(root, "src")
@@ -118,7 +136,9 @@ const main = Effect.gen(function* () {
     rows.filter((r) => r.seeder.startsWith(name)).reduce((a, b) => (b.mibps > a.mibps ? b : a))
   const a = best("ezio")
   const b = best("libtorrent")
-  console.log(`\nseed a ${mib} MiB file to python3-libtorrent over 127.0.0.1, 1 MiB pieces, best of ${rounds}\n`)
+  console.log(
+    `\nseed a ${mib} MiB file to python3-libtorrent over 127.0.0.1, 1 MiB pieces, best of ${rounds}\n`
+  )
   console.log("| seeder | MiB/s | peak anonymous memory MiB | ratio vs libtorrent |")
   console.log("| --- | ---: | ---: | ---: |")
   for (const row of [a, b])
@@ -128,9 +148,9 @@ const main = Effect.gen(function* () {
   console.log(`\nall runs: ${rows.map((r) => `${r.seeder.split(" ")[0]} ${r.mibps.toFixed(0)}`).join(", ")}`)
 })
 
-Effect.runPromise(main.pipe(Effect.ensuring(Effect.sync(() => NFS.rmSync(root, { recursive: true, force: true }))))).catch(
-  (error) => {
-    console.error(error)
-    process.exitCode = 1
-  }
-)
+Effect.runPromise(
+  main.pipe(Effect.ensuring(Effect.sync(() => NFS.rmSync(root, { recursive: true, force: true }))))
+).catch((error) => {
+  console.error(error)
+  process.exitCode = 1
+})

@@ -61,4 +61,3 @@ export const opentracker = (whitelist: ReadonlyArray<Uint8Array>) =>
     child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()))
     return { port, child, stderr: () => stderr }
   })
-
