@@ -11,8 +11,8 @@ import * as NChild from "node:child_process"
 import * as NFS from "node:fs"
 import * as NOS from "node:os"
 import * as NPath from "node:path"
-import { Create, Hasher, Metainfo } from "@ezio/torrent"
 import { Effect } from "effect"
+import { makeSource, sampler } from "./support.js"
 import { hasLibtorrent, libtorrentDownload, libtorrentSeed } from "../test/support/clients.js"
 
 const mib = Number(process.env.EZIO_BENCH_MIB ?? 1024)
@@ -20,28 +20,6 @@ const rounds = Number(process.env.EZIO_BENCH_ROUNDS ?? 2)
 const poolSize = process.env.EZIO_BENCH_POOL ?? "64MiB"
 const root = NFS.mkdtempSync(NPath.join(process.env.EZIO_BENCH_DIR ?? NOS.tmpdir(), "ezio-bench-seed-"))
 const cli = NPath.resolve(import.meta.dirname, "../../cli/src/bin.ts")
-
-const rssAnonKiB = (pid: number): number => {
-  try {
-    const m = /RssAnon:\s+(\d+)/.exec(NFS.readFileSync(`/proc/${pid}/status`, "utf8"))
-    return m === null ? 0 : Number(m[1])
-  } catch {
-    return 0
-  }
-}
-
-/** Samples a process's RssAnon until stopped; returns the peak in MiB. */
-const sampler = (pid: number) => {
-  let peak = 0
-  const timer = setInterval(() => (peak = Math.max(peak, rssAnonKiB(pid))), 50)
-  timer.unref()
-  return {
-    stop: () => {
-      clearInterval(timer)
-      return peak / 1024
-    }
-  }
-}
 
 interface Row {
   readonly seeder: string
@@ -112,20 +90,7 @@ const main = Effect.gen(function* () {
     )
     return
   }
-  const dir = NPath.join(root, "src")
-  NFS.mkdirSync(dir)
-  const data = NPath.join(dir, "data.bin")
-  const fd = NFS.openSync(data, "w")
-  const chunk = Buffer.alloc(16 * 1024 * 1024)
-  for (let i = 0; i < mib / 16; i++) {
-    for (let j = 0; j < chunk.length; j += 4) chunk.writeUInt32LE((i * 2654435761 + j * 40503) >>> 0, j)
-    NFS.writeSync(fd, chunk)
-  }
-  NFS.closeSync(fd)
-  const meta = yield* Create.fromPath(data, { pieceLength: 1024 * 1024 }).pipe(Effect.provide(Hasher.layer()))
-  const torrent = NPath.join(root, "data.torrent")
-  NFS.writeFileSync(torrent, Metainfo.encode(meta))
-  NFS.readFileSync(data) // warm the page cache for both seeders
+  const { dir, data, torrent } = yield* makeSource(root, mib)
 
   const rows: Array<Row> = []
   for (let round = 0; round < rounds; round++) {
