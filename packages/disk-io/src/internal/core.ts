@@ -291,7 +291,7 @@ export class EngineCore {
     readonly pressure: () => boolean = () => false
   ) {}
 
-  /** Writes of `piece` must go now (a hash, clear or read waits for them). */
+  /** Writes of `piece` must go now: a hash or `clearPiece` waits for them. */
   urge(piece: PieceState): void {
     this.deferred.delete(piece)
     this.schedule(piece, true)
