@@ -3,6 +3,8 @@
  *
  * @since 0.1.0
  */
+// First, so V8's heap policy is in place before the other modules load.
+import "./internal/heap.js"
 import { ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import * as Cause from "effect/Cause"
