@@ -373,7 +373,10 @@ const serve = (args: RunArgs, mode: "seed" | "download", trust: boolean, exitWhe
       mode: mode === "seed" ? "read" : "readwrite"
     })
     let have: Bitfield.Bitfield
-    if (trust) {
+    if (!target.existed) {
+      // A target this run created holds nothing yet: checking it would only fail to read every piece.
+      have = Bitfield.make(meta.pieceCount)
+    } else if (trust) {
       have = Bitfield.make(meta.pieceCount)
       for (let i = 0; i < meta.pieceCount; i++) Bitfield.set(have, i)
     } else {

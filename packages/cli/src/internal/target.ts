@@ -71,5 +71,6 @@ export const open = (options: {
       kind === "raw"
         ? yield* Storage.makeRaw({ layout, path: data, mode, grow: mode === "readwrite" })
         : yield* Storage.makeDirectory({ layout, root, mode })
-    return { kind, layout, storage }
+    // `existed`: whether there was anything to check before this run created the target.
+    return { kind, layout, storage, existed: exists }
   })
