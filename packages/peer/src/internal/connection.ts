@@ -145,6 +145,11 @@ export class Connection {
   // ------------------------------------------------------------------------------------------
   // Receive
 
+  /** Bytes from the socket when it reads into a caller's buffer (`onread`): used synchronously. */
+  receive(chunk: Uint8Array): void {
+    this.onData(chunk)
+  }
+
   private onData(chunk: Uint8Array): void {
     if (this.closed) return
     this.lastReceived = Date.now()

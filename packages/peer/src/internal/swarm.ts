@@ -132,6 +132,8 @@ export class SwarmCore {
   readonly rate: RateLimiter
   readonly handshakeBytes: Uint8Array
   readonly connections = new Set<Connection>()
+  /** Where outgoing connections' socket reads land (see `connect`). */
+  private readonly readBuffer = Buffer.allocUnsafe(256 * 1024)
   private readonly peerIds = new Map<string, Connection>()
   private readonly dialing = new Set<string>()
   uploaded = 0
@@ -342,7 +344,21 @@ export class SwarmCore {
     for (const c of this.connections) if (c.address === address) return
     if (this.connections.size >= this.options.maxPeers) return
     this.dialing.add(address)
-    const socket = Net.connect({ host, port })
+    // Reads land in one buffer the swarm reuses (the parser copies out everything it keeps,
+    // synchronously), instead of a fresh 64 KiB Buffer per read for the GC to collect.
+    // Nothing arrives before "connect", which sets the receiver.
+    let receiver: Connection | undefined
+    const socket = Net.connect({
+      host,
+      port,
+      onread: {
+        buffer: this.readBuffer,
+        callback: (n, buffer) => {
+          receiver?.receive(buffer.subarray(0, n))
+          return true
+        }
+      }
+    })
     socket.setTimeout(10_000, () => socket.destroy(new Error("connect timed out")))
     const forget = () => this.dialing.delete(address)
     socket.once("error", forget)
@@ -350,7 +366,8 @@ export class SwarmCore {
     socket.once("connect", () => {
       socket.setTimeout(0)
       forget()
-      this.add(socket, true)?.startOutgoing()
+      receiver = this.add(socket, true)
+      receiver?.startOutgoing()
     })
   }
 
