@@ -55,7 +55,8 @@ export interface Options {
    * so blocks arriving one by one reach storage as a few large vectored writes. They go at once
    * when anyone waits for them (a hash, `clearPiece`, `flush`, closing), when the pool is past its
    * high watermark, and after at most `writeDelay` otherwise. 1 writes every block at once.
-   * Default 16 (256 KiB).
+   * Default 64 (1 MiB): a piece of up to 1 MiB is written at once, whole, and its hash reads
+   * the blocks in place from the store buffer instead of reading the piece back.
    */
   readonly writeCoalesceBlocks?: number
   /** The longest a held-back write waits. Default 100 millis. */
@@ -371,7 +372,7 @@ export const make = (
     const core = new EngineCore(
       bs,
       Math.max(1, options.maxWriteBlocks ?? 64),
-      Math.max(1, Math.floor(options.writeCoalesceBlocks ?? 16)),
+      Math.max(1, Math.floor(options.writeCoalesceBlocks ?? 64)),
       pool.unsafeIsExceeded
     )
     const io = new Gate(aioThreads)
@@ -876,6 +877,50 @@ export const make = (
 
     // ---- hash
 
+    // The blocks are pinned (they stay out of the pool even once written), so the hash needs no
+    // blocks of its own and reads nothing back. It answers once the writes it saw are on storage:
+    // a piece reported good is also written, or its write error is reported.
+    const hashPinned = (
+      t: TorrentState,
+      piece: number,
+      v2: boolean,
+      state: { running: boolean },
+      entries: Array<Entry>,
+      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+    ): Effect.Effect<Hashed, DiskIoError> => {
+      const written = entries[0]!.piece
+      const seq = core.seq
+      let pinned = true
+      let permit = false
+      const cleanup = () => {
+        if (pinned) core.unpin(entries)
+        if (permit) hashGate.release()
+        pinned = false
+        permit = false
+      }
+      const body = Effect.gen(function* () {
+        if (!hashGate.tryTake()) yield* restore(waitGate(hashGate))
+        permit = true
+        core.jobs.hash.queued--
+        core.jobs.hash.running++
+        state.running = true
+        const views = entries.map((e) =>
+          e.length === bs ? e.block.bytes : e.block.bytes.subarray(0, e.length)
+        )
+        const job = hasher.begin({ algorithm: "sha1", blockHashes: v2, blockSize: V2_BLOCK })
+        const result = yield* Effect.mapError(job.final(views), (cause) =>
+          errorOf(t, "Hash", "hash", { piece, cause })
+        )
+        core.bytesHashed += Layout.pieceSize(t.layout, piece)
+        cleanup()
+        yield* restore(waitWrites(written, seq))
+        if (written.error !== undefined)
+          return yield* Effect.fail(writeFailed(t, "hash", piece, written.error))
+        return v2 ? { sha1: result.digest, blockHashes: [...result.blocks] } : { sha1: result.digest }
+      })
+      return Effect.onExit(body, () => Effect.sync(cleanup))
+    }
+
     const runHash = (
       t: TorrentState,
       piece: number,
@@ -968,7 +1013,16 @@ export const make = (
         const pending = hashesPending.get(key) ?? { count: 0, waiters: [] }
         pending.count++
         hashesPending.set(key, pending)
-        return Effect.zipRight(earlier, runHash(t, piece, options.v2 === true, state)).pipe(
+        // A piece whose every block is still in the store buffer (just downloaded) is hashed from
+        // there, in place; pinned inside the mask so an interruption cannot leave it pinned.
+        const job = Effect.uninterruptibleMask((restore) =>
+          Effect.suspend(() => {
+            const pinned = core.pinWholePiece(t, piece)
+            if (pinned !== undefined) return hashPinned(t, piece, options.v2 === true, state, pinned, restore)
+            return restore(Effect.zipRight(earlier, runHash(t, piece, options.v2 === true, state)))
+          })
+        )
+        return job.pipe(
           Effect.onExit((exit) =>
             Effect.sync(() => {
               if (--pending.count === 0) {

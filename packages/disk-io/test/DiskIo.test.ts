@@ -445,6 +445,44 @@ describe("DiskIo", () => {
     )
   )
 
+  describe("hashing a piece still whole in the store buffer", () => {
+    it.live("reads nothing back, and answers only once the piece's writes are on storage", () =>
+      withEngine((disk, pool) =>
+        Effect.gen(function* () {
+          const hold = yield* Deferred.make<void>()
+          const storage = yield* controlled(smallLayout, { beforeWrite: () => Deferred.await(hold) })
+          const t = yield* disk.addTorrent(storage)
+          const piece = pieceBytes(smallLayout, data, 2)
+          yield* writeBlocks(disk, pool, t, 2, 0, piece)
+          const hashing = yield* Effect.fork(disk.hash(t, 2))
+          for (let i = 0; i < 200; i++) yield* Effect.yieldNow()
+          assert.isNull(hashing.unsafePoll(), "the writes are held: no answer yet")
+          yield* Deferred.succeed(hold, undefined)
+          const hashed = yield* Fiber.join(hashing)
+          assert.strictEqual(hex(hashed.sha1), hex(sha1(piece)))
+          assert.strictEqual(storage.calls.reads, 0, "hashed in place, not read back")
+          assert.strictEqual(hex(storage.bytes.subarray(8 * BLOCK, 12 * BLOCK)), hex(piece))
+        })
+      )
+    )
+
+    it.live("a failed write of the piece fails its hash, and no block is left out of the pool", () =>
+      withEngine((disk, pool) =>
+        Effect.gen(function* () {
+          const storage = yield* controlled(smallLayout, {
+            beforeWrite: (piece) => Effect.fail(ioError("write", piece))
+          })
+          const t = yield* disk.addTorrent(storage)
+          yield* writeBlocks(disk, pool, t, 1, 0, pieceBytes(smallLayout, data, 1))
+          const error = yield* Effect.flip(disk.hash(t, 1))
+          assert.strictEqual(error.reason, "WriteFailed")
+          assert.strictEqual(storage.calls.reads, 0)
+          yield* disk.clearPiece(t, 1)
+        })
+      )
+    )
+  })
+
   describe("write coalescing", () => {
     const layout = Layout.make({
       name: "coalesce",

@@ -90,6 +90,8 @@ export interface GateWaiter {
  */
 export class Entry {
   state: number = QUEUED
+  /** Hashes reading the block in place: it goes back to the pool only after them. */
+  pins = 0
   constructor(
     readonly piece: PieceState,
     readonly offset: number,
@@ -451,7 +453,7 @@ export class EngineCore {
     entry.state = DONE
     const piece = entry.piece
     if (piece.store.get(entry.offset) === entry) piece.store.delete(entry.offset)
-    if (!entry.block.released) entry.block.release()
+    if (entry.pins === 0 && !entry.block.released) entry.block.release()
     this.storeBlocks--
     piece.torrent.outstanding--
     this.outstanding--
@@ -530,6 +532,32 @@ export class EngineCore {
     }
     this.bytesFromStore += copied
     return misses
+  }
+
+  /**
+   * When every block of the piece is in the store buffer (a piece just downloaded), pins those
+   * entries so their blocks stay out of the pool until `unpin`, even once written: a hash then
+   * reads them in place, with no copy and no read back from storage.
+   */
+  pinWholePiece(t: TorrentState, index: number): Array<Entry> | undefined {
+    const piece = t.pieces.get(index)
+    if (piece === undefined || piece.store.size === 0) return undefined
+    const size = Layout.pieceSize(t.layout, index)
+    const bs = this.blockSize
+    const entries: Array<Entry> = []
+    for (let offset = 0; offset < size; offset += bs) {
+      const entry = piece.store.get(offset)
+      if (entry === undefined || entry.length !== Math.min(bs, size - offset)) return undefined
+      entries.push(entry)
+    }
+    for (const entry of entries) entry.pins++
+    return entries
+  }
+
+  unpin(entries: ReadonlyArray<Entry>): void {
+    for (const entry of entries) {
+      if (--entry.pins === 0 && entry.state === DONE && !entry.block.released) entry.block.release()
+    }
   }
 }
 
