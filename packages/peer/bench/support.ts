@@ -47,6 +47,9 @@ export const makeSource = (root: string, mib: number) =>
     )
     const torrent = NPath.join(root, "data.torrent")
     NFS.writeFileSync(torrent, Metainfo.encode(meta))
-    NFS.readFileSync(data)
+    // Warm the page cache in chunks (readFileSync refuses files over 2 GiB).
+    const warm = NFS.openSync(data, "r")
+    for (let at = 0; NFS.readSync(warm, chunk, 0, chunk.length, at) > 0; at += chunk.length);
+    NFS.closeSync(warm)
     return { dir, data, torrent }
   })
