@@ -83,7 +83,7 @@ export class Connection {
   /** Outgoing: send our handshake, then parse theirs from the stream. */
   startOutgoing(): void {
     this.parser = this.makeParser(true)
-    this.socket.on("data", (chunk: Buffer) => this.onData(chunk))
+    this.socket.on("data", (chunk: Buffer) => this.receive(chunk))
     this.send(this.swarm.handshakeBytes)
   }
 
@@ -92,8 +92,8 @@ export class Connection {
     this.parser = this.makeParser(false)
     this.send(this.swarm.handshakeBytes)
     this.onHandshake(handshake)
-    this.socket.on("data", (chunk: Buffer) => this.onData(chunk))
-    if (rest.length > 0 && !this.closed) this.onData(rest)
+    this.socket.on("data", (chunk: Buffer) => this.receive(chunk))
+    if (rest.length > 0 && !this.closed) this.receive(rest)
   }
 
   private makeParser(handshake: boolean): Wire.FrameParser {
@@ -145,12 +145,11 @@ export class Connection {
   // ------------------------------------------------------------------------------------------
   // Receive
 
-  /** Bytes from the socket when it reads into a caller's buffer (`onread`): used synchronously. */
+  /**
+   * Bytes from the socket, from its "data" events or, when it reads into a reused buffer
+   * (`onread`), from that callback: consumed synchronously, nothing keeps a view of `chunk`.
+   */
   receive(chunk: Uint8Array): void {
-    this.onData(chunk)
-  }
-
-  private onData(chunk: Uint8Array): void {
     if (this.closed) return
     this.lastReceived = Date.now()
     let error: Wire.WireError | undefined
