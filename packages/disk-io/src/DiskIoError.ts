@@ -49,6 +49,7 @@ export type Operation =
   | "clearPiece"
   | "releaseFiles"
   | "stopTorrent"
+  | "addTorrent"
   | "removeTorrent"
 
 /**
@@ -95,4 +96,20 @@ const describe: Record<Reason, string> = {
   TorrentRemoved: "the torrent has been removed",
   UnknownTorrent: "the torrent does not belong to this engine",
   Closed: "the disk engine has shut down"
+}
+
+/**
+ * An engine option out of its range: which option, the value given, and the rule it breaks.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidDiskIoOptions extends Data.TaggedError("InvalidDiskIoOptions")<{
+  readonly option: string
+  readonly value: unknown
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `DiskIo option "${this.option}" = ${String(this.value)}: ${this.reason}`
+  }
 }

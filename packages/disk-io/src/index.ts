@@ -17,3 +17,10 @@ export * as DiskIo from "./DiskIo.js"
  * @since 0.1.0
  */
 export * as DiskIoError from "./DiskIoError.js"
+
+/**
+ * The engine's Effect metrics.
+ *
+ * @since 0.1.0
+ */
+export * as DiskIoMetrics from "./DiskIoMetrics.js"

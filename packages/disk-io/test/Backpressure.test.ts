@@ -132,6 +132,7 @@ describe("backpressure", () => {
           if (respectWatermark) {
             // Backpressure: writers paused, and nobody had to queue at the hard limit.
             assert.isAbove(pauses, 0)
+            assert.strictEqual(stats.waits, 0, "no acquisition queued at the hard limit")
           } else {
             // Peers ignoring the watermark fill the pool: reads and writes then queue for blocks
             // (first come, first served) instead of failing or passing the limit, and all finish.

@@ -1,12 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import { BufferPool } from "@ezio/pool"
 import { Hasher, Layout } from "@ezio/storage"
-import { Deferred, Effect, Exit, Fiber, Layer, Metric } from "effect"
+import { ConfigProvider, Deferred, Effect, Exit, Fiber, Layer, Metric, TestClock } from "effect"
 import { DiskIo } from "../src/index.js"
 import {
   BLOCK,
   concat,
+  type Controlled,
   controlled,
+  type Hooks,
   hex,
   ioError,
   pieceBytes,
@@ -35,6 +37,30 @@ const withEngine = <A, E>(
     return result
   }).pipe(Effect.provide(base))
 
+/** A fresh engine and one torrent of `layout` on a controlled memory storage (hooks go in `storage.hooks`). */
+const withTorrent = <A, E>(
+  layout: Layout.Layout,
+  body: (torrent: {
+    readonly disk: DiskIo.DiskIoService
+    readonly pool: BufferPool.BufferPoolService
+    readonly storage: Controlled
+    readonly t: DiskIo.TorrentHandle
+  }) => Effect.Effect<A, E, import("effect/Scope").Scope>,
+  options: DiskIo.Options = {}
+) =>
+  withEngine(
+    (disk, pool) =>
+      Effect.gen(function* () {
+        const storage = yield* controlled(layout)
+        const t = yield* disk.addTorrent(storage)
+        return yield* body({ disk, pool, storage, t })
+      }),
+    options
+  )
+
+/** Sets storage hooks once the test has what they wait on (a Deferred, say). */
+const hook = (storage: Controlled, hooks: Hooks) => void Object.assign(storage.hooks, hooks)
+
 const data = random(smallLayout.totalLength, 7)
 
 /** Yields until `condition` holds (bounded). */
@@ -49,11 +75,9 @@ const eventually = (condition: () => boolean, what: string) =>
 
 describe("DiskIo", () => {
   it.live("reads what storage holds, at any offset and length", () =>
-    withEngine((disk) =>
+    withTorrent(smallLayout, ({ disk, storage, t }) =>
       Effect.gen(function* () {
-        const storage = yield* controlled(smallLayout)
         storage.bytes.set(data)
-        const t = yield* disk.addTorrent(storage)
         for (const [piece, offset, length] of [
           [0, 0, 4 * BLOCK],
           [0, 100, 700],
@@ -75,12 +99,11 @@ describe("DiskIo", () => {
   )
 
   it.live("a read after a write sees it before it reaches storage (store buffer)", () =>
-    withEngine((disk, pool) =>
+    withTorrent(smallLayout, ({ disk, pool, storage, t }) =>
       Effect.gen(function* () {
         const hold = yield* Deferred.make<void>()
-        const storage = yield* controlled(smallLayout, { beforeWrite: () => Deferred.await(hold) })
+        hook(storage, { beforeWrite: () => Deferred.await(hold) })
         storage.bytes.set(data)
-        const t = yield* disk.addTorrent(storage)
         const fresh = random(2 * BLOCK, 99)
         // Blocks 1 and 2 of piece 1 are rewritten; storage will not see them until released.
         yield* writeBlocks(disk, pool, t, 1, BLOCK, fresh)
@@ -119,11 +142,10 @@ describe("DiskIo", () => {
   )
 
   it.live("a hash waits for the piece's writes, and gives SHA-1 and v2 block hashes", () =>
-    withEngine((disk, pool) =>
+    withTorrent(smallLayout, ({ disk, pool, storage, t }) =>
       Effect.gen(function* () {
         const hold = yield* Deferred.make<void>()
-        const storage = yield* controlled(smallLayout, { beforeWrite: () => Deferred.await(hold) })
-        const t = yield* disk.addTorrent(storage)
+        hook(storage, { beforeWrite: () => Deferred.await(hold) })
         const piece = pieceBytes(smallLayout, data, 3)
         yield* writeBlocks(disk, pool, t, 3, 0, piece)
         const hashing = yield* Effect.fork(disk.hash(t, 3, { v2: true }))
@@ -142,13 +164,12 @@ describe("DiskIo", () => {
   )
 
   it.live("jobs on different pieces run in parallel; a piece's hash waits for its own writes", () =>
-    withEngine((disk, pool) =>
+    withTorrent(smallLayout, ({ disk, pool, storage, t }) =>
       Effect.gen(function* () {
         const hold = yield* Deferred.make<void>()
-        const storage = yield* controlled(smallLayout, {
+        hook(storage, {
           beforeWrite: (piece) => (piece === 0 ? Deferred.await(hold) : Effect.void)
         })
-        const t = yield* disk.addTorrent(storage)
         yield* writeBlocks(disk, pool, t, 0, 0, pieceBytes(smallLayout, data, 0))
         yield* writeBlocks(disk, pool, t, 1, 0, pieceBytes(smallLayout, data, 1))
         const hash0 = yield* Effect.fork(disk.hash(t, 0))
@@ -165,13 +186,12 @@ describe("DiskIo", () => {
   )
 
   it.live("a failed write fails the piece's hash and the flush, releases its blocks, until clearPiece", () =>
-    withEngine((disk, pool) =>
+    withTorrent(smallLayout, ({ disk, pool, storage, t }) =>
       Effect.gen(function* () {
         let fail = true
-        const storage = yield* controlled(smallLayout, {
+        hook(storage, {
           beforeWrite: (piece) => (fail && piece === 2 ? Effect.fail(ioError("write", piece)) : Effect.void)
         })
-        const t = yield* disk.addTorrent(storage)
         const piece = pieceBytes(smallLayout, data, 2)
         yield* writeBlocks(disk, pool, t, 2, 0, piece)
         yield* writeBlocks(disk, pool, t, 1, 0, pieceBytes(smallLayout, data, 1))
@@ -199,14 +219,14 @@ describe("DiskIo", () => {
   )
 
   it.live("clearPiece drops pending writes that have not started", () =>
-    withEngine(
-      (disk, pool) =>
+    withTorrent(
+      smallLayout,
+      ({ disk, pool, storage, t }) =>
         Effect.gen(function* () {
           const hold = yield* Deferred.make<void>()
-          const storage = yield* controlled(smallLayout, {
+          hook(storage, {
             beforeWrite: (piece) => (piece === 0 ? Deferred.await(hold) : Effect.void)
           })
-          const t = yield* disk.addTorrent(storage)
           // Block 0 starts writing (held); blocks 1..3 queue behind it.
           yield* writeBlocks(disk, pool, t, 0, 0, pieceBytes(smallLayout, data, 0).subarray(0, BLOCK))
           yield* eventually(() => disk.unsafeStats().jobs.write.running === 1, "write started")
@@ -228,12 +248,11 @@ describe("DiskIo", () => {
   )
 
   it.live("a failing read is a typed error and gives its blocks back", () =>
-    withEngine((disk, pool) =>
+    withTorrent(smallLayout, ({ disk, pool, storage, t }) =>
       Effect.gen(function* () {
-        const storage = yield* controlled(smallLayout, {
+        hook(storage, {
           beforeRead: (piece) => (piece === 1 ? Effect.fail(ioError("read", piece)) : Effect.void)
         })
-        const t = yield* disk.addTorrent(storage)
         const error = yield* Effect.flip(disk.readOwned(t, 1, 0, 3 * BLOCK))
         assert.strictEqual(error.reason, "Storage")
         assert.strictEqual(error.operation, "read")
@@ -249,10 +268,8 @@ describe("DiskIo", () => {
   )
 
   it.live("refuses bad requests with typed errors, releasing a refused write's block", () =>
-    withEngine((disk, pool) =>
+    withTorrent(smallLayout, ({ disk, pool, t }) =>
       Effect.gen(function* () {
-        const storage = yield* controlled(smallLayout)
-        const t = yield* disk.addTorrent(storage)
         const reasons: Array<string> = []
         const push = (e: DiskIo.DiskIoError) => Effect.sync(() => reasons.push(e.reason))
         yield* disk.readOwned(t, 4, 0, 1).pipe(Effect.flip, Effect.flatMap(push))
@@ -298,11 +315,10 @@ describe("DiskIo", () => {
   )
 
   it.live("removeTorrent drains pending writes, releases files, and refuses later jobs", () =>
-    withEngine((disk, pool) =>
+    withTorrent(smallLayout, ({ disk, pool, storage, t }) =>
       Effect.gen(function* () {
         const hold = yield* Deferred.make<void>()
-        const storage = yield* controlled(smallLayout, { beforeWrite: () => Deferred.await(hold) })
-        const t = yield* disk.addTorrent(storage)
+        hook(storage, { beforeWrite: () => Deferred.await(hold) })
         yield* writeBlocks(disk, pool, t, 0, 0, pieceBytes(smallLayout, data, 0))
         const removing = yield* Effect.fork(disk.removeTorrent(t))
         yield* Effect.sleep("10 millis")
@@ -345,16 +361,16 @@ describe("DiskIo", () => {
   )
 
   it.live("interrupting a job gives its blocks back", () =>
-    withEngine(
-      (disk, pool) =>
+    withTorrent(
+      smallLayout,
+      ({ disk, pool, storage, t }) =>
         Effect.gen(function* () {
           const readHold = yield* Deferred.make<void>()
           const writeHold = yield* Deferred.make<void>()
-          const storage = yield* controlled(smallLayout, {
+          hook(storage, {
             beforeRead: () => Deferred.await(readHold),
             beforeWrite: () => Deferred.await(writeHold)
           })
-          const t = yield* disk.addTorrent(storage)
           // A read stuck in storage (its I/O is uninterruptible: the blocks come back once it returns).
           const reading = yield* Effect.fork(disk.readOwned(t, 0, 0, 2 * BLOCK))
           yield* eventually(() => disk.unsafeStats().jobs.read.running === 1, "read running")
@@ -388,10 +404,8 @@ describe("DiskIo", () => {
   it.live(
     "a read waits for blocks at the pool's hard limit instead of failing; interruption leaves the queue",
     () =>
-      withEngine((disk, pool) =>
+      withTorrent(smallLayout, ({ disk, pool, t }) =>
         Effect.gen(function* () {
-          const storage = yield* controlled(smallLayout)
-          const t = yield* disk.addTorrent(storage)
           const all = yield* Effect.scoped(
             Effect.gen(function* () {
               const held = yield* pool.acquireMany(62, "read")
@@ -412,11 +426,10 @@ describe("DiskIo", () => {
   )
 
   it.live("metrics count jobs, bytes, the store buffer and pool use", () =>
-    withEngine(
-      (disk, pool) =>
+    withTorrent(
+      smallLayout,
+      ({ disk, pool, t }) =>
         Effect.gen(function* () {
-          const storage = yield* controlled(smallLayout)
-          const t = yield* disk.addTorrent(storage)
           yield* writeBlocks(disk, pool, t, 0, 0, pieceBytes(smallLayout, data, 0))
           yield* disk.hash(t, 0)
           const read = yield* disk.readOwned(t, 0, 10, 1000)
@@ -447,11 +460,10 @@ describe("DiskIo", () => {
 
   describe("hashing a piece still whole in the store buffer", () => {
     it.live("reads nothing back, and answers only once the piece's writes are on storage", () =>
-      withEngine((disk, pool) =>
+      withTorrent(smallLayout, ({ disk, pool, storage, t }) =>
         Effect.gen(function* () {
           const hold = yield* Deferred.make<void>()
-          const storage = yield* controlled(smallLayout, { beforeWrite: () => Deferred.await(hold) })
-          const t = yield* disk.addTorrent(storage)
+          hook(storage, { beforeWrite: () => Deferred.await(hold) })
           const piece = pieceBytes(smallLayout, data, 2)
           yield* writeBlocks(disk, pool, t, 2, 0, piece)
           const hashing = yield* Effect.fork(disk.hash(t, 2))
@@ -467,12 +479,11 @@ describe("DiskIo", () => {
     )
 
     it.live("a failed write of the piece fails its hash, and no block is left out of the pool", () =>
-      withEngine((disk, pool) =>
+      withTorrent(smallLayout, ({ disk, pool, storage, t }) =>
         Effect.gen(function* () {
-          const storage = yield* controlled(smallLayout, {
+          hook(storage, {
             beforeWrite: (piece) => Effect.fail(ioError("write", piece))
           })
-          const t = yield* disk.addTorrent(storage)
           yield* writeBlocks(disk, pool, t, 1, 0, pieceBytes(smallLayout, data, 1))
           const error = yield* Effect.flip(disk.hash(t, 1))
           assert.strictEqual(error.reason, "WriteFailed")
@@ -480,6 +491,68 @@ describe("DiskIo", () => {
           yield* disk.clearPiece(t, 1)
         })
       )
+    )
+  })
+
+  describe("options", () => {
+    const invalid = (options: DiskIo.Options, option: string) =>
+      it.effect(`refuses ${JSON.stringify(options)} naming ${option}`, () =>
+        Effect.gen(function* () {
+          const error = yield* Effect.flip(Effect.scoped(DiskIo.make(options)))
+          assert.strictEqual(error._tag, "InvalidDiskIoOptions")
+          assert.strictEqual(error.option, option)
+          assert.include(error.message, option)
+        }).pipe(Effect.provide(base))
+      )
+    invalid({ aioThreads: 0 }, "aioThreads")
+    invalid({ aioThreads: 2.5 }, "aioThreads")
+    invalid({ hashThreads: -1 }, "hashThreads")
+    invalid({ hashChunkBlocks: 0 }, "hashChunkBlocks")
+    invalid({ maxWriteBlocks: Number.NaN }, "maxWriteBlocks")
+    invalid({ writeCoalesceBlocks: 0 }, "writeCoalesceBlocks")
+    invalid({ writeDelay: 0 }, "writeDelay")
+    invalid({ name: "" }, "name")
+
+    it.effect("layerConfig reads the options from Config, nested under diskIo", () =>
+      Effect.gen(function* () {
+        const disk = yield* DiskIo.DiskIo
+        const stats = disk.unsafeStats()
+        assert.strictEqual(stats.name, "from-config")
+        assert.strictEqual(stats.aioThreads, 3)
+        assert.strictEqual(stats.hashThreads, 2)
+      }).pipe(
+        Effect.provide(DiskIo.layerConfig().pipe(Layer.provide(base))),
+        Effect.withConfigProvider(
+          ConfigProvider.fromMap(
+            new Map([
+              ["diskIo.name", "from-config"],
+              ["diskIo.aioThreads", "3"],
+              ["diskIo.hashThreads", "2"],
+              ["diskIo.writeDelay", "50 millis"]
+            ])
+          )
+        )
+      )
+    )
+
+    it.effect("layerConfig refuses a value out of range with InvalidDiskIoOptions", () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(
+          Layer.build(DiskIo.layerConfig().pipe(Layer.provide(base))).pipe(Effect.scoped)
+        )
+        assert.strictEqual(error._tag, "InvalidDiskIoOptions")
+      }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["diskIo.aioThreads", "0"]]))))
+    )
+
+    it.effect("addTorrent on a closed engine fails as addTorrent", () =>
+      Effect.gen(function* () {
+        const disk = yield* Effect.scoped(DiskIo.make())
+        const storage = yield* controlled(smallLayout)
+        const error = yield* Effect.flip(disk.addTorrent(storage))
+        assert.strictEqual(error.reason, "Closed")
+        assert.strictEqual(error.operation, "addTorrent")
+        assert.match(error.message, /DiskIo\.addTorrent/)
+      }).pipe(Effect.provide(base))
     )
   })
 
@@ -492,14 +565,13 @@ describe("DiskIo", () => {
     const bytes = random(layout.totalLength, 11)
     const part = (from: number, to: number) => bytes.subarray(from * BLOCK, to * BLOCK)
 
-    it.live("holds a piece's writes until enough are queued, and writes them as one run", () =>
-      withEngine(
-        (disk, pool) =>
+    it.effect("holds a piece's writes until enough are queued, and writes them as one run", () =>
+      withTorrent(
+        layout,
+        ({ disk, pool, storage, t }) =>
           Effect.gen(function* () {
-            const storage = yield* controlled(layout)
-            const t = yield* disk.addTorrent(storage)
             yield* writeBlocks(disk, pool, t, 0, 0, part(0, 3))
-            yield* Effect.sleep("20 millis")
+            yield* TestClock.adjust("10 seconds")
             assert.strictEqual(storage.calls.writes, 0, "3 blocks of 4: held back")
             // Held-back writes are visible to reads (the store buffer).
             const read = yield* disk.read(t, 0, 0, 3 * BLOCK)
@@ -517,12 +589,11 @@ describe("DiskIo", () => {
       )
     )
 
-    it.live("a hash, a flush or a whole piece sends held-back writes at once", () =>
-      withEngine(
-        (disk, pool) =>
+    it.effect("a hash, a flush or a whole piece sends held-back writes at once", () =>
+      withTorrent(
+        layout,
+        ({ disk, pool, storage, t }) =>
           Effect.gen(function* () {
-            const storage = yield* controlled(layout)
-            const t = yield* disk.addTorrent(storage)
             // A hash waits for the piece's writes: it must not wait for the (hour-long) delay.
             yield* writeBlocks(disk, pool, t, 0, 0, part(0, 2))
             const hashed = yield* disk.hash(t, 0)
@@ -541,12 +612,11 @@ describe("DiskIo", () => {
       )
     )
 
-    it.live("a piece smaller than the threshold is written once whole", () =>
-      withEngine(
-        (disk, pool) =>
+    it.effect("a piece smaller than the threshold is written once whole", () =>
+      withTorrent(
+        smallLayout,
+        ({ disk, pool, storage, t }) =>
           Effect.gen(function* () {
-            const storage = yield* controlled(smallLayout)
-            const t = yield* disk.addTorrent(storage)
             yield* writeBlocks(disk, pool, t, 0, 0, pieceBytes(smallLayout, data, 0))
             yield* eventually(() => storage.calls.writes === 1, "the whole piece goes")
             assert.strictEqual(storage.calls.writeBuffers, 4)
@@ -555,14 +625,17 @@ describe("DiskIo", () => {
       )
     )
 
-    it.live("writes nobody waits for go after the delay", () =>
-      withEngine(
-        (disk, pool) =>
+    it.effect("writes nobody waits for go after the delay", () =>
+      withTorrent(
+        layout,
+        ({ disk, pool, storage, t }) =>
           Effect.gen(function* () {
-            const storage = yield* controlled(layout)
-            const t = yield* disk.addTorrent(storage)
             yield* writeBlocks(disk, pool, t, 1, 5 * BLOCK, part(21, 22))
-            for (let i = 0; i < 400 && storage.calls.writes === 0; i++) yield* Effect.sleep("5 millis")
+            yield* TestClock.adjust("19 millis")
+            yield* Effect.repeatN(Effect.yieldNow(), 50)
+            assert.strictEqual(storage.calls.writes, 0, "held back until the delay")
+            yield* TestClock.adjust("1 millis")
+            yield* eventually(() => storage.calls.writes === 1, "the delay sends it")
             assert.strictEqual(storage.calls.writes, 1)
             assert.strictEqual(hex(storage.bytes.subarray(21 * BLOCK, 22 * BLOCK)), hex(part(21, 22)))
           }).pipe(Effect.scoped),

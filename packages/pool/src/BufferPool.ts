@@ -10,7 +10,6 @@ import * as Either from "effect/Either"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
@@ -26,6 +25,8 @@ import {
   type WatermarkTransition
 } from "./internal/core.js"
 import * as internalOptions from "./internal/options.js"
+import * as MetricSync from "./MetricSync.js"
+import * as PoolMetrics from "./PoolMetrics.js"
 import { BlockOwnershipError, InvalidPoolOptions, PoolClosed, PoolExhausted } from "./PoolError.js"
 
 export { BlockOwnershipError, InvalidPoolOptions, PoolClosed, PoolExhausted } from "./PoolError.js"
@@ -213,23 +214,6 @@ export interface BufferPoolService {
  * @category tags
  */
 export class BufferPool extends Context.Tag("@ezio/pool/BufferPool")<BufferPool, BufferPoolService>() {}
-
-const metrics = {
-  inUse: Metric.gauge("ezio_pool_in_use_blocks", { description: "Blocks in use, by category" }),
-  peak: Metric.gauge("ezio_pool_peak_blocks", { description: "Most blocks ever in use at once" }),
-  acquired: Metric.counter("ezio_pool_acquired_blocks_total", {
-    description: "Blocks handed out, by category",
-    incremental: true
-  }),
-  waits: Metric.counter("ezio_pool_waits_total", {
-    description: "Acquisitions that queued at the hard limit",
-    incremental: true
-  }),
-  exceeded: Metric.counter("ezio_pool_exceeded_total", {
-    description: "Transitions past the high watermark",
-    incremental: true
-  })
-}
 
 /**
  * Builds a pool whose life is the current scope: when it closes, waiters fail with `PoolClosed`,
@@ -499,32 +483,25 @@ const snapshot = (core: PoolCore): Stats => ({
 // The hot path only bumps plain counters; this copies them into Effect metrics once a second and
 // on each watermark transition, so metrics cost nothing per block.
 const makeMetricSync = (core: PoolCore): Effect.Effect<void> => {
-  const poolTag = core.config.name
-  const tagged = categories.map((category) => ({
-    inUse: metrics.inUse.pipe(Metric.tagged("pool", poolTag), Metric.tagged("category", category)),
-    acquired: metrics.acquired.pipe(Metric.tagged("pool", poolTag), Metric.tagged("category", category))
-  }))
-  const peak = metrics.peak.pipe(Metric.tagged("pool", poolTag))
-  const waits = metrics.waits.pipe(Metric.tagged("pool", poolTag))
-  const exceeded = metrics.exceeded.pipe(Metric.tagged("pool", poolTag))
-  const last = { acquired: [0, 0, 0], waits: 0, exceeded: 0 }
-  return Effect.suspend(() => {
-    const effects: Array<Effect.Effect<void>> = []
-    tagged.forEach((m, i) => {
-      effects.push(Metric.set(m.inUse, core.inUseBy[i]!))
-      const delta = core.acquiredBy[i]! - last.acquired[i]!
-      if (delta > 0) effects.push(Metric.incrementBy(m.acquired, delta))
-      last.acquired[i] = core.acquiredBy[i]!
-    })
-    effects.push(Metric.set(peak, core.peak))
-    if (core.waits > last.waits) effects.push(Metric.incrementBy(waits, core.waits - last.waits))
-    last.waits = core.waits
-    const exceededCount = Math.ceil(core.transitions / 2)
-    if (exceededCount > last.exceeded)
-      effects.push(Metric.incrementBy(exceeded, exceededCount - last.exceeded))
-    last.exceeded = exceededCount
-    return Effect.all(effects, { discard: true })
-  })
+  const pool = { pool: core.config.name }
+  return MetricSync.make(
+    () => core,
+    [
+      ...categories.flatMap((category, i) => [
+        MetricSync.gauge(
+          MetricSync.tagged(PoolMetrics.inUse, { ...pool, category }),
+          (c: PoolCore) => c.inUseBy[i]!
+        ),
+        MetricSync.counter(
+          MetricSync.tagged(PoolMetrics.acquired, { ...pool, category }),
+          (c: PoolCore) => c.acquiredBy[i]!
+        )
+      ]),
+      MetricSync.gauge(MetricSync.tagged(PoolMetrics.peak, pool), (c) => c.peak),
+      MetricSync.counter(MetricSync.tagged(PoolMetrics.waits, pool), (c) => c.waits),
+      MetricSync.counter(MetricSync.tagged(PoolMetrics.exceeded, pool), (c) => Math.ceil(c.transitions / 2))
+    ]
+  )
 }
 
 /**

@@ -17,3 +17,17 @@ export * as BufferPool from "./BufferPool.js"
  * @since 0.1.0
  */
 export * as PoolError from "./PoolError.js"
+
+/**
+ * The pool's Effect metrics.
+ *
+ * @since 0.1.0
+ */
+export * as PoolMetrics from "./PoolMetrics.js"
+
+/**
+ * Copies plain counters into Effect metrics, off the hot path.
+ *
+ * @since 0.1.0
+ */
+export * as MetricSync from "./MetricSync.js"

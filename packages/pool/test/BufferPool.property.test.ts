@@ -285,8 +285,14 @@ const runScenario = (
               cmd.wait ? pool.acquireMany(cmd.count, "write") : pool.tryAcquireMany(cmd.count, "write")
             ).pipe(Scope.extend(scopes[scope]!))
             model.take(cmd.count)
+            // The real pool against the model: the blocks asked for, in use as the model says,
+            // never past the hard limit.
+            const stats = pool.unsafeStats()
+            assert.strictEqual(value.length, cmd.count, where)
             assert.strictEqual(exceeded, model.exceeded, where)
-            assert.isAtMost(model.inUse, model.config.hard, where)
+            assert.strictEqual(stats.inUse, model.inUse, where)
+            assert.isAtMost(stats.inUse, stats.hardLimitBlocks, where)
+            assert.strictEqual(stats.hardLimitBlocks, model.config.hard, where)
             adopt(value, scope)
           } else if (!cmd.wait) {
             const error = yield* Effect.flip(

@@ -272,10 +272,6 @@ export class PoolCore {
     this.waitersHead = 0
   }
 
-  categoryIndex(category: Category): number {
-    return categoryIndex[category]
-  }
-
   private transition(exceeded: boolean): void {
     this.exceeded = exceeded
     this.transitions++

@@ -1,12 +1,15 @@
 /**
- * The engine's mutable core: plain code, no Effect, so the per-block work (store-buffer lookups,
- * copies, batch selection) costs nanoseconds. `DiskIo.ts` puts the Effect API on top of it.
+ * The store buffer (libtorrent's `store_buffer`): written blocks wait here, visible to reads,
+ * until an aio fiber writes them to storage in vectored batches. Plain code, no Effect, so the
+ * per-block work (lookups, copies, batch selection) costs nanoseconds.
  *
  * @internal
  */
 import type { BufferPool } from "@ezio/pool"
 import { Layout } from "@ezio/storage"
 import type { Storage } from "@ezio/storage"
+import { Fence } from "./fence.js"
+import type { TorrentHandle } from "./models.js"
 
 /** @internal */
 export const QUEUED = 0
@@ -16,72 +19,19 @@ export const WRITING = 1
 export const DONE = 2
 
 /**
- * A counting semaphore in plain code (the analogue of a thread pool's free threads): `tryTake` is
- * a comparison, waiting is first come, first served.
+ * A job kind's counters, bumped in place.
  *
  * @internal
  */
-export class Gate {
-  private readonly waiters: Array<GateWaiter> = []
-  private head = 0
-  constructor(public permits: number) {}
-
-  get waiting(): number {
-    return this.waiters.length - this.head
-  }
-
-  tryTake(): boolean {
-    if (this.permits > 0 && this.waiting === 0) {
-      this.permits--
-      return true
-    }
-    return false
-  }
-
-  enqueue(): GateWaiter {
-    const waiter: GateWaiter = { granted: false, cancelled: false, wake: undefined }
-    this.waiters.push(waiter)
-    return waiter
-  }
-
-  /** Interruption of a waiter: leave the queue, or hand back the permit it was just given. */
-  cancel(waiter: GateWaiter): void {
-    if (waiter.cancelled) return
-    waiter.cancelled = true
-    if (waiter.granted) this.release()
-  }
-
-  release(): void {
-    while (this.head < this.waiters.length) {
-      const waiter = this.waiters[this.head]!
-      this.waiters[this.head++] = undefined as unknown as GateWaiter
-      if (waiter.cancelled) continue
-      waiter.granted = true
-      this.compact()
-      waiter.wake?.()
-      return
-    }
-    this.compact()
-    this.permits++
-  }
-
-  private compact(): void {
-    if (this.head === this.waiters.length) {
-      this.waiters.length = 0
-      this.head = 0
-    } else if (this.head > 1024) {
-      this.waiters.splice(0, this.head)
-      this.head = 0
-    }
-  }
+export interface Counts {
+  queued: number
+  running: number
+  completed: number
+  failed: number
 }
 
 /** @internal */
-export interface GateWaiter {
-  granted: boolean
-  cancelled: boolean
-  wake: (() => void) | undefined
-}
+export const makeCounts = (): Counts => ({ queued: 0, running: 0, completed: 0, failed: 0 })
 
 /**
  * One pending write: a pool block in the store buffer, visible to reads until it reaches storage.
@@ -99,12 +49,6 @@ export class Entry {
     readonly block: BufferPool.Block,
     readonly seq: number
   ) {}
-}
-
-/** @internal */
-export interface SeqWaiter {
-  readonly seq: number
-  readonly wake: () => void
 }
 
 /** @internal */
@@ -133,14 +77,9 @@ export class PieceState {
   active = false
   /** In the ready queue, or handed to a worker. */
   ready = false
-  /**
-   * Snapshots (sequence numbers) of reads and hashes reading this piece from storage: writes
-   * issued after the oldest of them wait, so storage never changes under a reader.
-   */
-  readonly readers: Array<number> = []
+  readonly fence = new Fence()
   /** The first failed write since the last `clearPiece`. */
   error: RecordedError | undefined = undefined
-  readonly waiters: Array<SeqWaiter> = []
 
   constructor(
     readonly torrent: TorrentState,
@@ -165,19 +104,10 @@ export class PieceState {
     return log[this.head]!.seq
   }
 
-  /** Writes issued after this may not reach storage yet. */
-  limit(): number {
-    const readers = this.readers
-    if (readers.length === 0) return Infinity
-    let min = readers[0]!
-    for (let i = 1; i < readers.length; i++) if (readers[i]! < min) min = readers[i]!
-    return min
-  }
-
   /** Is there a queued write that may be written now? */
   eligible(): boolean {
     if (this.queued === 0) return false
-    const limit = this.limit()
+    const limit = this.fence.limit()
     for (let i = this.head; i < this.log.length; i++) {
       const entry = this.log[i]!
       if (entry.state === QUEUED) return entry.seq <= limit
@@ -189,8 +119,7 @@ export class PieceState {
     return (
       !this.active &&
       !this.ready &&
-      this.readers.length === 0 &&
-      this.waiters.length === 0 &&
+      this.fence.idle() &&
       this.error === undefined &&
       this.lowest() === Infinity
     )
@@ -198,15 +127,7 @@ export class PieceState {
 
   /** Wakes waiters whose writes have all reached storage. */
   checkWaiters(): void {
-    if (this.waiters.length === 0) return
-    const lowest = this.lowest()
-    for (let i = 0; i < this.waiters.length;) {
-      const waiter = this.waiters[i]!
-      if (waiter.seq < lowest) {
-        this.waiters.splice(i, 1)
-        waiter.wake()
-      } else i++
-    }
+    if (this.fence.waiters.length > 0) this.fence.wake(this.lowest())
   }
 }
 
@@ -215,13 +136,14 @@ export class PieceState {
  *
  * @internal
  */
-export class TorrentState {
+export class TorrentState implements TorrentHandle {
   readonly pieces = new Map<number, PieceState>()
   /** Writes not yet on storage. */
   outstanding = 0
   removed = false
   constructor(
-    readonly core: EngineCore,
+    /** The engine it belongs to: a handle from another engine is refused. */
+    readonly owner: object,
     readonly id: number,
     readonly name: string,
     readonly storage: Storage.StorageService,
@@ -233,44 +155,26 @@ export class TorrentState {
   }
 }
 
-/** @internal */
-export const jobKinds = ["read", "write", "hash"] as const
-
-/** @internal */
-export type JobKind = (typeof jobKinds)[number]
-
-/** @internal */
-export interface Counts {
-  queued: number
-  running: number
-  completed: number
-  failed: number
-}
-
-/** @internal */
-export class EngineCore {
+/**
+ * The store buffer of every torrent of an engine, its write scheduling (which pieces go to the
+ * aio fibers, which are held back to coalesce) and the write counters.
+ *
+ * @internal
+ */
+export class StoreBuffer {
+  /** The last sequence number given to a write. */
   seq = 0
-  nextTorrent = 0
-  closed = false
-  readonly torrents = new Map<number, TorrentState>()
   /** Writes not yet on storage, all torrents. */
   outstanding = 0
   /** Called when writes drain; each returns true once satisfied (and is then dropped). */
   readonly drainWaiters: Array<() => boolean> = []
 
-  private readonly readyQueue: Array<PieceState> = []
+  private readonly readyQueue: Array<PieceState | undefined> = []
   private readyHead = 0
   /** Idle aio workers, waiting for a piece to write. */
   readonly idle: Array<(piece: PieceState) => void> = []
 
-  readonly jobs: Record<JobKind, Counts> = {
-    read: { queued: 0, running: 0, completed: 0, failed: 0 },
-    write: { queued: 0, running: 0, completed: 0, failed: 0 },
-    hash: { queued: 0, running: 0, completed: 0, failed: 0 }
-  }
-  bytesRead = 0
   bytesWritten = 0
-  bytesHashed = 0
   /** Bytes of reads answered from the store buffer. */
   bytesFromStore = 0
   storeBlocks = 0
@@ -281,16 +185,18 @@ export class EngineCore {
   /**
    * Pieces with fewer queued writes than `coalesceBlocks` and nobody waiting on them: held back so
    * the blocks a peer sends one by one reach storage as a few large vectored writes instead of
-   * one system call each (the call costs ~15 µs of main thread whatever its size).
+   * one system call each.
    */
   private readonly deferred = new Set<PieceState>()
 
   constructor(
     readonly blockSize: number,
     readonly maxRun: number,
-    readonly coalesceBlocks: number = 1,
+    readonly coalesceBlocks: number,
     /** True when writes must not wait: the pool past its high watermark. */
-    readonly pressure: () => boolean = () => false
+    readonly pressure: () => boolean,
+    /** The write jobs' counters: one job per block. */
+    readonly jobs: Counts = makeCounts()
   ) {}
 
   /** Writes of `piece` must go now: a hash or `clearPiece` waits for them. */
@@ -338,7 +244,7 @@ export class EngineCore {
     this.outstanding++
     this.storeBlocks++
     if (this.storeBlocks > this.storePeak) this.storePeak = this.storeBlocks
-    this.jobs.write.queued++
+    this.jobs.queued++
     this.schedule(piece)
     return entry
   }
@@ -349,7 +255,7 @@ export class EngineCore {
       !urgent &&
       piece.queued < this.coalesceBlocks &&
       piece.queued < piece.blocks &&
-      piece.waiters.length === 0 &&
+      piece.fence.waiters.length === 0 &&
       this.drainWaiters.length === 0 &&
       !this.pressure()
     ) {
@@ -367,17 +273,15 @@ export class EngineCore {
 
   /** The next piece for an idle worker, if any. */
   takeReady(): PieceState | undefined {
-    while (this.readyHead < this.readyQueue.length) {
-      const piece = this.readyQueue[this.readyHead]!
-      this.readyQueue[this.readyHead++] = undefined as unknown as PieceState
-      if (this.readyHead === this.readyQueue.length) {
-        this.readyQueue.length = 0
-        this.readyHead = 0
-      }
-      this.claim(piece)
-      return piece
+    if (this.readyHead >= this.readyQueue.length) return undefined
+    const piece = this.readyQueue[this.readyHead]!
+    this.readyQueue[this.readyHead++] = undefined
+    if (this.readyHead === this.readyQueue.length) {
+      this.readyQueue.length = 0
+      this.readyHead = 0
     }
-    return undefined
+    this.claim(piece)
+    return piece
   }
 
   private claim(piece: PieceState): void {
@@ -390,7 +294,7 @@ export class EngineCore {
    * most one per block (a second write of the same block goes in the next batch, after it).
    */
   selectBatch(piece: PieceState): Array<Entry> {
-    const limit = piece.limit()
+    const limit = piece.fence.limit()
     const out: Array<Entry> = []
     const seen = new Set<number>()
     const log = piece.log
@@ -403,8 +307,8 @@ export class EngineCore {
       out.push(entry)
     }
     piece.queued -= out.length
-    this.jobs.write.queued -= out.length
-    this.jobs.write.running += out.length
+    this.jobs.queued -= out.length
+    this.jobs.running += out.length
     if (out.length > 0) this.batches++
     return out
   }
@@ -431,11 +335,11 @@ export class EngineCore {
     for (const entry of run) {
       if (entry.state === DONE) continue
       this.finish(entry)
-      this.jobs.write.running--
+      this.jobs.running--
       if (error === undefined) {
-        this.jobs.write.completed++
+        this.jobs.completed++
         this.bytesWritten += entry.length
-      } else this.jobs.write.failed++
+      } else this.jobs.failed++
     }
     if (error !== undefined) {
       this.writeErrors++
@@ -475,7 +379,7 @@ export class EngineCore {
       const entry = piece.log[i]!
       if (entry.state !== QUEUED) continue
       this.finish(entry)
-      this.jobs.write.queued--
+      this.jobs.queued--
       dropped++
     }
     piece.queued = 0
@@ -483,13 +387,9 @@ export class EngineCore {
     return dropped
   }
 
+  /** A reader of `piece` from storage is done: its later writes may go. */
   unregisterReader(piece: PieceState, seq: number): void {
-    const readers = piece.readers
-    const i = readers.indexOf(seq)
-    if (i >= 0) {
-      readers[i] = readers[readers.length - 1]!
-      readers.pop()
-    }
+    piece.fence.leave(seq)
     this.schedule(piece)
     this.forget(piece)
   }
