@@ -4,9 +4,9 @@ import { Session } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
 import { Metainfo } from "@ezio/torrent"
-import { Effect, Either, Layer } from "effect"
+import { Effect, Either, Layer, TestClock } from "effect"
 import * as NCrypto from "node:crypto"
-import { RateLimiter } from "../src/internal/swarm.js"
+import * as RateLimiter from "../src/internal/rateLimiter.js"
 
 const random = (n: number) => new Uint8Array(NCrypto.randomBytes(n))
 
@@ -112,29 +112,41 @@ describe("Session", () => {
 })
 
 describe("RateLimiter (slow start)", () => {
-  it("ramps from the initial rate to the limit over the period, doubling each tenth", () => {
-    let now = 1_000_000
-    const realNow = Date.now
-    Date.now = () => now
-    try {
-      const limiter = new RateLimiter(0, { initialRate: 1000, periodMs: 10_000 })
+  it.scoped("ramps from the initial rate to the limit over the period, doubling each tenth", () =>
+    Effect.gen(function* () {
+      yield* TestClock.adjust(1_000_000)
+      const limiter = yield* RateLimiter.make(0, { initialRate: 1000, periodMs: 10_000 })
       expect(limiter.rate()).toBe(1000)
-      now += 1000
+      yield* TestClock.adjust(1000)
       expect(limiter.rate()).toBeCloseTo(2000)
-      now += 4000
+      yield* TestClock.adjust(4000)
       expect(limiter.rate()).toBeCloseTo(32_000)
-      now += 5000
+      yield* TestClock.adjust(5000)
       expect(limiter.rate()).toBe(Infinity)
-      const capped = new RateLimiter(5000, { initialRate: 1000, periodMs: 10_000 })
-      now += 9000
+      const capped = yield* RateLimiter.make(5000, { initialRate: 1000, periodMs: 10_000 })
+      yield* TestClock.adjust(9000)
       expect(capped.rate()).toBe(5000)
       // Tokens: a first request waits until the bucket has filled.
-      const bucket = new RateLimiter(1000, undefined)
+      const bucket = yield* RateLimiter.make(1000, undefined)
       expect(bucket.take(500)).toBeGreaterThan(0)
-      now += 600
+      yield* TestClock.adjust(600)
       expect(bucket.take(500)).toBe(0)
-    } finally {
-      Date.now = realNow
-    }
-  })
+    })
+  )
+
+  it.scoped("wakes every waiting peer once, when the Clock has passed the delay", () =>
+    Effect.gen(function* () {
+      const limiter = yield* RateLimiter.make(1000, undefined)
+      const woken: Array<string> = []
+      const delay = limiter.take(500)
+      expect(delay).toBe(500)
+      limiter.wake(delay, () => woken.push("a"))
+      limiter.wake(delay, () => woken.push("b"))
+      yield* TestClock.adjust(499)
+      expect(woken).toEqual([])
+      yield* TestClock.adjust(1)
+      expect(woken).toEqual(["a", "b"])
+      expect(limiter.take(500)).toBe(0)
+    })
+  )
 })
