@@ -4,7 +4,7 @@ import { Session } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
 import { Metainfo } from "@ezio/torrent"
-import { Effect, Either, Layer, TestClock } from "effect"
+import { Chunk, ConfigProvider, Effect, Either, Fiber, Layer, Stream, TestClock } from "effect"
 import * as NCrypto from "node:crypto"
 import * as RateLimiter from "../src/internal/rateLimiter.js"
 
@@ -50,8 +50,16 @@ describe("Session", () => {
         const leecher = yield* Session.make({ host: "127.0.0.1", port: 0 })
         const seed = yield* seeder.add({ metainfo: meta, storage: seedStorage, have: full(meta) })
         const leech = yield* leecher.add({ metainfo: meta, storage: leechStorage })
+        const verified = yield* Effect.fork(Stream.runCollect(leech.pieces))
+        yield* Effect.yieldNow()
         yield* leech.connect("127.0.0.1", seeder.port)
         yield* leech.complete.pipe(Effect.timeout("30 seconds"))
+        // The stream of verified pieces saw each piece once and ended with the download.
+        const pieces = Chunk.toReadonlyArray(yield* Fiber.join(verified).pipe(Effect.timeout("5 seconds")))
+        expect([...pieces].sort((x, y) => x - y)).toEqual(
+          Array.from({ length: meta.pieceCount }, (_, i) => i)
+        )
+        expect(Chunk.size(yield* Stream.runCollect(seed.pieces))).toBe(0)
         yield* DiskIo.DiskIo.pipe(Effect.flatMap((disk) => disk.flush(leech.disk)))
         expect(Buffer.compare(leechStorage.bytes, data)).toBe(0)
         const status = leech.unsafeStatus()
@@ -108,6 +116,61 @@ describe("Session", () => {
         expect(seed.unsafeStatus().uploaded).toBeGreaterThanOrEqual(2 * data.length)
       }).pipe(Effect.scoped, Effect.provide(env(16 * 1024 * 1024))),
     60_000
+  )
+})
+
+describe("Session options", () => {
+  it.live("rejects options out of range, naming the option, its value and the rule", () =>
+    Effect.gen(function* () {
+      const port = yield* Effect.flip(Session.make({ port: 70_000 }))
+      expect(port._tag).toBe("InvalidSessionOptions")
+      expect(port.message).toBe("Session.make: option port = 70000 must be an integer in [0, 65535]")
+      const session = yield* Session.make({ listen: false })
+      const meta = makeTorrent(random(100_000), 16 * 1024)
+      const storage = yield* Storage.makeMemory({ layout: Either.getOrThrow(Layout.fromMetainfo(meta)) })
+      const peers = yield* Effect.flip(session.add({ metainfo: meta, storage, maxPeers: 0 }))
+      expect(peers.message).toBe("Session.add: option maxPeers = 0 must be a whole number >= 1")
+      const have = yield* Effect.flip(session.add({ metainfo: meta, storage, have: Bitfield.make(3) }))
+      expect(have._tag === "InvalidSessionOptions" && have.option).toBe("have")
+      const slow = yield* Effect.flip(
+        session.add({ metainfo: meta, storage, slowStart: { initialRate: 1000, period: "0 seconds" } })
+      )
+      expect(slow._tag === "InvalidSessionOptions" && slow.option).toBe("slowStart.period")
+    }).pipe(Effect.scoped, Effect.provide(env(1024 * 1024)))
+  )
+
+  it.live("refuses a pool whose blocks are not 16 KiB, saying so", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Session.make({ listen: false }))
+      expect(error._tag).toBe("IncompatiblePool")
+      expect(error.message).toContain("4096-byte blocks; a session needs blockSize 16384")
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(
+        DiskIo.layer().pipe(
+          Layer.provideMerge(Hasher.layer({ threads: 1 })),
+          Layer.provideMerge(BufferPool.layer({ capacity: 1024 * 1024, blockSize: 4096 }))
+        )
+      )
+    )
+  )
+
+  it.live("layerConfig reads host, port and listen under `session`", () =>
+    Effect.gen(function* () {
+      const session = yield* Session.Session
+      expect(session.port).toBeGreaterThan(0)
+    }).pipe(
+      Effect.provide(Session.layerConfig()),
+      Effect.provide(env(1024 * 1024)),
+      Effect.withConfigProvider(
+        ConfigProvider.fromMap(
+          new Map([
+            ["session.host", "127.0.0.1"],
+            ["session.port", "0"]
+          ])
+        )
+      )
+    )
   )
 })
 
