@@ -2,85 +2,20 @@
 // bookkeeping, a corked write of header + pool block) stays on the event loop without Effect;
 // disk work goes through DiskIo as ONE Effect per batch of requests or received blocks.
 //
-// A connection reaches its swarm only through `SwarmLink`, the swarm's side of this conversation:
-// what the peer has and wants goes to the swarm (which keeps the picker's counts and the choker),
-// blocks to request come back from it, received blocks go to it to be written.
+// A connection reaches its swarm only through `SwarmLink` (swarmLink.ts).
 import type * as Net from "node:net"
-import type { DiskIo } from "@ezio/disk-io"
 import type { BufferPool } from "@ezio/pool"
 import { Bitfield } from "@ezio/storage"
 import * as Wire from "../Wire.js"
-import { BLOCK, type Pick as PickedBlock, type Picker } from "./picker.js"
+import { BLOCK, type Pick as PickedBlock } from "./picker.js"
+import type * as Link from "./swarmLink.js"
+
+type SwarmLink = Link.SwarmLink<Connection>
 
 interface QueuedRequest {
   readonly piece: number
   readonly begin: number
   readonly length: number
-}
-
-/** A received block on its way to the disk. */
-export interface BlockWrite {
-  readonly piece: number
-  readonly begin: number
-  readonly block: BufferPool.Block
-  readonly length: number
-}
-
-export type ReadResult =
-  | { readonly _tag: "Success"; readonly read: DiskIo.Read }
-  | { readonly _tag: "Failure"; readonly message: string }
-
-/** What a connection needs of its swarm (implemented by `SwarmCore`). */
-export interface SwarmLink {
-  readonly infoHash: Uint8Array
-  readonly peerId: Uint8Array
-  readonly handshakeBytes: Uint8Array
-  readonly listenPort: number
-  readonly options: {
-    readonly requestQueue: number
-    readonly downloadQueue: number
-    readonly sendBufferBytes: number
-  }
-  /** What we have; the picker itself changes only through the swarm. */
-  readonly picker: Pick<
-    Picker<Connection>,
-    "pieceCount" | "have" | "has" | "complete" | "count" | "pieceSize" | "blockKey"
-  >
-  readonly pool: Pick<BufferPool.BufferPoolService, "unsafeTryAcquire" | "unsafeIsExceeded">
-  /** False once the torrent is complete or a disk error stopped the download. */
-  readonly downloading: boolean
-  /** Milliseconds, from the swarm's Clock. */
-  readonly now: () => number
-
-  /** False if another connection already talks to this peer id. */
-  readonly admit: (c: Connection, peerId: Uint8Array) => boolean
-  readonly removed: (c: Connection) => void
-  readonly reportError: (message: string) => void
-  /** Calls `f` once the pool is back below its high watermark. */
-  readonly whenPoolNormal: (f: () => void) => void
-
-  /** The peer has one more piece, or its whole bitfield joins (+1) or leaves (-1). */
-  readonly peerHasPiece: (piece: number) => void
-  readonly peerBitfield: (bits: Bitfield.Bitfield | "all", delta: 1 | -1) => void
-  readonly peerInterested: (c: Connection) => void
-  readonly peerNotInterested: (c: Connection) => void
-
-  /** Upload: 0 if `bytes` may go now, else ms to wait (then `wakeUpload`); one read per batch. */
-  readonly uploadDelay: (bytes: number) => number
-  readonly wakeUpload: (delay: number, f: () => void) => void
-  readonly read: (piece: number, begin: number, length: number, done: (result: ReadResult) => void) => void
-  readonly uploaded: (bytes: number) => void
-
-  /** Download: up to `want` blocks to ask `c` for. */
-  readonly pick: (c: Connection, want: number) => Array<PickedBlock>
-  /** A block `c` sent arrived; false if unwanted. Others asked for it are cancelled. */
-  readonly received: (c: Connection, piece: number, begin: number, length: number) => boolean
-  /** `c` will not send this block (choked, rejected, closed). */
-  readonly abandon: (c: Connection, piece: number, begin: number) => void
-  /** A received block is lost after all (no pool block for it): fetch it again. */
-  readonly unreceive: (piece: number, begin: number) => void
-  /** One batch of received blocks to write; `done(exceeded)` when written. */
-  readonly write: (batch: ReadonlyArray<BlockWrite>, done: (exceeded: boolean) => void) => void
 }
 
 const NO_BITS = new Uint8Array(0)
@@ -126,7 +61,7 @@ export class Connection {
   readonly outstanding = new Map<number, PickedBlock>()
   downloaded = 0
   private target: BufferPool.Block | undefined
-  private writeBatch: Array<BlockWrite> = []
+  private writeBatch: Array<Link.BlockWrite> = []
 
   lastReceived: number
   lastSent: number

@@ -22,9 +22,10 @@ import type * as Scope from "effect/Scope"
 import * as Take from "effect/Take"
 import * as Wire from "../Wire.js"
 import * as Choker from "./choker.js"
-import { type BlockWrite, Connection, type ReadResult, type SwarmLink } from "./connection.js"
+import { Connection } from "./connection.js"
 import { type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
+import type { BlockWrite, ReadResult, SwarmLink } from "./swarmLink.js"
 
 export interface CoreOptions {
   readonly maxPeers: number
@@ -86,7 +87,7 @@ interface Machinery {
   readonly completed: Deferred.Deferred<void>
 }
 
-export class SwarmCore implements SwarmLink {
+export class SwarmCore implements SwarmLink<Connection> {
   readonly metainfo: Metainfo.Metainfo
   readonly picker: Picker<Connection>
   readonly handshakeBytes: Uint8Array
