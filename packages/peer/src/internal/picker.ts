@@ -175,8 +175,8 @@ export class Picker<R extends Requester = Requester> {
 
   /**
    * A block arrived from `who`. Returns the peers it was asked of (`who` among them, to skip; the
-   * others are to cancel; the array is the picker's no more), `NONE` if it was asked of nobody
-   * any more, or `undefined` if it was not wanted (a duplicate, or a piece we already have).
+   * others are to cancel; no copy: the picker lets go of the array), empty if nobody is waiting
+   * for it any more, or `undefined` if it was not wanted (a duplicate, or a piece we already have).
    */
   received(who: R, piece: number, begin: number, length: number): ReadonlyArray<R> | undefined {
     const state = this.partial.get(piece)
