@@ -54,6 +54,7 @@ export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
   const error = failure.value as { _tag?: string }
   switch (error._tag) {
     case "ValidationError":
+    case "InvalidSessionOptions":
       return ExitCode.usage
     case "MetainfoError":
     case "BencodeError":

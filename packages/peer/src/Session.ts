@@ -15,19 +15,23 @@ import * as NCrypto from "node:crypto"
 import * as Net from "node:net"
 import { DiskIo } from "@ezio/disk-io"
 import { BufferPool } from "@ezio/pool"
-import type { Bitfield, Storage } from "@ezio/storage"
+import { Bitfield, type Storage } from "@ezio/storage"
 import type { Metainfo } from "@ezio/torrent"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
-import * as Runtime from "effect/Runtime"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { type CoreOptions, SwarmCore } from "./internal/swarm.js"
+import * as Stream from "effect/Stream"
+import { BLOCK } from "./internal/picker.js"
+import * as SwarmCore from "./internal/swarm.js"
 import * as Tracker from "./Tracker.js"
 import * as Wire from "./Wire.js"
 
@@ -42,6 +46,40 @@ export class SessionError extends Data.TaggedError("SessionError")<{
 }> {
   override get message(): string {
     return this.detail
+  }
+}
+
+/**
+ * An option of `Session.make` or `session.add` out of its range: which one, its value, the rule.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidSessionOptions extends Data.TaggedError("InvalidSessionOptions")<{
+  readonly method: "make" | "add"
+  readonly option: string
+  readonly value: unknown
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `Session.${this.method}: option ${this.option} = ${String(this.value)} ${this.reason}`
+  }
+}
+
+/**
+ * The BufferPool's blocks are not the 16 KiB a session needs: received blocks are written from
+ * pool blocks one to one, so any other size would make every downloaded write unaligned.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class IncompatiblePool extends Data.TaggedError("IncompatiblePool")<{
+  readonly pool: string
+  readonly blockSize: number
+  readonly required: number
+}> {
+  override get message(): string {
+    return `Session.make: the BufferPool "${this.pool}" has ${this.blockSize}-byte blocks; a session needs blockSize ${this.required}`
   }
 }
 
@@ -77,7 +115,10 @@ export interface SwarmOptions {
   readonly downloadQueue?: number
   /** Bytes queued in a peer's socket before we stop reading for it. Default 4 MiB. */
   readonly sendBufferBytes?: number
-  /** Peers unchoked at once. Default: all of them (EZIO's choice for a LAN deploy). */
+  /**
+   * Peers unchoked at once. Default: all of them (EZIO's choice for a LAN deploy). With a number,
+   * slots rotate every 10 s to the peer waiting longest, plus one optimistic slot every 30 s.
+   */
   readonly uploadSlots?: number
   /** Upload limit in bytes per second for the swarm; 0 for none. Default 0. */
   readonly uploadRateLimit?: number
@@ -117,8 +158,11 @@ export interface Swarm {
   readonly unsafeStatus: () => Status
   /** Waits until every piece is verified on the target (at once when seeding). */
   readonly complete: Effect.Effect<void>
-  /** Each verified piece, as it completes. */
-  readonly pieces: Queue.Dequeue<number>
+  /**
+   * Each piece verified after the stream starts, in order; ends when the torrent is complete or
+   * the swarm stops (at once if it already has). Every subscriber sees every piece.
+   */
+  readonly pieces: Stream.Stream<number>
   /** Announces to trackers in a fiber of the current scope, and dials the peers they return. */
   readonly announce: (
     tracker: Tracker.TrackerService,
@@ -137,7 +181,7 @@ export interface SessionService {
   /** Starts serving a torrent; it stops (peers closed, writes drained) when the scope closes. */
   readonly add: (
     options: SwarmOptions
-  ) => Effect.Effect<Swarm, SessionError | DiskIo.DiskIoError, Scope.Scope>
+  ) => Effect.Effect<Swarm, SessionError | InvalidSessionOptions | DiskIo.DiskIoError, Scope.Scope>
 }
 
 /**
@@ -159,19 +203,73 @@ export const makePeerId = (): Uint8Array => {
   return id
 }
 
+const isCount = (n: number) => Number.isSafeInteger(n) && n >= 1
+
+const checkMake = (options: Options): InvalidSessionOptions | undefined => {
+  const fail = (option: keyof Options, value: unknown, reason: string) =>
+    new InvalidSessionOptions({ method: "make", option, value, reason })
+  if (
+    options.port !== undefined &&
+    !(Number.isInteger(options.port) && options.port >= 0 && options.port <= 65535)
+  )
+    return fail("port", options.port, "must be an integer in [0, 65535]")
+  if (options.host !== undefined && options.host.length === 0) return fail("host", "", "must not be empty")
+  if (options.peerId !== undefined && options.peerId.length !== 20)
+    return fail("peerId", `${options.peerId.length} bytes`, "must be 20 bytes")
+  return undefined
+}
+
+const checkAdd = (options: SwarmOptions): InvalidSessionOptions | undefined => {
+  const fail = (option: string, value: unknown, reason: string) =>
+    new InvalidSessionOptions({ method: "add", option, value, reason })
+  for (const option of ["maxPeers", "requestQueue", "downloadQueue", "sendBufferBytes"] as const) {
+    const value = options[option]
+    if (value !== undefined && !isCount(value)) return fail(option, value, "must be a whole number >= 1")
+  }
+  const slots = options.uploadSlots
+  if (slots !== undefined && slots !== Infinity && !isCount(slots))
+    return fail("uploadSlots", slots, "must be a whole number >= 1, or Infinity")
+  const limit = options.uploadRateLimit
+  if (limit !== undefined && !(Number.isFinite(limit) && limit >= 0))
+    return fail("uploadRateLimit", limit, "must be bytes per second >= 0 (0 for no limit)")
+  if (options.slowStart !== undefined) {
+    const { initialRate, period } = options.slowStart
+    if (!(Number.isFinite(initialRate) && initialRate > 0))
+      return fail("slowStart.initialRate", initialRate, "must be bytes per second > 0")
+    const ms = Option.getOrUndefined(Duration.decodeUnknown(period))
+    if (ms === undefined || !(Duration.toMillis(ms) > 0 && Duration.isFinite(ms)))
+      return fail("slowStart.period", String(period), "must be a finite duration > 0")
+  }
+  const pieces = options.metainfo.pieceCount
+  if (options.have !== undefined && options.have.length !== pieces)
+    return fail(
+      "have",
+      `a bitfield of ${options.have.length} pieces`,
+      `must have the torrent's ${pieces} pieces`
+    )
+  return undefined
+}
+
 /**
  * @since 0.1.0
  * @category constructors
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<SessionService, SessionError, Scope.Scope | BufferPool.BufferPool | DiskIo.DiskIo> =>
+): Effect.Effect<
+  SessionService,
+  SessionError | InvalidSessionOptions | IncompatiblePool,
+  Scope.Scope | BufferPool.BufferPool | DiskIo.DiskIo
+> =>
   Effect.gen(function* () {
+    const invalid = checkMake(options)
+    if (invalid !== undefined) return yield* invalid
     const pool = yield* BufferPool.BufferPool
+    if (pool.blockSize !== BLOCK)
+      return yield* new IncompatiblePool({ pool: pool.name, blockSize: pool.blockSize, required: BLOCK })
     const disk = yield* DiskIo.DiskIo
-    const runtime = yield* Effect.runtime<never>()
     const peerId = options.peerId ?? makePeerId()
-    const swarms = new Map<string, SwarmCore>()
+    const swarms = new Map<string, SwarmCore.SwarmCore>()
 
     let port = 0
     if (options.listen !== false) {
@@ -225,6 +323,8 @@ export const make = (
 
     const add = (swarmOptions: SwarmOptions) =>
       Effect.gen(function* () {
+        const invalid = checkAdd(swarmOptions)
+        if (invalid !== undefined) return yield* invalid
         const metainfo = swarmOptions.metainfo
         const hex = metainfo.infoHashHex
         if (swarms.has(hex))
@@ -236,54 +336,50 @@ export const make = (
           disk.addTorrent(swarmOptions.storage, { name: metainfo.name }),
           (handle) => Effect.ignoreLogged(disk.removeTorrent(handle))
         )
-        const have = new Uint8Array(Math.ceil(metainfo.pieceCount / 8))
-        if (swarmOptions.have !== undefined) have.set(swarmOptions.have.bytes.subarray(0, have.length))
-        const completed = yield* Deferred.make<void>()
-        const pieces = yield* Queue.sliding<number>(4096)
+        const have = Bitfield.make(metainfo.pieceCount)
+        if (swarmOptions.have !== undefined) Bitfield.assign(have, swarmOptions.have.bytes)
         const slowStart = swarmOptions.slowStart
-        const coreOptions: CoreOptions = {
-          maxPeers: swarmOptions.maxPeers ?? 200,
-          requestQueue: swarmOptions.requestQueue ?? 500,
-          downloadQueue: swarmOptions.downloadQueue ?? 256,
-          sendBufferBytes: swarmOptions.sendBufferBytes ?? 4 * 1024 * 1024,
-          uploadSlots: swarmOptions.uploadSlots ?? Infinity,
-          uploadRateLimit: swarmOptions.uploadRateLimit ?? 0,
-          slowStart:
-            slowStart === undefined
-              ? undefined
-              : { initialRate: slowStart.initialRate, periodMs: Duration.toMillis(slowStart.period) }
-        }
-        const runSync = Runtime.runSync(runtime)
-        const core = new SwarmCore(metainfo, handle, disk, pool, runtime, peerId, port, have, coreOptions, {
-          onPiece: (piece) => runSync(Queue.offer(pieces, piece)),
-          onComplete: () => runSync(Deferred.succeed(completed, undefined)),
-          onError: (message) => runSync(Effect.logWarning(`${metainfo.name}: ${message}`)),
-          log: (message) => runSync(Effect.logDebug(`${metainfo.name}: ${message}`))
+        const core = yield* SwarmCore.make({
+          metainfo,
+          handle,
+          disk,
+          pool,
+          peerId,
+          listenPort: port,
+          have,
+          options: {
+            maxPeers: swarmOptions.maxPeers ?? 200,
+            requestQueue: swarmOptions.requestQueue ?? 500,
+            downloadQueue: swarmOptions.downloadQueue ?? 256,
+            sendBufferBytes: swarmOptions.sendBufferBytes ?? 4 * 1024 * 1024,
+            uploadSlots: swarmOptions.uploadSlots ?? Infinity,
+            uploadRateLimit: swarmOptions.uploadRateLimit ?? 0,
+            slowStart:
+              slowStart === undefined
+                ? undefined
+                : { initialRate: slowStart.initialRate, periodMs: Duration.toMillis(slowStart.period) }
+          }
         })
-        if (core.picker.complete) yield* Deferred.succeed(completed, undefined)
         swarms.set(hex, core)
-        yield* Effect.addFinalizer(() =>
-          Effect.promise(() => {
-            swarms.delete(hex)
-            return core.close()
-          })
-        )
+        yield* Effect.addFinalizer(() => Effect.sync(() => swarms.delete(hex)))
 
         // Rates over the last second, and keep-alives / dead peers every 30 s.
         let rates = { up: 0, down: 0, lastUp: 0, lastDown: 0, ticks: 0 }
         yield* Effect.forkScoped(
-          Effect.repeat(
-            Effect.sync(() => {
-              rates = {
-                up: core.uploaded - rates.lastUp,
-                down: core.downloaded - rates.lastDown,
-                lastUp: core.uploaded,
-                lastDown: core.downloaded,
-                ticks: rates.ticks + 1
-              }
-              if (rates.ticks % 30 === 0) core.tick(Date.now())
-            }),
-            Schedule.spaced("1 second")
+          Effect.forever(
+            Effect.zipRight(
+              Effect.sleep("1 second"),
+              Effect.sync(() => {
+                rates = {
+                  up: core.uploadedBytes - rates.lastUp,
+                  down: core.downloadedBytes - rates.lastDown,
+                  lastUp: core.uploadedBytes,
+                  lastDown: core.downloadedBytes,
+                  ticks: rates.ticks + 1
+                }
+                if (rates.ticks % 30 === 0) core.tick()
+              })
+            )
           )
         )
 
@@ -292,8 +388,8 @@ export const make = (
           for (const c of core.connections) if (c.handshaken) peers++
           return {
             peers,
-            uploaded: core.uploaded,
-            downloaded: core.downloaded,
+            uploaded: core.uploadedBytes,
+            downloaded: core.downloadedBytes,
             uploadRate: rates.up,
             downloadRate: rates.down,
             have: core.picker.count,
@@ -311,8 +407,14 @@ export const make = (
           connect: (host, peerPort) => Effect.sync(() => core.connect(host, peerPort)),
           status: Effect.sync(unsafeStatus),
           unsafeStatus,
-          complete: Deferred.await(completed),
-          pieces,
+          complete: Deferred.await(core.completed),
+          pieces: Stream.unwrapScoped(
+            Effect.map(PubSub.subscribe(core.pieces), (dequeue) =>
+              core.picker.complete || core.closed
+                ? Stream.empty
+                : Stream.flattenTake(Stream.fromQueue(dequeue))
+            )
+          ),
           announce: (tracker, announceOptions) =>
             Effect.gen(function* () {
               const announcer = yield* Tracker.makeAnnouncer(tracker, {
@@ -324,7 +426,7 @@ export const make = (
                   let left = 0
                   for (let i = 0; i < metainfo.pieceCount; i++)
                     if (!core.picker.has(i)) left += core.picker.pieceSize(i)
-                  return { uploaded: core.uploaded, downloaded: core.downloaded, left }
+                  return { uploaded: core.uploadedBytes, downloaded: core.downloadedBytes, left }
                 })
               })
               yield* Effect.forkScoped(
@@ -335,7 +437,7 @@ export const make = (
                 )
               )
               // Tell the trackers when the download completes.
-              yield* Effect.forkScoped(Effect.zipRight(Deferred.await(completed), announcer.completed))
+              yield* Effect.forkScoped(Effect.zipRight(Deferred.await(core.completed), announcer.completed))
               return announcer
             })
         }
@@ -351,5 +453,42 @@ export const make = (
  */
 export const layer = (
   options: Options = {}
-): Layer.Layer<Session, SessionError, BufferPool.BufferPool | DiskIo.DiskIo> =>
-  Layer.scoped(Session, make(options))
+): Layer.Layer<
+  Session,
+  SessionError | InvalidSessionOptions | IncompatiblePool,
+  BufferPool.BufferPool | DiskIo.DiskIo
+> => Layer.scoped(Session, make(options))
+
+/**
+ * Reads `Options` from Effect `Config` under the keys `host`, `port` and `listen` (the peer id is
+ * always generated); absent keys take the defaults. `Config.nested(config, "session")` reads
+ * `SESSION_PORT` through `ConfigProvider.fromEnv().pipe(ConfigProvider.constantCase)`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({
+  host: Config.option(Config.string("host")),
+  port: Config.option(Config.integer("port")),
+  listen: Config.option(Config.boolean("listen"))
+}).pipe(
+  Config.map(({ host, listen, port }) => ({
+    ...(Option.isSome(host) ? { host: host.value } : {}),
+    ...(Option.isSome(port) ? { port: port.value } : {}),
+    ...(Option.isSome(listen) ? { listen: listen.value } : {})
+  }))
+)
+
+/**
+ * The session from `Config` (see `config`); by default the keys are nested under `session`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config<Options> = Config.nested(config, "session")
+): Layer.Layer<
+  Session,
+  SessionError | InvalidSessionOptions | IncompatiblePool | ConfigError.ConfigError,
+  BufferPool.BufferPool | DiskIo.DiskIo
+> => Layer.scoped(Session, Effect.flatMap(options, make))

@@ -4,9 +4,9 @@ import { Session } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
 import { Metainfo } from "@ezio/torrent"
-import { Effect, Either, Layer } from "effect"
+import { Chunk, ConfigProvider, Effect, Either, Fiber, Layer, Stream, TestClock } from "effect"
 import * as NCrypto from "node:crypto"
-import { RateLimiter } from "../src/internal/swarm.js"
+import * as RateLimiter from "../src/internal/rateLimiter.js"
 
 const random = (n: number) => new Uint8Array(NCrypto.randomBytes(n))
 
@@ -50,8 +50,16 @@ describe("Session", () => {
         const leecher = yield* Session.make({ host: "127.0.0.1", port: 0 })
         const seed = yield* seeder.add({ metainfo: meta, storage: seedStorage, have: full(meta) })
         const leech = yield* leecher.add({ metainfo: meta, storage: leechStorage })
+        const verified = yield* Effect.fork(Stream.runCollect(leech.pieces))
+        yield* Effect.yieldNow()
         yield* leech.connect("127.0.0.1", seeder.port)
         yield* leech.complete.pipe(Effect.timeout("30 seconds"))
+        // The stream of verified pieces saw each piece once and ended with the download.
+        const pieces = Chunk.toReadonlyArray(yield* Fiber.join(verified).pipe(Effect.timeout("5 seconds")))
+        expect([...pieces].sort((x, y) => x - y)).toEqual(
+          Array.from({ length: meta.pieceCount }, (_, i) => i)
+        )
+        expect(Chunk.size(yield* Stream.runCollect(seed.pieces))).toBe(0)
         yield* DiskIo.DiskIo.pipe(Effect.flatMap((disk) => disk.flush(leech.disk)))
         expect(Buffer.compare(leechStorage.bytes, data)).toBe(0)
         const status = leech.unsafeStatus()
@@ -111,30 +119,97 @@ describe("Session", () => {
   )
 })
 
+describe("Session options", () => {
+  it.live("rejects options out of range, naming the option, its value and the rule", () =>
+    Effect.gen(function* () {
+      const port = yield* Effect.flip(Session.make({ port: 70_000 }))
+      expect(port._tag).toBe("InvalidSessionOptions")
+      expect(port.message).toBe("Session.make: option port = 70000 must be an integer in [0, 65535]")
+      const session = yield* Session.make({ listen: false })
+      const meta = makeTorrent(random(100_000), 16 * 1024)
+      const storage = yield* Storage.makeMemory({ layout: Either.getOrThrow(Layout.fromMetainfo(meta)) })
+      const peers = yield* Effect.flip(session.add({ metainfo: meta, storage, maxPeers: 0 }))
+      expect(peers.message).toBe("Session.add: option maxPeers = 0 must be a whole number >= 1")
+      const have = yield* Effect.flip(session.add({ metainfo: meta, storage, have: Bitfield.make(3) }))
+      expect(have._tag === "InvalidSessionOptions" && have.option).toBe("have")
+      const slow = yield* Effect.flip(
+        session.add({ metainfo: meta, storage, slowStart: { initialRate: 1000, period: "0 seconds" } })
+      )
+      expect(slow._tag === "InvalidSessionOptions" && slow.option).toBe("slowStart.period")
+    }).pipe(Effect.scoped, Effect.provide(env(1024 * 1024)))
+  )
+
+  it.live("refuses a pool whose blocks are not 16 KiB, saying so", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Session.make({ listen: false }))
+      expect(error._tag).toBe("IncompatiblePool")
+      expect(error.message).toContain("4096-byte blocks; a session needs blockSize 16384")
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(
+        DiskIo.layer().pipe(
+          Layer.provideMerge(Hasher.layer({ threads: 1 })),
+          Layer.provideMerge(BufferPool.layer({ capacity: 1024 * 1024, blockSize: 4096 }))
+        )
+      )
+    )
+  )
+
+  it.live("layerConfig reads host, port and listen under `session`", () =>
+    Effect.gen(function* () {
+      const session = yield* Session.Session
+      expect(session.port).toBeGreaterThan(0)
+    }).pipe(
+      Effect.provide(Session.layerConfig()),
+      Effect.provide(env(1024 * 1024)),
+      Effect.withConfigProvider(
+        ConfigProvider.fromMap(
+          new Map([
+            ["session.host", "127.0.0.1"],
+            ["session.port", "0"]
+          ])
+        )
+      )
+    )
+  )
+})
+
 describe("RateLimiter (slow start)", () => {
-  it("ramps from the initial rate to the limit over the period, doubling each tenth", () => {
-    let now = 1_000_000
-    const realNow = Date.now
-    Date.now = () => now
-    try {
-      const limiter = new RateLimiter(0, { initialRate: 1000, periodMs: 10_000 })
+  it.scoped("ramps from the initial rate to the limit over the period, doubling each tenth", () =>
+    Effect.gen(function* () {
+      yield* TestClock.adjust(1_000_000)
+      const limiter = yield* RateLimiter.make(0, { initialRate: 1000, periodMs: 10_000 })
       expect(limiter.rate()).toBe(1000)
-      now += 1000
+      yield* TestClock.adjust(1000)
       expect(limiter.rate()).toBeCloseTo(2000)
-      now += 4000
+      yield* TestClock.adjust(4000)
       expect(limiter.rate()).toBeCloseTo(32_000)
-      now += 5000
+      yield* TestClock.adjust(5000)
       expect(limiter.rate()).toBe(Infinity)
-      const capped = new RateLimiter(5000, { initialRate: 1000, periodMs: 10_000 })
-      now += 9000
+      const capped = yield* RateLimiter.make(5000, { initialRate: 1000, periodMs: 10_000 })
+      yield* TestClock.adjust(9000)
       expect(capped.rate()).toBe(5000)
       // Tokens: a first request waits until the bucket has filled.
-      const bucket = new RateLimiter(1000, undefined)
+      const bucket = yield* RateLimiter.make(1000, undefined)
       expect(bucket.take(500)).toBeGreaterThan(0)
-      now += 600
+      yield* TestClock.adjust(600)
       expect(bucket.take(500)).toBe(0)
-    } finally {
-      Date.now = realNow
-    }
-  })
+    })
+  )
+
+  it.scoped("wakes every waiting peer once, when the Clock has passed the delay", () =>
+    Effect.gen(function* () {
+      const limiter = yield* RateLimiter.make(1000, undefined)
+      const woken: Array<string> = []
+      const delay = limiter.take(500)
+      expect(delay).toBe(500)
+      limiter.wake(delay, () => woken.push("a"))
+      limiter.wake(delay, () => woken.push("b"))
+      yield* TestClock.adjust(499)
+      expect(woken).toEqual([])
+      yield* TestClock.adjust(1)
+      expect(woken).toEqual(["a", "b"])
+      expect(limiter.take(500)).toBe(0)
+    })
+  )
 })

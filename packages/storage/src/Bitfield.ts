@@ -51,3 +51,33 @@ export const count = (bitfield: Bitfield): number => {
  * @category getters
  */
 export const isComplete = (bitfield: Bitfield): boolean => count(bitfield) === bitfield.length
+
+/**
+ * Sets every piece; the spare bits of the last byte stay 0.
+ *
+ * @since 0.1.0
+ * @category mutations
+ */
+export const setAll = (bitfield: Bitfield): void => {
+  bitfield.bytes.fill(0xff)
+  clearSpare(bitfield)
+}
+
+/**
+ * Copies `bytes` (a bitfield as a peer sent it, or `have` from a check) into `bitfield`: as many
+ * bytes as it holds, the rest 0, spare bits cleared so they never count as pieces.
+ *
+ * @since 0.1.0
+ * @category mutations
+ */
+export const assign = (bitfield: Bitfield, bytes: Uint8Array): void => {
+  const n = Math.min(bytes.length, bitfield.bytes.length)
+  bitfield.bytes.set(bytes.subarray(0, n))
+  bitfield.bytes.fill(0, n)
+  clearSpare(bitfield)
+}
+
+const clearSpare = (bitfield: Bitfield): void => {
+  const spare = bitfield.bytes.length * 8 - bitfield.length
+  if (spare > 0) bitfield.bytes[bitfield.bytes.length - 1]! &= (0xff << spare) & 0xff
+}

@@ -1,11 +1,16 @@
 // One peer connection: plain JS over a node:net socket. Per-message work (frame parsing, request
 // bookkeeping, a corked write of header + pool block) stays on the event loop without Effect;
 // disk work goes through DiskIo as ONE Effect per batch of requests or received blocks.
+//
+// A connection reaches its swarm only through `SwarmLink` (swarmLink.ts).
 import type * as Net from "node:net"
 import type { BufferPool } from "@ezio/pool"
+import { Bitfield } from "@ezio/storage"
 import * as Wire from "../Wire.js"
-import { BLOCK, type Pick } from "./picker.js"
-import type { SwarmCore } from "./swarm.js"
+import { BLOCK, type Pick as PickedBlock } from "./picker.js"
+import type * as Link from "./swarmLink.js"
+
+type SwarmLink = Link.SwarmLink<Connection>
 
 interface QueuedRequest {
   readonly piece: number
@@ -13,7 +18,7 @@ interface QueuedRequest {
   readonly length: number
 }
 
-const key = (piece: number, begin: number) => piece * 4096 + begin / BLOCK
+const NO_BITS = new Uint8Array(0)
 
 /** Most invalid requests (past the end, for pieces we lack, while choked) before we hang up. */
 const MAX_INVALID = 300
@@ -37,7 +42,7 @@ export class Connection {
   remoteReqq = 250
 
   // What the remote has.
-  bits: Uint8Array
+  readonly bits: Bitfield.Bitfield
   hasAll = false
   private bitsCounted = false
 
@@ -53,24 +58,25 @@ export class Connection {
   // Download side.
   peerChoking = true
   amInterested = false
-  readonly outstanding = new Map<number, Pick>()
+  readonly outstanding = new Map<number, PickedBlock>()
   downloaded = 0
   private target: BufferPool.Block | undefined
-  private writeBatch: Array<{ piece: number; begin: number; block: BufferPool.Block; length: number }> = []
+  private writeBatch: Array<Link.BlockWrite> = []
 
-  lastReceived = Date.now()
-  lastSent = Date.now()
+  lastReceived: number
+  lastSent: number
   private parser: Wire.FrameParser | undefined
   private pausedForPool = false
   private pausedForDisk = false
 
   constructor(
-    readonly swarm: SwarmCore,
+    readonly swarm: SwarmLink,
     readonly socket: Net.Socket,
     readonly outgoing: boolean
   ) {
     this.address = `${socket.remoteAddress}:${socket.remotePort}`
-    this.bits = new Uint8Array(Math.ceil(swarm.picker.pieceCount / 8))
+    this.bits = Bitfield.make(swarm.picker.pieceCount)
+    this.lastReceived = this.lastSent = swarm.now()
     socket.setNoDelay(true)
     socket.on("error", (error) => this.close(`socket error: ${error.message}`))
     socket.on("close", () => this.close("the peer closed the connection"))
@@ -80,10 +86,9 @@ export class Connection {
   // ------------------------------------------------------------------------------------------
   // Start
 
-  /** Outgoing: send our handshake, then parse theirs from the stream. */
+  /** Outgoing: send our handshake, then parse theirs from the stream (the swarm's `onread` feeds `receive`). */
   startOutgoing(): void {
     this.parser = this.makeParser(true)
-    this.socket.on("data", (chunk: Buffer) => this.receive(chunk))
     this.send(this.swarm.handshakeBytes)
   }
 
@@ -107,7 +112,8 @@ export class Connection {
         pieces: this.swarm.picker.pieceCount,
         // Blocks we asked for stream straight into a pool block: no intermediate copy.
         blockTarget: (piece, begin, length) => {
-          if (!this.outstanding.has(key(piece, begin)) || length > BLOCK) return undefined
+          if (!this.outstanding.has(this.swarm.picker.blockKey(piece, begin)) || length > BLOCK)
+            return undefined
           const block = this.swarm.pool.unsafeTryAcquire("write")
           this.target = block
           return block?.bytes
@@ -138,7 +144,7 @@ export class Connection {
     const picker = this.swarm.picker
     if (this.remoteFast && picker.complete) this.send(Wire.encode({ _tag: "HaveAll" }))
     else if (this.remoteFast && picker.count === 0) this.send(Wire.encode({ _tag: "HaveNone" }))
-    else this.send(Wire.encodeBitfield(picker.have))
+    else this.send(Wire.encodeBitfield(picker.have.bytes))
     this.socket.uncork()
   }
 
@@ -151,7 +157,7 @@ export class Connection {
    */
   receive(chunk: Uint8Array): void {
     if (this.closed) return
-    this.lastReceived = Date.now()
+    this.lastReceived = this.swarm.now()
     let error: Wire.WireError | undefined
     try {
       error = this.parser!.feed(chunk)
@@ -191,11 +197,11 @@ export class Connection {
         return
       case "Interested":
         this.peerInterested = true
-        this.swarm.choker.interested(this)
+        this.swarm.peerInterested(this)
         return
       case "NotInterested":
         this.peerInterested = false
-        this.swarm.choker.notInterested(this)
+        this.swarm.peerNotInterested(this)
         return
       case "Have":
         return this.onHave(message.index)
@@ -204,7 +210,7 @@ export class Connection {
       case "HaveAll":
         return this.onHaveAll()
       case "HaveNone":
-        return this.onBitfield(new Uint8Array(this.bits.length))
+        return this.onBitfield(NO_BITS)
       case "Request":
         return this.onRequest(message.index, message.begin, message.length)
       case "Cancel": {
@@ -215,8 +221,8 @@ export class Connection {
         return
       }
       case "RejectRequest": {
-        const k = key(message.index, message.begin)
-        if (this.outstanding.delete(k)) this.swarm.picker.abandon(this, message.index, message.begin)
+        const k = this.swarm.picker.blockKey(message.index, message.begin)
+        if (this.outstanding.delete(k)) this.swarm.abandon(this, message.index, message.begin)
         return
       }
       case "Piece":
@@ -239,38 +245,34 @@ export class Connection {
   private onHave(index: number): void {
     if (index >= this.swarm.picker.pieceCount)
       return this.close(`have for piece ${index}, past the last piece`)
-    if (this.hasAll || (this.bits[index >> 3]! & (0x80 >> (index & 7))) !== 0) return
-    this.bits[index >> 3]! |= 0x80 >> (index & 7)
-    this.swarm.picker.availability[index]!++
+    if (this.hasAll || Bitfield.has(this.bits, index)) return
+    Bitfield.set(this.bits, index)
+    this.swarm.peerHasPiece(index)
     this.updateInterest()
   }
 
-  private onBitfield(bits: Uint8Array): void {
-    if (this.bitsCounted) this.swarm.picker.addAvailability(this.hasAll ? "all" : this.bits, -1)
+  private onBitfield(bytes: Uint8Array): void {
+    if (this.bitsCounted) this.swarm.peerBitfield(this.hasAll ? "all" : this.bits, -1)
     this.hasAll = false
-    this.bits.set(bits.subarray(0, this.bits.length))
-    this.swarm.picker.addAvailability(this.bits, 1)
+    Bitfield.assign(this.bits, bytes)
+    this.swarm.peerBitfield(this.bits, 1)
     this.bitsCounted = true
     this.updateInterest()
   }
 
   private onHaveAll(): void {
-    if (this.bitsCounted) this.swarm.picker.addAvailability(this.hasAll ? "all" : this.bits, -1)
+    if (this.bitsCounted) this.swarm.peerBitfield(this.hasAll ? "all" : this.bits, -1)
     this.hasAll = true
-    this.bits.fill(0xff)
-    this.swarm.picker.addAvailability("all", 1)
+    Bitfield.setAll(this.bits)
+    this.swarm.peerBitfield("all", 1)
     this.bitsCounted = true
     this.updateInterest()
   }
 
-  readonly peerHas = (piece: number): boolean =>
-    this.hasAll || (this.bits[piece >> 3]! & (0x80 >> (piece & 7))) !== 0
+  readonly peerHas = (piece: number): boolean => this.hasAll || Bitfield.has(this.bits, piece)
 
   get isSeed(): boolean {
-    if (this.hasAll) return true
-    const picker = this.swarm.picker
-    for (let i = 0; i < picker.pieceCount; i++) if (!this.peerHas(i)) return false
-    return true
+    return this.hasAll || Bitfield.isComplete(this.bits)
   }
 
   updateInterest(): void {
@@ -345,9 +347,9 @@ export class Connection {
         count++
       }
       const bytes = end - first.begin
-      const delay = this.swarm.rate.take(bytes)
+      const delay = this.swarm.uploadDelay(bytes)
       if (delay > 0) {
-        this.swarm.rate.wake(delay, () => this.pump())
+        this.swarm.wakeUpload(delay, () => this.pump())
         return
       }
       const batch = this.requests.splice(0, count)
@@ -398,10 +400,10 @@ export class Connection {
         }
       }
       this.uploaded += r.length
-      this.swarm.uploaded += r.length
+      this.swarm.uploaded(r.length)
     }
     socket.uncork()
-    this.lastSent = Date.now()
+    this.lastSent = this.swarm.now()
   }
 
   private releaseSent(block: BufferPool.Block): void {
@@ -419,13 +421,13 @@ export class Connection {
     // Refill in batches of a quarter of the queue: each socket write costs tens of µs of main
     // thread on loopback whatever its size, so one per received block would be a wall.
     if (want <= 0 || (want < depth >> 2 && this.outstanding.size > 0)) return
-    const picks = this.swarm.picker.pick(this, this.peerHas, want)
+    const picks = this.swarm.pick(this, want)
     if (picks.length === 0) return
     // All the requests in one buffer: one socket write instead of one per 17-byte message.
     const out = Buffer.allocUnsafe(picks.length * 17)
     let at = 0
     for (const p of picks) {
-      this.outstanding.set(key(p.piece, p.begin), p)
+      this.outstanding.set(this.swarm.picker.blockKey(p.piece, p.begin), p)
       out.writeUInt32BE(13, at)
       out[at + 4] = Wire.MessageId.Request
       out.writeUInt32BE(p.piece, at + 5)
@@ -439,29 +441,24 @@ export class Connection {
   private onPiece(piece: number, begin: number, data: Uint8Array): void {
     let block = this.target
     this.target = undefined
-    const k = key(piece, begin)
-    if (!this.outstanding.delete(k)) {
-      // Not requested (or cancelled in the end game): drop it.
+    // Not requested (or cancelled in the end game), or not wanted any more: drop it.
+    if (
+      !this.outstanding.delete(this.swarm.picker.blockKey(piece, begin)) ||
+      !this.swarm.received(this, piece, begin, data.length)
+    ) {
       if (block !== undefined) block.release()
       return
     }
-    const others = this.swarm.picker.received(this, piece, begin, data.length)
-    if (others === undefined) {
-      if (block !== undefined) block.release()
-      return
-    }
-    for (const other of others) this.swarm.cancel(other as Connection, piece, begin, data.length)
     if (block === undefined) {
       // The pool had no block free when the header arrived: copy into one now if we can.
       block = this.swarm.pool.unsafeTryAcquire("write")
       if (block === undefined) {
-        this.swarm.picker.unreceive(piece, begin)
+        this.swarm.unreceive(piece, begin)
         return
       }
       block.bytes.set(data)
     }
     this.downloaded += data.length
-    this.swarm.downloaded += data.length
     this.writeBatch.push({ piece, begin, block, length: data.length })
   }
 
@@ -481,12 +478,14 @@ export class Connection {
     })
   }
 
+  /** Another peer sent this block first (end game): ask this one no more. */
   cancelRequest(piece: number, begin: number, length: number): void {
-    if (this.outstanding.delete(key(piece, begin))) this.send(Wire.encodeCancel(piece, begin, length))
+    if (this.outstanding.delete(this.swarm.picker.blockKey(piece, begin)))
+      this.send(Wire.encodeCancel(piece, begin, length))
   }
 
   private abandonAll(): void {
-    for (const p of this.outstanding.values()) this.swarm.picker.abandon(this, p.piece, p.begin)
+    for (const p of this.outstanding.values()) this.swarm.abandon(this, p.piece, p.begin)
     this.outstanding.clear()
   }
 
@@ -510,7 +509,7 @@ export class Connection {
 
   send(bytes: Uint8Array): void {
     if (this.closed) return
-    this.lastSent = Date.now()
+    this.lastSent = this.swarm.now()
     this.socket.write(bytes)
   }
 
@@ -530,7 +529,7 @@ export class Connection {
     this.sending.clear()
     this.requests.length = 0
     this.abandonAll()
-    if (this.bitsCounted) this.swarm.picker.addAvailability(this.hasAll ? "all" : this.bits, -1)
+    if (this.bitsCounted) this.swarm.peerBitfield(this.hasAll ? "all" : this.bits, -1)
     this.bitsCounted = false
     this.swarm.removed(this)
   }

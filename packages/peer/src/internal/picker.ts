@@ -2,21 +2,23 @@
 // pieces among themselves instead of all fetching the same ones from the seeder), partial pieces
 // before new ones, and an end game that asks a second peer for blocks still outstanding. Plain JS:
 // it runs per block on the event loop.
+import { Bitfield } from "@ezio/storage"
 
+/** The block size of requests, and of the pool blocks received blocks land in. */
 export const BLOCK = 16 * 1024
 
 export interface Requester {
   readonly id: number
 }
 
-export interface PieceState {
+export interface PieceState<R extends Requester = Requester> {
   readonly piece: number
   readonly size: number
   readonly blocks: number
   /** 0 not requested, 1 requested, 2 received. */
   readonly state: Uint8Array
   /** Who each requested block was asked of (more than one in the end game). */
-  readonly requesters: Array<Array<Requester> | undefined>
+  readonly requesters: Array<Array<R> | undefined>
   unrequested: number
   missing: number
   hashing: boolean
@@ -28,23 +30,38 @@ export interface Pick {
   readonly length: number
 }
 
-export class Picker {
-  readonly availability: Uint32Array
-  readonly partial = new Map<number, PieceState>()
-  private haveCount = 0
+const NONE: ReadonlyArray<never> = []
 
+export class Picker<R extends Requester = Requester> {
+  readonly availability: Uint32Array
+  readonly partial = new Map<number, PieceState<R>>()
+  /** Blocks in a full piece: what `blockKey` counts in. */
+  readonly blocksPerPiece: number
+  private haveCount: number
+
+  /** `have` is the picker's own from here on: `markHave` sets its bits. */
   constructor(
     readonly pieceCount: number,
     readonly pieceLength: number,
     readonly totalLength: number,
-    readonly have: Uint8Array
+    readonly have: Bitfield.Bitfield,
+    private readonly random: () => number = Math.random
   ) {
     this.availability = new Uint32Array(pieceCount)
-    for (let i = 0; i < pieceCount; i++) if (this.has(i)) this.haveCount++
+    this.blocksPerPiece = Math.ceil(pieceLength / BLOCK)
+    this.haveCount = Bitfield.count(have)
+  }
+
+  /**
+   * A number naming one block of the torrent, unique for any piece size; -1 (matching no block)
+   * for an offset that is not a block's start within a piece.
+   */
+  blockKey(piece: number, begin: number): number {
+    return begin < this.pieceLength && begin % BLOCK === 0 ? piece * this.blocksPerPiece + begin / BLOCK : -1
   }
 
   has(piece: number): boolean {
-    return (this.have[piece >> 3]! & (0x80 >> (piece & 7))) !== 0
+    return Bitfield.has(this.have, piece)
   }
 
   get complete(): boolean {
@@ -61,20 +78,26 @@ export class Picker {
 
   markHave(piece: number): void {
     if (this.has(piece)) return
-    this.have[piece >> 3]! |= 0x80 >> (piece & 7)
+    Bitfield.set(this.have, piece)
     this.haveCount++
     this.partial.delete(piece)
   }
 
-  addAvailability(bits: Uint8Array | "all", delta: 1 | -1): void {
-    for (let i = 0; i < this.pieceCount; i++)
-      if (bits === "all" || (bits[i >> 3]! & (0x80 >> (i & 7))) !== 0) this.availability[i]! += delta
+  /** A peer has one more piece (a `have`). */
+  addPiece(piece: number): void {
+    this.availability[piece]!++
   }
 
-  private start(piece: number): PieceState {
+  /** A peer's whole bitfield (or all pieces) joins (+1) or leaves (-1) the swarm's counts. */
+  addAvailability(bits: Bitfield.Bitfield | "all", delta: 1 | -1): void {
+    for (let i = 0; i < this.pieceCount; i++)
+      if (bits === "all" || Bitfield.has(bits, i)) this.availability[i]! += delta
+  }
+
+  private start(piece: number): PieceState<R> {
     const size = this.pieceSize(piece)
     const blocks = Math.ceil(size / BLOCK)
-    const state: PieceState = {
+    const state: PieceState<R> = {
       piece,
       size,
       blocks,
@@ -88,7 +111,7 @@ export class Picker {
     return state
   }
 
-  private take(state: PieceState, who: Requester, want: number, out: Array<Pick>): number {
+  private take(state: PieceState<R>, who: R, want: number, out: Array<Pick>): number {
     for (let b = 0; b < state.blocks && want > 0; b++) {
       if (state.state[b] !== 0) continue
       state.state[b] = 1
@@ -101,7 +124,7 @@ export class Picker {
   }
 
   /** Up to `want` blocks to request from a peer that has the pieces `peerHas` says it has. */
-  pick(who: Requester, peerHas: (piece: number) => boolean, want: number): Array<Pick> {
+  pick(who: R, peerHas: (piece: number) => boolean, want: number): Array<Pick> {
     const out: Array<Pick> = []
     for (const state of this.partial.values()) {
       if (want === 0) return out
@@ -113,7 +136,7 @@ export class Picker {
       let best = -1
       let bestAvailability = Infinity
       const n = this.pieceCount
-      const offset = Math.floor(Math.random() * n)
+      const offset = Math.floor(this.random() * n)
       for (let k = 0; k < n; k++) {
         const i = (k + offset) % n
         if (this.has(i) || this.partial.has(i) || !peerHas(i)) continue
@@ -151,25 +174,26 @@ export class Picker {
   }
 
   /**
-   * A block arrived. Returns the other peers it was also asked of (to cancel), or `undefined` if
-   * it was not wanted (a duplicate, or a piece we already have).
+   * A block arrived from `who`. Returns the peers it was asked of (`who` among them, to skip; the
+   * others are to cancel; no copy: the picker lets go of the array), empty if nobody is waiting
+   * for it any more, or `undefined` if it was not wanted (a duplicate, or a piece we already have).
    */
-  received(who: Requester, piece: number, begin: number, length: number): Array<Requester> | undefined {
+  received(who: R, piece: number, begin: number, length: number): ReadonlyArray<R> | undefined {
     const state = this.partial.get(piece)
     if (state === undefined || state.hashing || begin % BLOCK !== 0) return undefined
     const b = begin / BLOCK
     if (b >= state.blocks || state.state[b] === 2) return undefined
     if (length !== Math.min(BLOCK, state.size - begin)) return undefined
-    const others = (state.requesters[b] ?? []).filter((r) => r !== who)
+    const requesters = state.requesters[b]
     if (state.state[b] === 0) state.unrequested--
     state.state[b] = 2
     state.requesters[b] = undefined
     state.missing--
-    return others
+    return requesters ?? NONE
   }
 
   /** The block will not come from `who` (choked, rejected, disconnected, or its write failed). */
-  abandon(who: Requester, piece: number, begin: number): void {
+  abandon(who: R, piece: number, begin: number): void {
     const state = this.partial.get(piece)
     if (state === undefined) return
     const b = begin / BLOCK

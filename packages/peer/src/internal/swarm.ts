@@ -1,16 +1,31 @@
 // The state of one torrent's swarm, shared by its connections: the picker, the choker, the rate
-// limiter, and the bridge from plain callbacks into Effect (one runtime call per batch).
+// limiter, and the bridge from plain callbacks into Effect (one fiber per batch, in a FiberSet).
+//
+// A downloaded block: `Connection.fill` asks `pick` for blocks to request; the block's bytes land
+// in a pool block (the parser's `blockTarget`); `Connection.onPiece` reports it to `received`
+// (the picker's bookkeeping, cancels to other peers in the end game) and queues it; after the
+// socket read, `write` sends the batch to DiskIo and, once a piece's blocks are all written,
+// `maybeHash` verifies it and announces it.
 import * as Net from "node:net"
 import type { DiskIo } from "@ezio/disk-io"
 import type { BufferPool } from "@ezio/pool"
+import type { Bitfield } from "@ezio/storage"
 import type { Metainfo } from "@ezio/torrent"
 import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Runtime from "effect/Runtime"
+import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
+import * as PubSub from "effect/PubSub"
+import type * as Scope from "effect/Scope"
+import * as Take from "effect/Take"
 import * as Wire from "../Wire.js"
+import * as Choker from "./choker.js"
 import { Connection } from "./connection.js"
-import { Picker } from "./picker.js"
+import { type Pick, Picker } from "./picker.js"
+import * as RateLimiter from "./rateLimiter.js"
+import type { BlockWrite, ReadResult, SwarmLink } from "./swarmLink.js"
 
 export interface CoreOptions {
   readonly maxPeers: number
@@ -19,156 +34,114 @@ export interface CoreOptions {
   readonly sendBufferBytes: number
   readonly uploadSlots: number
   readonly uploadRateLimit: number
-  readonly slowStart: { readonly initialRate: number; readonly periodMs: number } | undefined
+  readonly slowStart: RateLimiter.SlowStart | undefined
 }
 
-export type ReadResult =
-  | { readonly _tag: "Success"; readonly read: DiskIo.Read }
-  | { readonly _tag: "Failure"; readonly message: string }
-
-/** Upload rate limit with EZIO's optional slow start: a token bucket whose rate ramps up. */
-export class RateLimiter {
-  private tokens = 0
-  private last = Date.now()
-  private readonly started = Date.now()
-  private timer: NodeJS.Timeout | undefined
-  private readonly waiting: Array<() => void> = []
-
-  constructor(
-    private readonly limit: number,
-    private readonly slowStart: CoreOptions["slowStart"]
-  ) {}
-
-  /** Bytes per second allowed now, or Infinity. */
-  rate(): number {
-    const limit = this.limit > 0 ? this.limit : Infinity
-    if (this.slowStart === undefined) return limit
-    const elapsed = Date.now() - this.started
-    if (elapsed >= this.slowStart.periodMs) return limit
-    // Doubles every tenth of the period from the initial rate (EZIO's --slow-start ramps up).
-    const ramp = this.slowStart.initialRate * Math.pow(2, (10 * elapsed) / this.slowStart.periodMs)
-    return Math.min(limit, ramp)
-  }
-
-  /** 0 if `bytes` may go now (and takes them), else milliseconds to wait. */
-  take(bytes: number): number {
-    const rate = this.rate()
-    if (rate === Infinity) return 0
-    const now = Date.now()
-    this.tokens = Math.min(rate, this.tokens + ((now - this.last) / 1000) * rate)
-    this.last = now
-    if (this.tokens >= bytes || this.tokens >= rate) {
-      this.tokens -= bytes
-      return 0
-    }
-    return Math.max(5, Math.ceil(((bytes - this.tokens) / rate) * 1000))
-  }
-
-  wake(delay: number, f: () => void): void {
-    this.waiting.push(f)
-    if (this.timer !== undefined) return
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      const all = this.waiting.splice(0)
-      for (const g of all) g()
-    }, delay)
-  }
-
-  close(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer)
-    this.waiting.length = 0
-  }
+export interface SwarmParams {
+  readonly metainfo: Metainfo.Metainfo
+  readonly handle: DiskIo.TorrentHandle
+  readonly disk: DiskIo.DiskIoService
+  readonly pool: BufferPool.BufferPoolService
+  readonly peerId: Uint8Array
+  readonly listenPort: number
+  /** The pieces we have; the swarm's own from here on. */
+  readonly have: Bitfield.Bitfield
+  readonly options: CoreOptions
 }
 
-/** Unchoke slots: EZIO unchokes everyone (slots = Infinity); otherwise first come, first served. */
-class Choker {
-  private unchoked = 0
-  private readonly queue: Array<Connection> = []
-  constructor(private readonly slots: number) {}
+type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
 
-  interested(c: Connection): void {
-    if (!c.amChoking) return
-    if (this.unchoked < this.slots) {
-      this.unchoked++
-      c.unchoke()
-    } else if (!this.queue.includes(c)) this.queue.push(c)
-  }
+/**
+ * A swarm in the current scope: its fibers (disk batches, rate-limit waits, the choker's
+ * rotation) end with it, and closing it closes every peer and waits for the writes in flight.
+ */
+export const make = (params: SwarmParams): Effect.Effect<SwarmCore, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const clock = yield* Effect.clock
+    const fibers = yield* FiberSet.make()
+    const run = yield* FiberSet.runtime(fibers)()
+    const rate = yield* RateLimiter.make(params.options.uploadRateLimit, params.options.slowStart)
+    const choker = yield* Choker.make<Connection>(params.options.uploadSlots)
+    const pieces = yield* PubSub.unbounded<Take.Take<number>>()
+    const completed = yield* Deferred.make<void>()
+    const core = new SwarmCore(params, {
+      run,
+      awaitIdle: FiberSet.awaitEmpty(fibers),
+      now: () => clock.unsafeCurrentTimeMillis(),
+      rate,
+      choker,
+      pieces,
+      completed
+    })
+    yield* Effect.addFinalizer(() => core.close)
+    return core
+  })
 
-  notInterested(c: Connection): void {
-    const i = this.queue.indexOf(c)
-    if (i >= 0) this.queue.splice(i, 1)
-    if (this.slots !== Infinity && !c.amChoking) {
-      c.choke()
-      this.release()
-    }
-  }
-
-  removed(c: Connection): void {
-    const i = this.queue.indexOf(c)
-    if (i >= 0) this.queue.splice(i, 1)
-    if (!c.amChoking) this.release()
-  }
-
-  private release(): void {
-    this.unchoked--
-    const next = this.queue.shift()
-    if (next !== undefined && !next.closed) {
-      this.unchoked++
-      next.unchoke()
-    }
-  }
+interface Machinery {
+  readonly run: Run
+  readonly awaitIdle: Effect.Effect<void>
+  readonly now: () => number
+  readonly rate: RateLimiter.RateLimiter
+  readonly choker: Choker.Choker<Connection>
+  readonly pieces: PubSub.PubSub<Take.Take<number>>
+  readonly completed: Deferred.Deferred<void>
 }
 
-export interface SwarmEvents {
-  readonly onPiece: (piece: number) => void
-  readonly onComplete: () => void
-  readonly onError: (message: string) => void
-  readonly log: (message: string) => void
-}
-
-export class SwarmCore {
-  readonly picker: Picker
-  readonly choker: Choker
-  readonly rate: RateLimiter
+export class SwarmCore implements SwarmLink<Connection> {
+  readonly metainfo: Metainfo.Metainfo
+  readonly picker: Picker<Connection>
   readonly handshakeBytes: Uint8Array
+  readonly peerId: Uint8Array
+  readonly listenPort: number
+  readonly options: CoreOptions
+  readonly pool: BufferPool.BufferPoolService
   readonly connections = new Set<Connection>()
+  /** Verified pieces as `Take`s, ended by `Take.end` when the torrent completes or the swarm closes. */
+  readonly pieces: PubSub.PubSub<Take.Take<number>>
+  readonly completed: Deferred.Deferred<void>
+  readonly now: () => number
+  readonly choker: Choker.Choker<Connection>
   /** Where outgoing connections' socket reads land (see `connect`). */
   private readonly readBuffer = Buffer.allocUnsafe(256 * 1024)
   private readonly peerIds = new Map<string, Connection>()
   private readonly dialing = new Set<string>()
-  uploaded = 0
-  downloaded = 0
+  private readonly handle: DiskIo.TorrentHandle
+  private readonly disk: DiskIo.DiskIoService
+  private readonly rate: RateLimiter.RateLimiter
+  private readonly run: Run
+  uploadedBytes = 0
+  downloadedBytes = 0
   hashFailures = 0
   errors: Array<string> = []
   downloading: boolean
   closed = false
-  private inFlight = 0
-  private idle: Array<() => void> = []
   private poolWaiters: Array<() => void> = []
-  private poolWaiting = false
-  private cancelPoolWait: (() => void) | undefined
-  private readonly runCallback: ReturnType<typeof Runtime.runCallback<never>>
+  private poolWait: Fiber.RuntimeFiber<void> | undefined
 
   constructor(
-    readonly metainfo: Metainfo.Metainfo,
-    readonly handle: DiskIo.TorrentHandle,
-    readonly disk: DiskIo.DiskIoService,
-    readonly pool: BufferPool.BufferPoolService,
-    runtime: Runtime.Runtime<never>,
-    readonly peerId: Uint8Array,
-    readonly listenPort: number,
-    have: Uint8Array,
-    readonly options: CoreOptions,
-    readonly events: SwarmEvents
+    params: SwarmParams,
+    private readonly machinery: Machinery
   ) {
-    this.runCallback = Runtime.runCallback(runtime)
-    this.picker = new Picker(metainfo.pieceCount, metainfo.pieceLength, metainfo.totalLength, have)
-    this.choker = new Choker(options.uploadSlots)
-    this.rate = new RateLimiter(options.uploadRateLimit, options.slowStart)
+    this.metainfo = params.metainfo
+    this.handle = params.handle
+    this.disk = params.disk
+    this.pool = params.pool
+    this.peerId = params.peerId
+    this.listenPort = params.listenPort
+    this.options = params.options
+    this.run = machinery.run
+    this.now = machinery.now
+    this.rate = machinery.rate
+    this.choker = machinery.choker
+    this.pieces = machinery.pieces
+    this.completed = machinery.completed
+    const metainfo = params.metainfo
+    this.picker = new Picker(metainfo.pieceCount, metainfo.pieceLength, metainfo.totalLength, params.have)
     this.downloading = !this.picker.complete
+    if (this.picker.complete) this.markComplete()
     this.handshakeBytes = Wire.encodeHandshake({
       infoHash: metainfo.infoHash,
-      peerId,
+      peerId: params.peerId,
       fast: true,
       extensions: true
     })
@@ -178,26 +151,56 @@ export class SwarmCore {
     return this.metainfo.infoHash
   }
 
-  /** Runs an effect from a callback, counting it so `close` can wait for every one. */
-  private run<A, E>(effect: Effect.Effect<A, E>, onExit: (exit: Exit.Exit<A, E>) => void): void {
-    this.inFlight++
-    this.runCallback(effect, {
-      onExit: (exit) => {
-        try {
-          onExit(exit)
-        } finally {
-          if (--this.inFlight === 0) for (const f of this.idle.splice(0)) f()
-        }
-      }
-    })
+  /** Runs an effect from a callback in the swarm's FiberSet (so `close` waits for it). */
+  private runThen<A, E>(effect: Effect.Effect<A, E>, onExit: (exit: Exit.Exit<A, E>) => void): void {
+    this.run(effect).addObserver(onExit)
   }
 
-  awaitIdle(): Promise<void> {
-    return this.inFlight === 0 ? Promise.resolve() : new Promise((resolve) => this.idle.push(resolve))
+  private log(message: string): void {
+    this.run(Effect.logDebug(`${this.metainfo.name}: ${message}`))
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // What connections report (SwarmLink)
+
+  admit(c: Connection, peerId: Uint8Array): boolean {
+    const id = Buffer.from(peerId).toString("hex")
+    const existing = this.peerIds.get(id)
+    if (existing !== undefined && existing !== c && !existing.closed) return false
+    this.peerIds.set(id, c)
+    return true
+  }
+
+  peerHasPiece(piece: number): void {
+    this.picker.addPiece(piece)
+  }
+
+  peerBitfield(bits: Bitfield.Bitfield | "all", delta: 1 | -1): void {
+    this.picker.addAvailability(bits, delta)
+  }
+
+  peerInterested(c: Connection): void {
+    this.choker.interested(c)
+  }
+
+  peerNotInterested(c: Connection): void {
+    this.choker.notInterested(c)
+  }
+
+  uploadDelay(bytes: number): number {
+    return this.rate.take(bytes)
+  }
+
+  wakeUpload(delay: number, f: () => void): void {
+    this.rate.wake(delay, f)
+  }
+
+  uploaded(bytes: number): void {
+    this.uploadedBytes += bytes
   }
 
   read(piece: number, begin: number, length: number, done: (result: ReadResult) => void): void {
-    this.run(this.disk.readOwned(this.handle, piece, begin, length), (exit) =>
+    this.runThen(this.disk.readOwned(this.handle, piece, begin, length), (exit) =>
       done(
         Exit.isSuccess(exit)
           ? { _tag: "Success", read: exit.value }
@@ -206,13 +209,32 @@ export class SwarmCore {
     )
   }
 
-  write(
-    batch: ReadonlyArray<{ piece: number; begin: number; block: BufferPool.Block; length: number }>,
-    done: (exceeded: boolean) => void
-  ): void {
+  pick(c: Connection, want: number): Array<Pick> {
+    return this.picker.pick(c, c.peerHas, want)
+  }
+
+  received(c: Connection, piece: number, begin: number, length: number): boolean {
+    const requesters = this.picker.received(c, piece, begin, length)
+    if (requesters === undefined) return false
+    // End game: the others asked for this block need not send it.
+    for (const other of requesters) if (other !== c) other.cancelRequest(piece, begin, length)
+    return true
+  }
+
+  abandon(c: Connection, piece: number, begin: number): void {
+    this.picker.abandon(c, piece, begin)
+  }
+
+  unreceive(piece: number, begin: number): void {
+    this.picker.unreceive(piece, begin)
+  }
+
+  write(batch: ReadonlyArray<BlockWrite>, done: (exceeded: boolean) => void): void {
     const disk = this.disk
     const handle = this.handle
-    const lastBlockOfTorrent = this.picker.totalLength
+    const end = this.picker.totalLength
+    const pieceLength = this.picker.pieceLength
+    for (const w of batch) this.downloadedBytes += w.length
     const effect = Effect.forEach(batch, (w) =>
       Effect.either(
         disk.write(
@@ -220,11 +242,11 @@ export class SwarmCore {
           w.piece,
           w.begin,
           w.block,
-          w.piece * this.picker.pieceLength + w.begin + w.length === lastBlockOfTorrent ? w.length : undefined
+          w.piece * pieceLength + w.begin + w.length === end ? w.length : undefined
         )
       )
     )
-    this.run(effect, (exit) => {
+    this.runThen(effect, (exit) => {
       let exceeded = false
       if (Exit.isSuccess(exit)) {
         for (let i = 0; i < batch.length; i++) {
@@ -245,7 +267,7 @@ export class SwarmCore {
     const state = this.picker.partial.get(piece)
     if (state === undefined || state.hashing || state.missing > 0) return
     state.hashing = true
-    this.run(this.disk.hash(this.handle, piece), (exit) => {
+    this.runThen(this.disk.hash(this.handle, piece), (exit) => {
       if (this.closed) return
       const expected = this.metainfo.pieces.subarray(piece * 20, piece * 20 + 20)
       if (Exit.isSuccess(exit) && Buffer.compare(exit.value.sha1, expected) === 0) {
@@ -256,22 +278,27 @@ export class SwarmCore {
           c.send(have)
           if (c.amInterested) c.updateInterest()
         }
-        this.events.onPiece(piece)
+        this.pieces.unsafeOffer(Take.of(piece))
         if (this.picker.complete) {
           this.downloading = false
-          this.events.onComplete()
+          this.markComplete()
           // Two seeds have nothing to trade.
           for (const c of this.connections) if (c.handshaken && c.isSeed) c.close("both sides are seeds")
         }
       } else {
         if (Exit.isSuccess(exit)) {
           this.hashFailures++
-          this.events.log(`piece ${piece} failed its hash check; fetching it again`)
+          this.log(`piece ${piece} failed its hash check; fetching it again`)
         } else this.fail(`hashing piece ${piece}: ${Cause.pretty(exit.cause)}`)
-        this.run(Effect.either(this.disk.clearPiece(this.handle, piece)), () => this.picker.reset(piece))
+        this.runThen(Effect.either(this.disk.clearPiece(this.handle, piece)), () => this.picker.reset(piece))
       }
       for (const c of this.connections) c.fill()
     })
+  }
+
+  private markComplete(): void {
+    Deferred.unsafeDone(this.completed, Exit.void)
+    this.pieces.unsafeOffer(Take.end)
   }
 
   /** A write or hash failed for a reason other than bad data: stop downloading, keep seeding. */
@@ -279,50 +306,26 @@ export class SwarmCore {
     this.reportError(message)
     if (this.downloading) {
       this.downloading = false
-      this.events.log("downloading stopped after a disk error; still serving the pieces we have")
+      this.log("downloading stopped after a disk error; still serving the pieces we have")
       for (const c of this.connections) if (c.amInterested) c.updateInterest()
     }
   }
 
   reportError(message: string): void {
     if (this.errors.length < 100) this.errors.push(message)
-    this.events.onError(message)
+    this.run(Effect.logWarning(`${this.metainfo.name}: ${message}`))
   }
 
   whenPoolNormal(f: () => void): void {
     this.poolWaiters.push(f)
-    if (this.poolWaiting) return
-    this.poolWaiting = true
-    // Not counted in flight: it may never end if the pool stays exceeded; close cancels it.
-    this.cancelPoolWait = this.runCallback(this.pool.awaitNormal, {
-      onExit: () => {
-        this.poolWaiting = false
-        this.cancelPoolWait = undefined
-        for (const g of this.poolWaiters.splice(0)) g()
-      }
+    if (this.poolWait !== undefined || this.closed) return
+    // It may never end if the pool stays exceeded; close interrupts it.
+    const fiber = this.run(this.pool.awaitNormal)
+    this.poolWait = fiber
+    fiber.addObserver(() => {
+      this.poolWait = undefined
+      for (const g of this.poolWaiters.splice(0)) g()
     })
-  }
-
-  cancel(c: Connection, piece: number, begin: number, length: number): void {
-    c.cancelRequest(piece, begin, length)
-  }
-
-  admit(c: Connection, peerId: Uint8Array): boolean {
-    const id = Buffer.from(peerId).toString("hex")
-    const existing = this.peerIds.get(id)
-    if (existing !== undefined && existing !== c && !existing.closed) return false
-    this.peerIds.set(id, c)
-    return true
-  }
-
-  add(socket: Net.Socket, outgoing: boolean): Connection | undefined {
-    if (this.closed || this.connections.size >= this.options.maxPeers) {
-      socket.destroy()
-      return undefined
-    }
-    const c = new Connection(this, socket, outgoing)
-    this.connections.add(c)
-    return c
   }
 
   removed(c: Connection): void {
@@ -332,9 +335,21 @@ export class SwarmCore {
       if (this.peerIds.get(id) === c) this.peerIds.delete(id)
     }
     this.choker.removed(c)
-    if (c.closeReason !== undefined && c.handshaken)
-      this.events.log(`peer ${c.address} left: ${c.closeReason}`)
+    if (c.closeReason !== undefined && c.handshaken) this.log(`peer ${c.address} left: ${c.closeReason}`)
     if (!this.closed) for (const other of this.connections) other.fill()
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Peers
+
+  add(socket: Net.Socket, outgoing: boolean): Connection | undefined {
+    if (this.closed || this.connections.size >= this.options.maxPeers) {
+      socket.destroy()
+      return undefined
+    }
+    const c = new Connection(this, socket, outgoing)
+    this.connections.add(c)
+    return c
   }
 
   /** Dials a peer unless already connected or dialing. */
@@ -371,8 +386,9 @@ export class SwarmCore {
     })
   }
 
-  /** Keep-alives and dead-peer detection, every 30 s. */
-  tick(now: number): void {
+  /** Keep-alives and dead-peer detection (the session calls it every 30 s). */
+  tick(): void {
+    const now = this.now()
     for (const c of this.connections) {
       if (now - c.lastReceived > 150_000) c.close("no message for 150 s")
       else if (now - c.lastSent > 60_000) c.send(Wire.encodeKeepAlive())
@@ -380,12 +396,22 @@ export class SwarmCore {
     }
   }
 
-  async close(): Promise<void> {
-    this.closed = true
-    this.rate.close()
-    for (const c of [...this.connections]) c.close("shutting down")
-    this.cancelPoolWait?.()
-    await this.awaitIdle()
-    for (const f of this.poolWaiters.splice(0)) f()
+  /** Closes every peer, then waits for the disk batches in flight. */
+  get close(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.closed) return Effect.void
+      this.closed = true
+      for (const c of [...this.connections]) c.close("shutting down")
+      const poolWait = this.poolWait
+      return (poolWait === undefined ? Effect.void : Fiber.interrupt(poolWait)).pipe(
+        Effect.zipRight(this.machinery.awaitIdle),
+        Effect.zipRight(
+          Effect.sync(() => {
+            this.pieces.unsafeOffer(Take.end)
+            for (const f of this.poolWaiters.splice(0)) f()
+          })
+        )
+      )
+    })
   }
 }

@@ -1,0 +1,72 @@
+// The swarm's side of a peer connection, as the connection sees it: what the peer has and wants
+// goes to the swarm (which keeps the picker's counts and the choker), blocks to request come back
+// from it, received blocks go to it to be written. `SwarmCore` implements it for `Connection`.
+import type { DiskIo } from "@ezio/disk-io"
+import type { BufferPool } from "@ezio/pool"
+import type { Bitfield } from "@ezio/storage"
+import type { Pick as PickedBlock, Picker, Requester } from "./picker.js"
+
+/** A received block on its way to the disk. */
+export interface BlockWrite {
+  readonly piece: number
+  readonly begin: number
+  readonly block: BufferPool.Block
+  readonly length: number
+}
+
+export type ReadResult =
+  | { readonly _tag: "Success"; readonly read: DiskIo.Read }
+  | { readonly _tag: "Failure"; readonly message: string }
+
+/** What a connection needs of its swarm (implemented by `SwarmCore`). */
+export interface SwarmLink<C extends Requester> {
+  readonly infoHash: Uint8Array
+  readonly peerId: Uint8Array
+  readonly handshakeBytes: Uint8Array
+  readonly listenPort: number
+  readonly options: {
+    readonly requestQueue: number
+    readonly downloadQueue: number
+    readonly sendBufferBytes: number
+  }
+  /** What we have; the picker itself changes only through the swarm. */
+  readonly picker: Pick<
+    Picker<C>,
+    "pieceCount" | "have" | "has" | "complete" | "count" | "pieceSize" | "blockKey"
+  >
+  readonly pool: Pick<BufferPool.BufferPoolService, "unsafeTryAcquire" | "unsafeIsExceeded">
+  /** False once the torrent is complete or a disk error stopped the download. */
+  readonly downloading: boolean
+  /** Milliseconds, from the swarm's Clock. */
+  readonly now: () => number
+
+  /** False if another connection already talks to this peer id. */
+  readonly admit: (c: C, peerId: Uint8Array) => boolean
+  readonly removed: (c: C) => void
+  readonly reportError: (message: string) => void
+  /** Calls `f` once the pool is back below its high watermark. */
+  readonly whenPoolNormal: (f: () => void) => void
+
+  /** The peer has one more piece, or its whole bitfield joins (+1) or leaves (-1). */
+  readonly peerHasPiece: (piece: number) => void
+  readonly peerBitfield: (bits: Bitfield.Bitfield | "all", delta: 1 | -1) => void
+  readonly peerInterested: (c: C) => void
+  readonly peerNotInterested: (c: C) => void
+
+  /** Upload: 0 if `bytes` may go now, else ms to wait (then `wakeUpload`); one read per batch. */
+  readonly uploadDelay: (bytes: number) => number
+  readonly wakeUpload: (delay: number, f: () => void) => void
+  readonly read: (piece: number, begin: number, length: number, done: (result: ReadResult) => void) => void
+  readonly uploaded: (bytes: number) => void
+
+  /** Download: up to `want` blocks to ask `c` for. */
+  readonly pick: (c: C, want: number) => Array<PickedBlock>
+  /** A block `c` sent arrived; false if unwanted. Others asked for it are cancelled. */
+  readonly received: (c: C, piece: number, begin: number, length: number) => boolean
+  /** `c` will not send this block (choked, rejected, closed). */
+  readonly abandon: (c: C, piece: number, begin: number) => void
+  /** A received block is lost after all (no pool block for it): fetch it again. */
+  readonly unreceive: (piece: number, begin: number) => void
+  /** One batch of received blocks to write; `done(exceeded)` when written. */
+  readonly write: (batch: ReadonlyArray<BlockWrite>, done: (exceeded: boolean) => void) => void
+}

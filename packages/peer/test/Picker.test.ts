@@ -1,0 +1,126 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Bitfield } from "@ezio/storage"
+import { BLOCK, Picker } from "../src/internal/picker.js"
+
+const peer = (id: number) => ({ id })
+const all = () => true
+const only =
+  (...pieces: Array<number>) =>
+  (piece: number) =>
+    pieces.includes(piece)
+
+/** `pieces` pieces of `blocks` blocks each (the last one `lastBytes` long if given). */
+const make = (pieces: number, blocks: number, lastBytes?: number) => {
+  const pieceLength = blocks * BLOCK
+  const total = lastBytes === undefined ? pieces * pieceLength : (pieces - 1) * pieceLength + lastBytes
+  return new Picker<{ id: number }>(pieces, pieceLength, total, Bitfield.make(pieces), () => 0)
+}
+
+describe("Picker", () => {
+  it("picks the rarest piece the peer has, then partial pieces before new ones", () => {
+    const picker = make(4, 2)
+    // Two peers with every piece, then haves for pieces 0, 2 and 3.
+    const a = Bitfield.make(4)
+    Bitfield.setAll(a)
+    picker.addAvailability(a, 1)
+    picker.addAvailability("all", 1)
+    picker.addPiece(0)
+    picker.addPiece(2)
+    picker.addPiece(3)
+    assert.deepStrictEqual([...picker.availability], [3, 2, 3, 3])
+    // A peer with every piece leaves.
+    picker.addAvailability("all", -1)
+    assert.deepStrictEqual([...picker.availability], [2, 1, 2, 2])
+    const first = picker.pick(peer(1), all, 1)
+    assert.deepStrictEqual(first, [{ piece: 1, begin: 0, length: BLOCK }])
+    // The rest of the partial piece 1 comes before any new piece, then the rarest left.
+    const next = picker.pick(peer(2), all, 3)
+    assert.deepStrictEqual(
+      next.map((p) => [p.piece, p.begin]),
+      [
+        [1, BLOCK],
+        [0, 0],
+        [0, BLOCK]
+      ]
+    )
+  })
+
+  it("only picks pieces the peer has and pieces we lack", () => {
+    const have = Bitfield.make(3)
+    Bitfield.set(have, 0)
+    const picker = new Picker<{ id: number }>(3, BLOCK, 3 * BLOCK, have, () => 0)
+    assert.strictEqual(picker.count, 1)
+    const picks = picker.pick(peer(1), only(0, 2), 5)
+    assert.deepStrictEqual(picks, [{ piece: 2, begin: 0, length: BLOCK }])
+  })
+
+  it("sizes the last piece's last block, and marks pieces had", () => {
+    const picker = make(2, 2, BLOCK + 100)
+    assert.strictEqual(picker.pieceSize(1), BLOCK + 100)
+    const picks = picker.pick(peer(1), only(1), 10)
+    assert.deepStrictEqual(picks, [
+      { piece: 1, begin: 0, length: BLOCK },
+      { piece: 1, begin: BLOCK, length: 100 }
+    ])
+    assert.isDefined(picker.received(peer(1), 1, BLOCK, 100))
+    assert.isUndefined(picker.received(peer(1), 1, 0, 100), "a block of the wrong length")
+    assert.isDefined(picker.received(peer(1), 1, 0, BLOCK))
+    assert.strictEqual(picker.partial.get(1)!.missing, 0)
+    picker.markHave(1)
+    assert.isTrue(picker.has(1))
+    assert.isFalse(picker.complete)
+    assert.isFalse(picker.partial.has(1))
+    assert.isUndefined(picker.received(peer(1), 1, 0, BLOCK), "a piece we have")
+  })
+
+  it("end game: asks a second peer for blocks still outstanding, and names it for a cancel", () => {
+    const picker = make(1, 2)
+    const a = peer(1)
+    const b = peer(2)
+    assert.strictEqual(picker.pick(a, all, 10).length, 2)
+    // Everything is requested: b gets the same blocks, once each.
+    const dup = picker.pick(b, all, 10)
+    assert.deepStrictEqual(
+      dup.map((p) => p.begin),
+      [0, BLOCK]
+    )
+    assert.deepStrictEqual(picker.pick(peer(3), all, 10), [], "no third requester")
+    assert.deepStrictEqual(picker.pick(a, all, 10), [], "not the same peer twice")
+    const requesters = picker.received(b, 0, 0, BLOCK)!
+    assert.deepStrictEqual(
+      requesters.filter((r) => r !== b),
+      [a]
+    )
+    assert.isUndefined(picker.received(a, 0, 0, BLOCK), "the duplicate is not wanted")
+  })
+
+  it("abandoned, unreceived and reset blocks are picked again", () => {
+    const picker = make(1, 3)
+    const a = peer(1)
+    assert.strictEqual(picker.pick(a, all, 3).length, 3)
+    const state = picker.partial.get(0)!
+    assert.strictEqual(state.unrequested, 0)
+    picker.abandon(a, 0, BLOCK)
+    assert.strictEqual(state.unrequested, 1)
+    assert.deepStrictEqual(picker.pick(peer(2), all, 1), [{ piece: 0, begin: BLOCK, length: BLOCK }])
+    picker.received(a, 0, 0, BLOCK)
+    assert.strictEqual(state.missing, 2)
+    picker.unreceive(0, 0)
+    assert.strictEqual(state.missing, 3)
+    assert.strictEqual(state.unrequested, 1)
+    picker.reset(0)
+    assert.strictEqual(state.unrequested, 3)
+    assert.strictEqual(picker.pick(a, all, 5).length, 3)
+  })
+
+  it("block keys are unique across the torrent for pieces of any size, -1 off a block start", () => {
+    // 128 MiB pieces: 8192 blocks each (a key of piece * 4096 + block would collide).
+    const picker = new Picker(3, 8192 * BLOCK, 3 * 8192 * BLOCK, Bitfield.make(3))
+    const keys = new Set<number>()
+    for (let piece = 0; piece < 3; piece++)
+      for (let b = 0; b < 8192; b++) keys.add(picker.blockKey(piece, b * BLOCK))
+    assert.strictEqual(keys.size, 3 * 8192)
+    assert.strictEqual(picker.blockKey(0, 8192 * BLOCK), -1, "past the piece's end")
+    assert.strictEqual(picker.blockKey(0, 100), -1, "not a block start")
+  })
+})
