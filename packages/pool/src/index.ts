@@ -17,3 +17,10 @@ export * as BufferPool from "./BufferPool.js"
  * @since 0.1.0
  */
 export * as PoolError from "./PoolError.js"
+
+/**
+ * Sizes as admins write them (`256MiB`, `1GiB`): the one parser, binary units.
+ *
+ * @since 0.1.0
+ */
+export * as Size from "./Size.js"
