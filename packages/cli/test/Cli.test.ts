@@ -71,6 +71,15 @@ const tempDir = Effect.acquireRelease(
   (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
 )
 
+/** The one stderr line of an expected error: `ezio: ...`, no stack trace. */
+const oneLine = (result: Result): string => {
+  const lines = result.stderr.trim().split("\n")
+  assert.strictEqual(lines.length, 1, result.stderr)
+  assert.match(lines[0]!, /^ezio: /)
+  assert.notInclude(result.stderr, "    at ")
+  return lines[0]!
+}
+
 describe("ezio", () => {
   it.live(
     "create, info and verify a file; bad input gets a clear message and its documented exit code",
@@ -113,6 +122,63 @@ describe("ezio", () => {
 
         const usage = yield* run(["seed", "--no-such-option"])
         assert.strictEqual(usage.code, 2)
+      }).pipe(Effect.scoped),
+    120_000
+  )
+
+  it.live(
+    "data errors print one line naming what and where, no stack, and exit 4",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const file = NPath.join(dir, "disk.img")
+        NFS.writeFileSync(file, NCrypto.randomBytes(100_000))
+
+        const missingTorrent = NPath.join(dir, "nope.torrent")
+        const missing = yield* run(["info", missingTorrent])
+        assert.strictEqual(missing.code, 4)
+        const missingLine = oneLine(missing)
+        assert.include(missingLine, missingTorrent)
+        assert.include(missingLine, "no such file or directory")
+
+        const unwritable = NPath.join(dir, "no-such-dir", "disk.torrent")
+        const cannotWrite = yield* run(["create", file, "-o", unwritable])
+        assert.strictEqual(cannotWrite.code, 4)
+        assert.include(oneLine(cannotWrite), `cannot write ${unwritable}`)
+      }).pipe(Effect.scoped),
+    120_000
+  )
+
+  it.live(
+    "bad option values print one line naming the option and exit 2; 1GB is 1GiB",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const file = NPath.join(dir, "disk.img")
+        NFS.writeFileSync(file, NCrypto.randomBytes(100_000))
+        const torrent = NPath.join(dir, "disk.torrent")
+
+        const badPieceLength = yield* run(["create", file, "-o", torrent, "--piece-length", "12xyz"])
+        assert.strictEqual(badPieceLength.code, 2)
+        assert.include(oneLine(badPieceLength), '--piece-length: "12xyz"')
+        assert.isFalse(NFS.existsSync(torrent))
+
+        assert.strictEqual((yield* run(["create", file, "-o", torrent])).code, 0)
+        const badPool = yield* run(["verify", torrent, file, "--pool-size", "lots"])
+        assert.strictEqual(badPool.code, 2)
+        assert.include(oneLine(badPool), '--pool-size: "lots"')
+        const unusablePool = yield* run(["verify", torrent, file, "--pool-size", "1000"])
+        assert.strictEqual(unusablePool.code, 2)
+        assert.include(oneLine(unusablePool), '--pool-size: "1000"')
+
+        // GB is GiB, as in the pool's own config: a whole number of 16 KiB blocks.
+        const gigabyte = yield* run(["verify", torrent, file, "--pool-size", "1GB", "--json"])
+        assert.strictEqual(gigabyte.code, 0, gigabyte.stderr)
+        assert.deepInclude(JSON.parse(gigabyte.stdout), { complete: true })
+
+        const badPeer = yield* run(["seed", torrent, file, "--port", "0", "--peer", "nowhere"])
+        assert.strictEqual(badPeer.code, 2)
+        assert.include(oneLine(badPeer), '--peer: "nowhere"')
       }).pipe(Effect.scoped),
     120_000
   )

@@ -31,3 +31,10 @@ export * as PoolMetrics from "./PoolMetrics.js"
  * @since 0.1.0
  */
 export * as MetricSync from "./MetricSync.js"
+
+/**
+ * Sizes as admins write them (`256MiB`, `1GiB`): the one parser, binary units.
+ *
+ * @since 0.1.0
+ */
+export * as Size from "./Size.js"

@@ -1,21 +1,12 @@
 // Where a torrent's data lives on this machine: a file (single-file torrents), a directory
 // (multi-file), or, for EZIO's raw-image torrents, an image file or a block device.
-import * as NFS from "node:fs"
 import * as NPath from "node:path"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Layout, Storage } from "@ezio/storage"
 import { type Metainfo, RawImage } from "@ezio/torrent"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-
-export class TargetError extends Data.TaggedError("TargetError")<{
-  readonly path: string
-  readonly detail: string
-}> {
-  override get message(): string {
-    return `${this.path}: ${this.detail}`
-  }
-}
+import { FileError, TargetError } from "./errors.js"
 
 export type Kind = "file" | "directory" | "raw"
 
@@ -48,22 +39,30 @@ export const open = (options: {
     const { metainfo, data, mode } = options
     const kind = kindOf(metainfo)
     const layout = layoutFor(metainfo, data, kind)
-    const exists = NFS.existsSync(data)
+    const fs = yield* FileSystem.FileSystem
+    const type = yield* fs.stat(data).pipe(
+      Effect.map((info) => info.type),
+      Effect.catchIf(
+        (cause) => cause._tag === "SystemError" && cause.reason === "NotFound",
+        () => Effect.succeed(undefined)
+      ),
+      Effect.mapError((cause) => new FileError({ path: data, operation: "stat", cause }))
+    )
+    const exists = type !== undefined
     if (!exists && mode === "read")
       return yield* new TargetError({ path: data, detail: "does not exist (nothing to seed or verify)" })
     if (exists) {
-      const info = NFS.statSync(data)
-      if (kind === "directory" && !info.isDirectory())
+      if (kind === "directory" && type !== "Directory")
         return yield* new TargetError({
           path: data,
           detail: "is not a directory, but the torrent holds several files"
         })
-      if (kind === "file" && !info.isFile())
+      if (kind === "file" && type !== "File")
         return yield* new TargetError({
           path: data,
           detail: "is not a regular file, but the torrent holds one file"
         })
-      if (kind === "raw" && !info.isFile() && !info.isBlockDevice())
+      if (kind === "raw" && type !== "File" && type !== "BlockDevice")
         return yield* new TargetError({ path: data, detail: "is neither an image file nor a block device" })
     }
     const root = NPath.dirname(NPath.resolve(data))

@@ -1,6 +1,8 @@
 /** @internal */
+import * as Either from "effect/Either"
 import type { Options } from "../BufferPool.js"
 import { InvalidPoolOptions } from "../PoolError.js"
+import * as Size from "../Size.js"
 
 /**
  * Options after defaults and validation, in blocks: what the core works with.
@@ -96,32 +98,9 @@ export const resolve = (options: Options = {}): Resolved | InvalidPoolOptions =>
   }
 }
 
-const UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  k: 1024,
-  kb: 1024,
-  kib: 1024,
-  m: 1024 ** 2,
-  mb: 1024 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gb: 1024 ** 3,
-  gib: 1024 ** 3,
-  t: 1024 ** 4,
-  tib: 1024 ** 4
-}
-
 /**
- * "256MiB", "1g", "16384": sizes as admins write them (binary units, as every disk tool here uses).
+ * "256MiB", "1g", "16384": the one size parser (`Size.parse`), as the Config reads it.
  *
  * @internal
  */
-export const parseSize = (text: string): number | undefined => {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text)
-  if (match === null) return undefined
-  const unit = UNITS[match[2]!.toLowerCase()]
-  if (unit === undefined) return undefined
-  const bytes = Number(match[1]) * unit
-  return Number.isSafeInteger(bytes) ? bytes : undefined
-}
+export const parseSize = (text: string): number | undefined => Either.getOrUndefined(Size.parse(text))

@@ -1,0 +1,19 @@
+// `ezio seed`: serve a torrent's data until interrupted.
+import { Args, Command, Options } from "@effect/cli"
+import { torrentArg } from "../common.js"
+import { serve, serveOptions } from "../serve.js"
+
+export const seed = Command.make(
+  "seed",
+  {
+    torrent: torrentArg,
+    data: Args.path({ name: "data" }).pipe(
+      Args.withDescription("The file, directory, image or block device to serve")
+    ),
+    ...serveOptions,
+    trust: Options.boolean("trust").pipe(
+      Options.withDescription("Skip checking the data against the piece hashes before serving")
+    )
+  },
+  (args) => serve(args, "seed", args.trust, false)
+).pipe(Command.withDescription("Serve a torrent's data to peers until interrupted (Ctrl-C, SIGTERM)"))

@@ -1,0 +1,110 @@
+// What several commands share: options, the disk engine, .torrent files, progress and output lines.
+import { Args, Options } from "@effect/cli"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { DiskIo } from "@ezio/disk-io"
+import { BufferPool, Size } from "@ezio/pool"
+import { Check } from "@ezio/storage"
+import { Hasher, Metainfo } from "@ezio/torrent"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { FileError, UsageError } from "./errors.js"
+import { parseSize } from "./format.js"
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+export const torrentArg = Args.file({ name: "torrent" }).pipe(Args.withDescription("The .torrent file"))
+
+export const json = Options.boolean("json").pipe(Options.withDescription("Print JSON lines instead of text"))
+
+export const poolSize = Options.text("pool-size").pipe(
+  Options.withDefault("256MiB"),
+  Options.withDescription(
+    "Memory for the buffer pool shared by reads, writes and hashing (e.g. 128MiB, 1GiB; units are binary, 1GB = 1GiB)"
+  )
+)
+
+export const trackers = Options.text("tracker").pipe(
+  Options.repeated,
+  Options.withDescription("Announce to this tracker URL too (repeatable; tried before the torrent's own)")
+)
+
+/** How sizes are written, for option descriptions. */
+export const sizeHelp = `binary units: 1KB = 1KiB = 1024 bytes, 1GB = 1GiB; e.g. ${Size.examples}`
+
+// ---------------------------------------------------------------------------------------------
+// The disk engine: one pool shared by DiskIo, its hashing workers and every session.
+
+export const engineWith = <E>(name: string, pool: Layer.Layer<BufferPool.BufferPool, E>) =>
+  DiskIo.layer({ name }).pipe(Layer.provideMerge(Hasher.layer()), Layer.provideMerge(pool))
+
+/** The engine of a command with a `--pool-size` option. */
+export const engine = (poolSizeText: string) =>
+  engineWith(
+    "ezio",
+    Layer.unwrapEffect(
+      Effect.map(parseSize(poolSizeText, "--pool-size"), (capacity) =>
+        BufferPool.layer({ capacity, name: "ezio" }).pipe(
+          Layer.mapError(
+            (error) => new UsageError({ option: "--pool-size", detail: `"${poolSizeText}" ${error.reason}` })
+          )
+        )
+      )
+    )
+  )
+
+// ---------------------------------------------------------------------------------------------
+// Files named on the command line
+
+export const readFile = (path: string) =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFile(path)).pipe(
+    Effect.mapError((cause) => new FileError({ path, operation: "read", cause }))
+  )
+
+export const readText = (path: string) =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFileString(path)).pipe(
+    Effect.mapError((cause) => new FileError({ path, operation: "read", cause }))
+  )
+
+export const writeFile = (path: string, bytes: Uint8Array) =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.writeFile(path, bytes)).pipe(
+    Effect.mapError((cause) => new FileError({ path, operation: "write", cause }))
+  )
+
+export const readTorrent = (path: string) => Effect.flatMap(readFile(path), (bytes) => Metainfo.decode(bytes))
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+export const isTty = process.stdout.isTTY === true
+
+/** A progress line rewritten in place on a terminal; nothing when piped or with --json. */
+export const progressLine = (quiet: boolean) => {
+  const shown = isTty && !quiet
+  return {
+    show: (text: string) => {
+      if (shown) process.stdout.write(`\r${text}   `)
+    },
+    clear: Effect.sync(() => {
+      if (shown) process.stdout.write("\r\x1b[K")
+    })
+  }
+}
+
+/** One result line: `value` as JSON with --json, `text` otherwise. */
+export const emit = (asJson: boolean, value: object, text: string) =>
+  Console.log(asJson ? JSON.stringify(value) : text)
+
+/** Checks `storage` against the piece hashes, with a progress line on a terminal. */
+export const check = (
+  storage: Parameters<typeof Check.check>[0],
+  meta: Metainfo.Metainfo,
+  quiet: boolean
+) => {
+  const line = progressLine(quiet)
+  return Check.check(storage, {
+    pieceHashes: meta.pieces,
+    onProgress: (p) => line.show(`checking ${p.checked}/${p.total} pieces, ${p.have} good`)
+  }).pipe(Effect.tap(() => line.clear))
+}
