@@ -14,7 +14,7 @@ export * as Check from "./Check.js"
 export * as FileIo from "./FileIo.js"
 
 /** @since 0.1.0 */
-export * as Hasher from "./Hasher.js"
+export * as Hasher from "@ezio/torrent/Hasher"
 
 /** @since 0.1.0 */
 export * as Layout from "./Layout.js"
