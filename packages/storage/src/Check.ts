@@ -8,7 +8,7 @@
 import { BufferPool } from "@ezio/pool"
 import * as Effect from "effect/Effect"
 import * as Bitfield from "./Bitfield.js"
-import { type HashError, Hasher } from "@ezio/torrent/Hasher"
+import { type HashError, Hasher } from "./Hasher.js"
 import * as Layout from "./Layout.js"
 import type { StorageService } from "./Storage.js"
 import type { StorageError } from "./StorageError.js"

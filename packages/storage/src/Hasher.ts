@@ -117,7 +117,7 @@ export interface HasherService {
  * @since 0.1.0
  * @category tags
  */
-export class Hasher extends Context.Tag("@ezio/torrent/Hasher")<Hasher, HasherService>() {}
+export class Hasher extends Context.Tag("@ezio/storage/Hasher")<Hasher, HasherService>() {}
 
 const workerUrl = new URL("./internal/hashWorker.mjs", import.meta.url)
 

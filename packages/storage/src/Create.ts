@@ -11,10 +11,9 @@ import * as NPath from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import { Metainfo, RawImage } from "@ezio/torrent"
 import * as Hasher from "./Hasher.js"
 import type { HashError } from "./Hasher.js"
-import * as Metainfo from "./Metainfo.js"
-import * as RawImage from "./RawImage.js"
 
 /**
  * @since 0.1.0

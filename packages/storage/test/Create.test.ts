@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, Fiber } from "effect"
-import { Create, Hasher, Metainfo, RawImage } from "@ezio/torrent"
+import { Metainfo, RawImage } from "@ezio/torrent"
+import { Create, Hasher } from "../src/index.js"
 import * as NChild from "node:child_process"
 import * as NCrypto from "node:crypto"
 import * as NFS from "node:fs"
