@@ -6,7 +6,6 @@
  * @since 0.1.0
  */
 import * as NCrypto from "node:crypto"
-import * as NFS from "node:fs"
 import * as NOS from "node:os"
 import { Worker } from "node:worker_threads"
 import * as Context from "effect/Context"
@@ -14,6 +13,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import { digestPieces, leafHasher, readRanges } from "./internal/digest.mjs"
 
 /**
  * @since 0.1.0
@@ -280,105 +280,40 @@ export const make = (
 export const makeInline = (): HasherService => {
   const begin = (options: JobOptions = {}): Job => {
     const hash = NCrypto.createHash(options.algorithm ?? "sha1")
-    const blockSize = options.blockSize ?? 16384
-    let carry: Array<Uint8Array> = []
-    let carryLength = 0
-    const leaves = (views: ReadonlyArray<Uint8Array>, final: boolean) => {
-      if (options.blockHashes !== true) return []
-      const out: Array<Uint8Array> = []
-      const flush = () => {
-        const h = NCrypto.createHash("sha256")
-        for (const v of carry) h.update(v)
-        out.push(new Uint8Array(h.digest()))
-        carry = []
-        carryLength = 0
-      }
-      for (const view of views) {
-        let at = 0
-        while (at < view.length) {
-          const n = Math.min(blockSize - carryLength, view.length - at)
-          carry.push(view.subarray(at, at + n))
-          carryLength += n
-          at += n
-          if (carryLength === blockSize) flush()
-        }
-      }
-      if (final && carryLength > 0) flush()
-      return out
+    const leaves = options.blockHashes === true ? leafHasher(options.blockSize ?? 16384) : undefined
+    const step = (views: ReadonlyArray<Uint8Array>, final: boolean) => {
+      for (const view of views) hash.update(view)
+      return leaves === undefined ? [] : leaves(views, final)
     }
     return {
-      update: (views) =>
-        Effect.sync(() => {
-          for (const view of views) hash.update(view)
-          return leaves(views, false)
-        }),
+      update: (views) => Effect.sync(() => step(views, false)),
       final: (views) =>
         Effect.sync(() => {
-          for (const view of views) hash.update(view)
-          const blocks = leaves(views, true)
+          const blocks = step(views, true)
           return { digest: new Uint8Array(hash.digest()), blocks }
         })
     }
   }
-  const digestPieces = (view: Uint8Array, pieceLength: number, algorithm: Algorithm = "sha1") =>
-    Effect.sync(() => {
-      const size = algorithm === "sha256" ? 32 : 20
-      const count = Math.ceil(view.length / pieceLength)
-      const digests = new Uint8Array(count * size)
-      for (let i = 0; i < count; i++) {
-        const piece = view.subarray(i * pieceLength, Math.min(view.length, (i + 1) * pieceLength))
-        digests.set(NCrypto.createHash(algorithm).update(piece).digest(), i * size)
-      }
-      return digests
-    })
-  const digestRanges = (
-    ranges: ReadonlyArray<FileRange>,
-    pieceLength: number,
-    algorithm: Algorithm = "sha1"
-  ) =>
-    Effect.suspend(() => {
-      const total = ranges.reduce((sum, r) => sum + r.length, 0)
-      const buffer = new Uint8Array(total)
-      let filled = 0
-      for (const range of ranges) {
-        let fd: number | undefined
-        try {
-          fd = NFS.openSync(range.path, "r")
-          let done = 0
-          while (done < range.length) {
-            const n = NFS.readSync(fd, buffer, filled, range.length - done, range.position + done)
-            if (n === 0)
-              return Effect.fail(
-                new HashError({
-                  reason: "the file shrank while it was being hashed",
-                  path: range.path,
-                  code: "CHANGED"
-                })
-              )
-            done += n
-            filled += n
-          }
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code
-          return Effect.fail(
-            new HashError({
-              reason: String(error),
-              path: range.path,
-              ...(code !== undefined ? { code } : {})
-            })
-          )
-        } finally {
-          if (fd !== undefined) NFS.closeSync(fd)
-        }
-      }
-      return digestPieces(buffer, pieceLength, algorithm)
-    })
   return {
     threads: 0,
     begin,
     digest: (views, options) => begin(options).final(views),
-    digestPieces,
-    digestRanges
+    digestPieces: (view, pieceLength, algorithm = "sha1") =>
+      Effect.sync(() => digestPieces(view, pieceLength, algorithm)),
+    digestRanges: (ranges, pieceLength, algorithm = "sha1") =>
+      Effect.suspend(() => {
+        const buffer = new Uint8Array(ranges.reduce((sum, r) => sum + r.length, 0))
+        const failed = readRanges(ranges, buffer)
+        if (failed === undefined) return Effect.succeed(digestPieces(buffer, pieceLength, algorithm))
+        const code = (failed.error as NodeJS.ErrnoException).code
+        return Effect.fail(
+          new HashError({
+            reason: code === "CHANGED" ? (failed.error as Error).message : String(failed.error),
+            ...(failed.path !== undefined ? { path: failed.path } : {}),
+            ...(code !== undefined ? { code } : {})
+          })
+        )
+      })
   }
 }
 

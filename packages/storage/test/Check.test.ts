@@ -79,6 +79,30 @@ layer(Env)("Hasher (worker threads)", (it) => {
     })
   )
 
+  it.effect(
+    "v2 leaves and digests do not depend on how a piece is cut into updates (worker and inline)",
+    () =>
+      Effect.gen(function* () {
+        const data = random(5 * 16384 + 300, 5)
+        const leaves = Array.from({ length: 6 }, (_, i) => sha256(data.subarray(i * 16384, (i + 1) * 16384)))
+        // Cuts inside leaves, and many views per call.
+        const cuts = [0, 5000, 16384, 40000, 40001, 81920, data.length]
+        for (const hasher of [yield* Hasher.Hasher, Hasher.makeInline()]) {
+          const job = hasher.begin({ algorithm: "sha256", blockHashes: true })
+          const got: Array<Uint8Array> = []
+          for (let i = 0; i + 2 < cuts.length; i++)
+            got.push(...(yield* job.update([data.subarray(cuts[i]!, cuts[i + 1]!)])))
+          const last = yield* job.final([
+            data.subarray(cuts[cuts.length - 2]!, cuts[cuts.length - 2]! + 100),
+            data.subarray(cuts[cuts.length - 2]! + 100)
+          ])
+          got.push(...last.blocks)
+          assert.deepStrictEqual(last.digest, sha256(data))
+          assert.deepStrictEqual(got, leaves)
+        }
+      })
+  )
+
   it.effect("the inline hasher agrees", () =>
     Effect.gen(function* () {
       const data = random(3 * 16384 + 5, 4)

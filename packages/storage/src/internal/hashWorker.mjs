@@ -1,11 +1,13 @@
 // Hashing worker: reads pool blocks in place (views over SharedArrayBuffer slabs arrive without a
 // copy) and answers with digests. Plain JS because workers cannot load .ts under Node 20.
 import { createHash } from "node:crypto"
-import { closeSync, openSync, readSync } from "node:fs"
 import { parentPort } from "node:worker_threads"
+import { digestPieces, leafHasher, readRanges } from "./digest.mjs"
 
 // Incremental jobs (pieces larger than one request) keep their hash state here between updates.
 const open = new Map()
+
+const describe = (error) => String(error && error.stack ? error.stack : error)
 
 parentPort.on("message", (message) => {
   const { id, job, views, algorithm, final, blockHashes, blockSize, pieceLength, ranges } = message
@@ -16,62 +18,30 @@ parentPort.on("message", (message) => {
   if (pieceLength !== undefined) {
     // Consecutive whole pieces of one view (torrent creation): one message for many pieces.
     try {
-      const view = views[0]
-      const size = algorithm === "sha256" ? 32 : 20
-      const count = Math.ceil(view.length / pieceLength)
-      const digests = new Uint8Array(count * size)
-      for (let i = 0; i < count; i++) {
-        const h = createHash(algorithm)
-        h.update(view.subarray(i * pieceLength, Math.min(view.length, (i + 1) * pieceLength)))
-        digests.set(h.digest(), i * size)
-      }
-      parentPort.postMessage({ id, digest: digests })
+      parentPort.postMessage({ id, digest: digestPieces(views[0], pieceLength, algorithm) })
     } catch (error) {
-      parentPort.postMessage({ id, error: String(error && error.stack ? error.stack : error) })
+      parentPort.postMessage({ id, error: describe(error) })
     }
     return
   }
   try {
-    let hash = open.get(job)
-    if (hash === undefined) {
-      hash = createHash(algorithm)
-      open.set(job, hash)
+    let state = open.get(job)
+    if (state === undefined) {
+      state = { hash: createHash(algorithm), leaves: blockHashes ? leafHasher(blockSize) : undefined }
+      open.set(job, state)
     }
-    let blocks
-    if (blockHashes) {
-      // v2: SHA-256 of each block-sized run of the data, alongside the piece hash.
-      blocks = []
-      let pending = []
-      let pendingLength = 0
-      const flush = () => {
-        const h = createHash("sha256")
-        for (const v of pending) h.update(v)
-        blocks.push(new Uint8Array(h.digest()))
-        pending = []
-        pendingLength = 0
-      }
-      for (const view of views) {
-        let at = 0
-        while (at < view.length) {
-          const n = Math.min(blockSize - pendingLength, view.length - at)
-          pending.push(view.subarray(at, at + n))
-          pendingLength += n
-          at += n
-          if (pendingLength === blockSize) flush()
-        }
-      }
-      if (pendingLength > 0) flush()
-    }
-    for (const view of views) hash.update(view)
+    // v2: SHA-256 of each block-sized run of the data, alongside the piece hash.
+    const blocks = state.leaves === undefined ? undefined : state.leaves(views, final)
+    for (const view of views) state.hash.update(view)
     if (final) {
       open.delete(job)
-      parentPort.postMessage({ id, digest: new Uint8Array(hash.digest()), blocks })
+      parentPort.postMessage({ id, digest: new Uint8Array(state.hash.digest()), blocks })
     } else {
       parentPort.postMessage({ id, blocks })
     }
   } catch (error) {
     open.delete(job)
-    parentPort.postMessage({ id, error: String(error && error.stack ? error.stack : error) })
+    parentPort.postMessage({ id, error: describe(error) })
   }
 })
 
@@ -80,49 +50,22 @@ parentPort.on("message", (message) => {
 // crosses threads but paths and digests.
 let scratch = new Uint8Array(0)
 const hashRanges = (id, ranges, pieceLength, algorithm) => {
-  let fd
-  let fdPath
-  let at = { path: undefined }
-  try {
-    const total = ranges.reduce((sum, r) => sum + r.length, 0)
-    if (scratch.length < total) scratch = new Uint8Array(total)
-    let filled = 0
-    for (const range of ranges) {
-      at = range
-      if (fdPath !== range.path) {
-        if (fd !== undefined) closeSync(fd)
-        fd = openSync(range.path, "r")
-        fdPath = range.path
-      }
-      let done = 0
-      while (done < range.length) {
-        const n = readSync(fd, scratch, filled, range.length - done, range.position + done)
-        if (n === 0) {
-          const error = new Error("the file shrank while it was being hashed")
-          error.code = "CHANGED"
-          throw error
-        }
-        done += n
-        filled += n
-      }
-    }
-    const size = algorithm === "sha256" ? 32 : 20
-    const count = Math.ceil(total / pieceLength)
-    const digests = new Uint8Array(count * size)
-    for (let i = 0; i < count; i++) {
-      const h = createHash(algorithm)
-      h.update(scratch.subarray(i * pieceLength, Math.min(total, (i + 1) * pieceLength)))
-      digests.set(h.digest(), i * size)
-    }
-    parentPort.postMessage({ id, digest: digests })
-  } catch (error) {
+  const total = ranges.reduce((sum, r) => sum + r.length, 0)
+  if (scratch.length < total) scratch = new Uint8Array(total)
+  const failed = readRanges(ranges, scratch)
+  if (failed !== undefined) {
+    const { error, path } = failed
     parentPort.postMessage({
       id,
       error: String(error && error.message ? error.message : error),
       code: error && error.code,
-      path: at.path
+      path
     })
-  } finally {
-    if (fd !== undefined) closeSync(fd)
+    return
+  }
+  try {
+    parentPort.postMessage({ id, digest: digestPieces(scratch.subarray(0, total), pieceLength, algorithm) })
+  } catch (error) {
+    parentPort.postMessage({ id, error: String(error && error.message ? error.message : error) })
   }
 }
