@@ -121,6 +121,13 @@ describe("Create", () => {
       NFS.writeFileSync(NPath.join(dir, "one"), "x")
       const bad = yield* Effect.flip(run(Create.fromPath(NPath.join(dir, "one"), { pieceLength: 1000 })))
       expect(bad._tag === "CreateError" && bad.reason).toBe("InvalidOption")
+      for (const pieceLength of [512 * 1024 * 1024, 2 ** 32 + 2 ** 31]) {
+        const big = yield* Effect.flip(run(Create.fromPath(NPath.join(dir, "one"), { pieceLength })))
+        expect(big._tag === "CreateError" && big.reason).toBe("InvalidOption")
+        expect(big.message).toContain(
+          `piece length ${pieceLength} is not a power of two from 16 KiB to 256 MiB`
+        )
+      }
       const zeros = NPath.join(dir, "zeros.img")
       NFS.writeFileSync(zeros, Buffer.alloc(1 << 20))
       const allZero = yield* Effect.flip(run(Create.fromRawImage(zeros)))
