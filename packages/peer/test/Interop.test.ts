@@ -22,8 +22,8 @@ import {
   hasLibtorrent,
   libtorrentDownload,
   libtorrentSeed
-} from "./support/clients.js"
-import { hasOpentracker, opentracker } from "./support/opentracker.js"
+} from "@ezio/test-support/clients"
+import { hasOpentracker, opentracker } from "@ezio/test-support/opentracker"
 
 const POOL = 8 * 1024 * 1024
 

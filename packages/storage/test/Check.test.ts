@@ -1,31 +1,8 @@
-import * as NCrypto from "node:crypto"
-import * as NFS from "node:fs"
-import * as NOS from "node:os"
-import * as NPath from "node:path"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { BufferPool } from "@ezio/pool"
+import { random, sha1, sha256, tempDir } from "@ezio/test-support/data"
 import { Effect, Layer } from "effect"
 import { Bitfield, Check, FileIo, Hasher, Layout, Storage } from "../src/index.js"
-
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-check-"))),
-  (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
-)
-
-const random = (n: number, seed: number) => {
-  const out = new Uint8Array(n)
-  let x = seed >>> 0 || 1
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    out[i] = x & 0xff
-  }
-  return out
-}
-
-const sha1 = (data: Uint8Array) => new Uint8Array(NCrypto.createHash("sha1").update(data).digest())
-const sha256 = (data: Uint8Array) => new Uint8Array(NCrypto.createHash("sha256").update(data).digest())
 
 const pieceHashes = (layout: Layout.Layout, data: Uint8Array) => {
   const out = new Uint8Array(layout.pieceCount * 20)
@@ -128,7 +105,7 @@ layer(Env)("Check (the resume path)", (it) => {
 
   it.scoped("finds what a partly written target holds, resumes, and then has everything", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-check-")
       const storage = yield* Storage.makeDirectory({ layout, root: dir })
       // An interrupted deploy: even pieces written, piece 4 written wrong.
       for (let p = 0; p < layout.pieceCount; p += 2) {
@@ -165,7 +142,7 @@ layer(Env)("Check (the resume path)", (it) => {
 
   it.scoped("a target with nothing yet has no pieces (missing files are not errors)", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-check-")
       const storage = yield* Storage.makeDirectory({ layout, root: dir, mode: "read" })
       const have = yield* Check.check(storage, { pieceHashes: hashes })
       assert.strictEqual(Bitfield.count(have), 0)
@@ -174,7 +151,7 @@ layer(Env)("Check (the resume path)", (it) => {
 
   it.scoped("an I/O error fails the check with the typed error instead of passing a piece", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-check-")
       yield* Effect.scoped(
         Effect.gen(function* () {
           const storage = yield* Storage.makeDirectory({ layout, root: dir })

@@ -1,10 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import { Bencode, Magnet, Metainfo, RawImage } from "@ezio/torrent"
-import * as NCrypto from "node:crypto"
+import { sha1 } from "@ezio/test-support/data"
 
 const t = Bencode.text
-const sha1 = (b: Uint8Array) => new Uint8Array(NCrypto.createHash("sha1").update(b).digest())
 
 const baseInfo = (
   overrides: Record<string, Bencode.Value | undefined> = {}
