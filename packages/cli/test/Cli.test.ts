@@ -8,7 +8,7 @@ import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { hasLibtorrent, libtorrentDownload } from "../../peer/test/support/clients.js"
+import { hasLibtorrent, libtorrentDownload } from "@ezio/test-support/clients"
 
 const bin = NPath.resolve(import.meta.dirname, "../src/bin.ts")
 

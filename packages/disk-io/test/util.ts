@@ -1,7 +1,6 @@
 /**
  * Test helpers: a memory storage whose calls can be held, delayed or failed, and data helpers.
  */
-import * as NCrypto from "node:crypto"
 import { BufferPool } from "@ezio/pool"
 import { Hasher, Layout, Storage, StorageError } from "@ezio/storage"
 import { Effect, Layer } from "effect"
@@ -67,33 +66,8 @@ export const ioError = (operation: "read" | "write", piece: number) =>
     cause: Object.assign(new Error("EIO: injected"), { code: "EIO" })
   })
 
-/** Deterministic pseudo-random bytes. */
-export const random = (n: number, seed: number) => {
-  const out = new Uint8Array(n)
-  let x = seed >>> 0 || 1
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    out[i] = x & 0xff
-  }
-  return out
-}
-
-export const sha1 = (data: Uint8Array) => new Uint8Array(NCrypto.createHash("sha1").update(data).digest())
-export const sha256 = (data: Uint8Array) => new Uint8Array(NCrypto.createHash("sha256").update(data).digest())
-
-export const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex")
-
-export const concat = (views: ReadonlyArray<Uint8Array>) => {
-  const out = new Uint8Array(total(views))
-  let at = 0
-  for (const v of views) {
-    out.set(v, at)
-    at += v.length
-  }
-  return out
-}
+/** The data helpers every package's tests share, re-exported for the tests here. */
+export { concat, hex, random, sha1, sha256 } from "@ezio/test-support/data"
 
 /** 4 pieces of 4 blocks; the last piece is short and ends in a short block. */
 export const smallLayout = Layout.make({

@@ -15,7 +15,7 @@ import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { Effect } from "effect"
 import { makeSource, sampler } from "./support.js"
-import { hasLibtorrent, libtorrentDownload, libtorrentSeed } from "../test/support/clients.js"
+import { hasLibtorrent, libtorrentDownload, libtorrentSeed } from "@ezio/test-support/clients"
 
 const mib = Number(process.env.EZIO_BENCH_MIB ?? 1024)
 const rounds = Number(process.env.EZIO_BENCH_ROUNDS ?? 2)

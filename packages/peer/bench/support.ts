@@ -1,7 +1,8 @@
 /** What the seed and download benchmarks share: a memory sampler and the source file + torrent. */
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
-import { Create, Hasher, Metainfo } from "@ezio/torrent"
+import { Create, Hasher } from "@ezio/storage"
+import { Metainfo } from "@ezio/torrent"
 import { Effect } from "effect"
 
 const rssAnonKiB = (pid: number): number => {

@@ -13,8 +13,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { DiskIo } from "@ezio/disk-io"
 import { EmbeddedTracker, Session, Tracker, Wire } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
-import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
-import { Bencode, Create, Metainfo, RawImage } from "@ezio/torrent"
+import { Bitfield, Create, Hasher, Layout, Storage } from "@ezio/storage"
+import { Bencode, Metainfo, RawImage } from "@ezio/torrent"
 import { Effect, Either, Layer, Schedule } from "effect"
 import {
   aria2Download,
@@ -22,8 +22,8 @@ import {
   hasLibtorrent,
   libtorrentDownload,
   libtorrentSeed
-} from "./support/clients.js"
-import { hasOpentracker, opentracker } from "./support/opentracker.js"
+} from "@ezio/test-support/clients"
+import { hasOpentracker, opentracker } from "@ezio/test-support/opentracker"
 
 const POOL = 8 * 1024 * 1024
 

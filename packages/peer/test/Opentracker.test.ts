@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
 import * as Tracker from "../src/Tracker.js"
-import { OPENTRACKER, hasOpentracker as available, opentracker } from "./support/opentracker.js"
+import { OPENTRACKER, hasOpentracker as available, opentracker } from "@ezio/test-support/opentracker"
 
 const bytes20 = (seed: number) => Uint8Array.from({ length: 20 }, (_, i) => (seed * 31 + i * 17) & 0xff)
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex")

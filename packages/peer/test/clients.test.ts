@@ -20,7 +20,7 @@ import {
   libtorrentInfo,
   libtorrentSeed,
   transmissionDownload
-} from "./support/clients.js"
+} from "@ezio/test-support/clients"
 
 const SIZE = 8 * 1024 * 1024
 

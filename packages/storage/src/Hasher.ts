@@ -1,8 +1,331 @@
 /**
- * The worker-thread piece hasher, which lives in `@ezio/torrent` (torrent creation needs it
- * before any storage exists); re-exported here because checking and the disk engine use it with
- * storage.
+ * Piece hashing off the main thread: a pool of worker threads that read pool blocks in place
+ * (views over SharedArrayBuffer slabs are shared with a worker, never copied or transferred), so
+ * both cores work while the event loop keeps serving peers.
  *
  * @since 0.1.0
  */
-export * from "@ezio/torrent/Hasher"
+import * as NCrypto from "node:crypto"
+import * as NOS from "node:os"
+import { Worker } from "node:worker_threads"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import { digestPieces, leafHasher, readRanges } from "./internal/digest.mjs"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Algorithm = "sha1" | "sha256"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Digest {
+  /** The hash of everything passed to the job. */
+  readonly digest: Uint8Array
+  /** With `blockHashes`: SHA-256 of each `blockSize` run (BEP 52 leaf hashes), in order. */
+  readonly blocks: ReadonlyArray<Uint8Array>
+}
+
+/**
+ * An incremental hash for data that arrives in several chunks (a piece larger than what one
+ * request holds). Chunks must be whole multiples of the block size, except the last.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Job {
+  readonly update: (views: ReadonlyArray<Uint8Array>) => Effect.Effect<ReadonlyArray<Uint8Array>, HashError>
+  readonly final: (views: ReadonlyArray<Uint8Array>) => Effect.Effect<Digest, HashError>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface JobOptions {
+  readonly algorithm?: Algorithm
+  /** Also return SHA-256 of each `blockSize` run of the data (v2 torrents). */
+  readonly blockHashes?: boolean
+  readonly blockSize?: number
+}
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export class HashError extends Data.TaggedError("HashError")<{
+  readonly reason: string
+  /** For `digestRanges`: the file being read and the errno code, when reading failed. */
+  readonly path?: string
+  readonly code?: string
+}> {
+  override get message(): string {
+    return `hashing failed: ${this.reason}`
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface FileRange {
+  readonly path: string
+  readonly position: number
+  readonly length: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface HasherService {
+  readonly threads: number
+  /** Hashes the concatenation of `views` in one request. */
+  readonly digest: (
+    views: ReadonlyArray<Uint8Array>,
+    options?: JobOptions
+  ) => Effect.Effect<Digest, HashError>
+  /**
+   * Hashes `view` as consecutive pieces of `pieceLength` bytes (the last may be short) in one
+   * request, returning the digests back to back (20 bytes each for SHA-1).
+   */
+  readonly digestPieces: (
+    view: Uint8Array,
+    pieceLength: number,
+    algorithm?: Algorithm
+  ) => Effect.Effect<Uint8Array, HashError>
+  /**
+   * Reads the file ranges (in order, concatenated) on a worker and hashes them as consecutive
+   * pieces: torrent creation, where reading on the workers keeps the main thread free.
+   */
+  readonly digestRanges: (
+    ranges: ReadonlyArray<FileRange>,
+    pieceLength: number,
+    algorithm?: Algorithm
+  ) => Effect.Effect<Uint8Array, HashError>
+  /** Starts an incremental job; all its chunks go to the same worker. */
+  readonly begin: (options?: JobOptions) => Job
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Hasher extends Context.Tag("@ezio/storage/Hasher")<Hasher, HasherService>() {}
+
+const workerUrl = new URL("./internal/hashWorker.mjs", import.meta.url)
+
+/** Views the worker can read in place; anything else is copied into shared memory first. */
+const shareable = (views: ReadonlyArray<Uint8Array>): Array<Uint8Array> =>
+  views.map((view) => {
+    if (view.buffer instanceof SharedArrayBuffer) return view
+    const copy = new Uint8Array(new SharedArrayBuffer(view.length))
+    copy.set(view)
+    return copy
+  })
+
+interface Answer {
+  readonly digest?: Uint8Array
+  readonly blocks?: Array<Uint8Array>
+  readonly error?: string
+  readonly code?: string
+  readonly path?: string
+}
+
+interface Pending {
+  readonly resolve: (answer: Answer) => void
+}
+
+interface Thread {
+  worker: Worker
+  inFlight: number
+  readonly pending: Map<number, Pending>
+}
+
+/**
+ * A pool of `threads` hashing workers (default: one per core), terminated when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: { readonly threads?: number } = {}
+): Effect.Effect<HasherService, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const threads = Math.max(1, options.threads ?? NOS.availableParallelism())
+    let nextId = 0
+    let closed = false
+
+    const spawn = (thread: Thread | undefined): Thread => {
+      const worker = new Worker(workerUrl)
+      const t: Thread = thread ?? { worker, inFlight: 0, pending: new Map() }
+      t.worker = worker
+      worker.on("message", (answer: Answer & { id: number }) => {
+        const pending = t.pending.get(answer.id)
+        if (pending === undefined) return
+        t.pending.delete(answer.id)
+        t.inFlight--
+        pending.resolve(answer)
+      })
+      // A crashed worker fails what it held, and is replaced.
+      const fail = (reason: string) => {
+        for (const [, pending] of t.pending) pending.resolve({ error: reason })
+        t.pending.clear()
+        t.inFlight = 0
+        if (!closed) spawn(t)
+      }
+      worker.on("error", (error) => fail(`worker error: ${String(error)}`))
+      worker.on("exit", (code) => {
+        if (!closed && t.worker === worker) fail(`worker exited with code ${code}`)
+      })
+      return t
+    }
+
+    const pool: Array<Thread> = Array.from({ length: threads }, () => spawn(undefined))
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => {
+        closed = true
+        return Promise.all(pool.map((t) => t.worker.terminate()))
+      })
+    )
+
+    const leastBusy = () => pool.reduce((best, t) => (t.inFlight < best.inFlight ? t : best), pool[0]!)
+
+    // One message per request (a whole piece or a large chunk of one), never per block.
+    // Uninterruptible: the worker reads the caller's blocks until it answers.
+    const request = (
+      thread: Thread,
+      job: number,
+      views: ReadonlyArray<Uint8Array>,
+      options: JobOptions,
+      final: boolean,
+      pieceLength?: number,
+      ranges?: ReadonlyArray<FileRange>
+    ) =>
+      Effect.uninterruptible(
+        Effect.async<{ digest?: Uint8Array; blocks?: Array<Uint8Array> }, HashError>((resume) => {
+          if (closed) return resume(Effect.fail(new HashError({ reason: "the hasher has been closed" })))
+          const id = nextId++
+          thread.inFlight++
+          thread.pending.set(id, {
+            resolve: (answer) =>
+              resume(
+                answer.error === undefined
+                  ? Effect.succeed(answer)
+                  : Effect.fail(
+                      new HashError({
+                        reason: answer.error,
+                        ...(answer.path !== undefined ? { path: answer.path } : {}),
+                        ...(answer.code !== undefined ? { code: answer.code } : {})
+                      })
+                    )
+              )
+          })
+          thread.worker.postMessage({
+            id,
+            job,
+            views: shareable(views),
+            algorithm: options.algorithm ?? "sha1",
+            final,
+            blockHashes: options.blockHashes === true,
+            blockSize: options.blockSize ?? 16384,
+            pieceLength,
+            ranges
+          })
+        })
+      )
+
+    const begin = (options: JobOptions = {}): Job => {
+      const thread = leastBusy()
+      const job = nextId++
+      return {
+        update: (views) => Effect.map(request(thread, job, views, options, false), (a) => a.blocks ?? []),
+        final: (views) =>
+          Effect.map(request(thread, job, views, options, true), (a) => ({
+            digest: a.digest!,
+            blocks: a.blocks ?? []
+          }))
+      }
+    }
+
+    return {
+      threads,
+      begin,
+      digest: (views, options) => begin(options).final(views),
+      digestPieces: (view, pieceLength, algorithm = "sha1") =>
+        Effect.map(
+          request(leastBusy(), nextId++, [view], { algorithm }, true, pieceLength),
+          (answer) => answer.digest!
+        ),
+      digestRanges: (ranges, pieceLength, algorithm = "sha1") =>
+        Effect.map(
+          request(leastBusy(), nextId++, [], { algorithm }, true, pieceLength, ranges),
+          (answer) => answer.digest!
+        )
+    } satisfies HasherService
+  })
+
+/**
+ * Hashing on the calling thread with `node:crypto`: no workers, for tests and tiny jobs.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeInline = (): HasherService => {
+  const begin = (options: JobOptions = {}): Job => {
+    const hash = NCrypto.createHash(options.algorithm ?? "sha1")
+    const leaves = options.blockHashes === true ? leafHasher(options.blockSize ?? 16384) : undefined
+    const step = (views: ReadonlyArray<Uint8Array>, final: boolean) => {
+      for (const view of views) hash.update(view)
+      return leaves === undefined ? [] : leaves(views, final)
+    }
+    return {
+      update: (views) => Effect.sync(() => step(views, false)),
+      final: (views) =>
+        Effect.sync(() => {
+          const blocks = step(views, true)
+          return { digest: new Uint8Array(hash.digest()), blocks }
+        })
+    }
+  }
+  return {
+    threads: 0,
+    begin,
+    digest: (views, options) => begin(options).final(views),
+    digestPieces: (view, pieceLength, algorithm = "sha1") =>
+      Effect.sync(() => digestPieces(view, pieceLength, algorithm)),
+    digestRanges: (ranges, pieceLength, algorithm = "sha1") =>
+      Effect.suspend(() => {
+        const buffer = new Uint8Array(ranges.reduce((sum, r) => sum + r.length, 0))
+        const failed = readRanges(ranges, buffer)
+        if (failed === undefined) return Effect.succeed(digestPieces(buffer, pieceLength, algorithm))
+        const code = (failed.error as NodeJS.ErrnoException).code
+        return Effect.fail(
+          new HashError({
+            reason: code === "CHANGED" ? (failed.error as Error).message : String(failed.error),
+            ...(failed.path !== undefined ? { path: failed.path } : {}),
+            ...(code !== undefined ? { code } : {})
+          })
+        )
+      })
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: { readonly threads?: number } = {}): Layer.Layer<Hasher> =>
+  Layer.scoped(Hasher, make(options))
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerInline: Layer.Layer<Hasher> = Layer.sync(Hasher, makeInline)

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { type Metainfo, RawImage } from "@ezio/torrent"
+import { Metainfo, RawImage } from "@ezio/torrent"
 import * as Either from "effect/Either"
 
 /**
@@ -114,13 +114,12 @@ export const fromMetainfo = (
 }
 
 /**
- * Bytes in piece `piece` (the last one may be short).
+ * Bytes in piece `piece` (the last one may be short): `Metainfo.pieceSize`, the one definition.
  *
  * @since 0.1.0
  * @category getters
  */
-export const pieceSize = (layout: Layout, piece: number): number =>
-  piece < layout.pieceCount - 1 ? layout.pieceLength : layout.totalLength - piece * layout.pieceLength
+export const pieceSize: (layout: Layout, piece: number) => number = Metainfo.pieceSize
 
 /**
  * The end of the furthest extent on disk: the smallest raw target that can hold the torrent.

@@ -13,6 +13,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as FileIo from "./FileIo.js"
 import { call, callVoid, type Handle, vectored } from "./internal/io.js"
+import { readWrite } from "./internal/request.js"
 import * as Layout from "./Layout.js"
 import { StorageError } from "./StorageError.js"
 
@@ -114,75 +115,6 @@ export interface RawOptions {
 }
 
 const O = NFS.constants
-
-const outOfRange = (layout: Layout.Layout, piece: number, offset: number, length: number, location: string) =>
-  new StorageError({
-    reason: "OutOfRange",
-    operation: "read",
-    path: location,
-    piece,
-    offset,
-    detail: `${length} byte(s) at offset ${offset} of piece ${piece} (the torrent has ${layout.pieceCount} pieces of ${layout.pieceLength} bytes)`
-  })
-
-const totalLength = (buffers: ReadonlyArray<Uint8Array>) => {
-  let n = 0
-  for (const buffer of buffers) n += buffer.length
-  return n
-}
-
-/** Splits `buffers` into consecutive groups of the spans' lengths (views, no copies). */
-const splitBuffers = (buffers: ReadonlyArray<Uint8Array>, spans: ReadonlyArray<Layout.Span>) => {
-  const groups: Array<Array<Uint8Array>> = []
-  let index = 0
-  let consumed = 0 // of buffers[index]
-  for (const span of spans) {
-    const group: Array<Uint8Array> = []
-    let need = span.length
-    while (need > 0) {
-      const buffer = buffers[index]!
-      const n = Math.min(need, buffer.length - consumed)
-      group.push(consumed === 0 && n === buffer.length ? buffer : buffer.subarray(consumed, consumed + n))
-      need -= n
-      consumed += n
-      if (consumed === buffer.length) {
-        index++
-        consumed = 0
-      }
-    }
-    groups.push(group)
-  }
-  return groups
-}
-
-/** Validates a request and runs `perSpan` on each file span it covers, in order. */
-const mapRequest = (
-  layout: Layout.Layout,
-  location: string,
-  kind: "read" | "write",
-  piece: number,
-  offset: number,
-  buffers: ReadonlyArray<Uint8Array>,
-  perSpan: (span: Layout.Span, buffers: ReadonlyArray<Uint8Array>) => Effect.Effect<void, StorageError>
-): Effect.Effect<void, StorageError> => {
-  const length = totalLength(buffers)
-  if (
-    !Number.isInteger(piece) ||
-    piece < 0 ||
-    piece >= layout.pieceCount ||
-    !Number.isInteger(offset) ||
-    offset < 0 ||
-    offset + length > Layout.pieceSize(layout, piece)
-  ) {
-    const error = outOfRange(layout, piece, offset, length, location)
-    return Effect.fail(kind === "read" ? error : new StorageError({ ...error, operation: "write" }))
-  }
-  const spans = Layout.spans(layout, piece * layout.pieceLength + offset, length)!
-  if (spans.length === 0) return Effect.void
-  if (spans.length === 1) return perSpan(spans[0]!, buffers)
-  const groups = splitBuffers(buffers, spans)
-  return Effect.forEach(spans, (span, i) => perSpan(span, groups[i]!), { discard: true })
-}
 
 /** Joins a torrent path under `root`, refusing anything that would leave it (defence in depth). */
 const safeJoin = (root: string, components: ReadonlyArray<string>): string | StorageError => {
@@ -430,10 +362,7 @@ export const makeDirectory = (
       layout,
       kind: "directory",
       location: root,
-      read: (piece, offset, buffers) =>
-        mapRequest(layout, root, "read", piece, offset, buffers, perSpan("read", piece)),
-      write: (piece, offset, buffers) =>
-        mapRequest(layout, root, "write", piece, offset, buffers, perSpan("write", piece)),
+      ...readWrite(layout, root, perSpan),
       flushPiece: (piece) =>
         durability !== "piece"
           ? Effect.void
@@ -524,10 +453,7 @@ export const makeRaw = (options: RawOptions): Effect.Effect<StorageService, Stor
       layout,
       kind: "raw",
       location: path,
-      read: (piece, offset, buffers) =>
-        mapRequest(layout, path, "read", piece, offset, buffers, perSpan("read", piece)),
-      write: (piece, offset, buffers) =>
-        mapRequest(layout, path, "write", piece, offset, buffers, perSpan("write", piece)),
+      ...readWrite(layout, path, perSpan),
       flushPiece: () => (durability === "piece" ? sync : Effect.void),
       sync,
       releaseFiles: Effect.void
@@ -576,10 +502,7 @@ export const makeMemory = (options: {
       kind: "memory" as const,
       location: "memory",
       bytes,
-      read: (piece: number, offset: number, buffers: ReadonlyArray<Uint8Array>) =>
-        mapRequest(layout, "memory", "read", piece, offset, buffers, perSpan("read")),
-      write: (piece: number, offset: number, buffers: ReadonlyArray<Uint8Array>) =>
-        mapRequest(layout, "memory", "write", piece, offset, buffers, perSpan("write")),
+      ...readWrite(layout, "memory", perSpan),
       flushPiece: () => Effect.void,
       sync: Effect.void,
       releaseFiles: Effect.void

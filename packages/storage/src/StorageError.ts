@@ -46,16 +46,31 @@ export class StorageError extends Data.TaggedError("StorageError")<{
   readonly detail?: string
 }> {
   override get message(): string {
-    const where = [
-      this.piece === undefined ? undefined : `piece ${this.piece}`,
-      this.offset === undefined ? undefined : `offset ${this.offset}`
-    ].filter((x) => x !== undefined)
     const code = (this.cause as NodeJS.ErrnoException | undefined)?.code
     return (
-      `${this.operation} ${this.path}${where.length > 0 ? ` (${where.join(", ")})` : ""}: ` +
+      `${this.operation} ${this.path}${where(this)}: ` +
       `${describe[this.reason]}${code === undefined ? "" : ` [${code}]`}${this.detail === undefined ? "" : `: ${this.detail}`}`
     )
   }
+}
+
+/**
+ * Where in a torrent an error happened, for its message: `" (piece 1, offset 64, length 16)"`
+ * with the parts that are known, or `""`. Shared by the errors of the layers above storage.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const where = (at: {
+  readonly piece?: number | undefined
+  readonly offset?: number | undefined
+  readonly length?: number | undefined
+}): string => {
+  const parts: Array<string> = []
+  if (at.piece !== undefined) parts.push(`piece ${at.piece}`)
+  if (at.offset !== undefined) parts.push(`offset ${at.offset}`)
+  if (at.length !== undefined) parts.push(`length ${at.length}`)
+  return parts.length > 0 ? ` (${parts.join(", ")})` : ""
 }
 
 const describe: Record<Reason, string> = {

@@ -1,5 +1,6 @@
 /**
- * @ezio/storage: torrent pieces onto directories, raw images, block devices and memory.
+ * @ezio/storage: torrent pieces onto directories, raw images, block devices and memory; piece
+ * hashing on worker threads; checking a target; creating torrents from files and disk images.
  *
  * @since 0.1.0
  */
@@ -9,6 +10,9 @@ export * as Bitfield from "./Bitfield.js"
 
 /** @since 0.1.0 */
 export * as Check from "./Check.js"
+
+/** @since 0.1.0 */
+export * as Create from "./Create.js"
 
 /** @since 0.1.0 */
 export * as FileIo from "./FileIo.js"

@@ -1,31 +1,8 @@
-import * as NCrypto from "node:crypto"
-import * as NFS from "node:fs"
-import * as NOS from "node:os"
-import * as NPath from "node:path"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { BufferPool } from "@ezio/pool"
+import { random, sha1, tempDir } from "@ezio/test-support/data"
 import { Effect, Layer } from "effect"
 import { Bitfield, Check, FileIo, Hasher, Layout, Storage } from "../src/index.js"
-
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-check-"))),
-  (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
-)
-
-const random = (n: number, seed: number) => {
-  const out = new Uint8Array(n)
-  let x = seed >>> 0 || 1
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    out[i] = x & 0xff
-  }
-  return out
-}
-
-const sha1 = (data: Uint8Array) => new Uint8Array(NCrypto.createHash("sha1").update(data).digest())
-const sha256 = (data: Uint8Array) => new Uint8Array(NCrypto.createHash("sha256").update(data).digest())
 
 const pieceHashes = (layout: Layout.Layout, data: Uint8Array) => {
   const out = new Uint8Array(layout.pieceCount * 20)
@@ -37,57 +14,6 @@ const pieceHashes = (layout: Layout.Layout, data: Uint8Array) => {
 }
 
 const Env = Layer.mergeAll(Hasher.layer({ threads: 2 }), BufferPool.layer({ capacity: 8 * 1024 * 1024 }))
-
-layer(Env)("Hasher (worker threads)", (it) => {
-  it.effect("gives node:crypto's digests for pool blocks read in place and for ordinary buffers", () =>
-    Effect.gen(function* () {
-      const hasher = yield* Hasher.Hasher
-      const pool = yield* BufferPool.BufferPool
-      const data = random(5 * 16384 + 100, 1)
-      const plain = yield* hasher.digest([data.subarray(0, 1000), data.subarray(1000)])
-      assert.deepStrictEqual(plain.digest, sha1(data))
-      const inBlocks = yield* pool.withBlocks(6, "hash", (blocks) => {
-        const views = blocks.map((b, i) => {
-          const part = data.subarray(i * 16384, Math.min(data.length, (i + 1) * 16384))
-          b.bytes.set(part)
-          return b.bytes.subarray(0, part.length)
-        })
-        return hasher.digest(views, { algorithm: "sha256", blockHashes: true })
-      })
-      assert.deepStrictEqual(inBlocks.digest, sha256(data))
-      assert.strictEqual(inBlocks.blocks.length, 6)
-      for (let i = 0; i < 6; i++) {
-        assert.deepStrictEqual(inBlocks.blocks[i], sha256(data.subarray(i * 16384, (i + 1) * 16384)))
-      }
-    })
-  )
-
-  it.effect("an incremental job across chunks, and many jobs at once, match", () =>
-    Effect.gen(function* () {
-      const hasher = yield* Hasher.Hasher
-      const data = random(4 * 16384 + 7, 2)
-      const job = hasher.begin()
-      yield* job.update([data.subarray(0, 2 * 16384)])
-      const { digest } = yield* job.final([data.subarray(2 * 16384)])
-      assert.deepStrictEqual(digest, sha1(data))
-      const many = yield* Effect.forEach(
-        Array.from({ length: 20 }, (_, i) => random(10000 + i, i + 3)),
-        (d) => Effect.map(hasher.digest([d]), (r) => Buffer.compare(r.digest, sha1(d)) === 0),
-        { concurrency: "unbounded" }
-      )
-      assert.isTrue(many.every(Boolean))
-    })
-  )
-
-  it.effect("the inline hasher agrees", () =>
-    Effect.gen(function* () {
-      const data = random(3 * 16384 + 5, 4)
-      const r = yield* Hasher.makeInline().digest([data], { algorithm: "sha256", blockHashes: true })
-      assert.deepStrictEqual(r.digest, sha256(data))
-      assert.deepStrictEqual(r.blocks[3], sha256(data.subarray(3 * 16384)))
-    })
-  )
-})
 
 layer(Env)("Check (the resume path)", (it) => {
   const layout = Layout.make({
@@ -104,7 +30,7 @@ layer(Env)("Check (the resume path)", (it) => {
 
   it.scoped("finds what a partly written target holds, resumes, and then has everything", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-check-")
       const storage = yield* Storage.makeDirectory({ layout, root: dir })
       // An interrupted deploy: even pieces written, piece 4 written wrong.
       for (let p = 0; p < layout.pieceCount; p += 2) {
@@ -141,7 +67,7 @@ layer(Env)("Check (the resume path)", (it) => {
 
   it.scoped("a target with nothing yet has no pieces (missing files are not errors)", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-check-")
       const storage = yield* Storage.makeDirectory({ layout, root: dir, mode: "read" })
       const have = yield* Check.check(storage, { pieceHashes: hashes })
       assert.strictEqual(Bitfield.count(have), 0)
@@ -150,7 +76,7 @@ layer(Env)("Check (the resume path)", (it) => {
 
   it.scoped("an I/O error fails the check with the typed error instead of passing a piece", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-check-")
       yield* Effect.scoped(
         Effect.gen(function* () {
           const storage = yield* Storage.makeDirectory({ layout, root: dir })

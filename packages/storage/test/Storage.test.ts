@@ -1,28 +1,11 @@
 import * as NCP from "node:child_process"
 import * as NFS from "node:fs"
-import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, FastCheck as fc } from "effect"
+import { random, tempDir } from "@ezio/test-support/data"
 import { Metainfo } from "@ezio/torrent"
 import { FileIo, Layout, Storage } from "../src/index.js"
-
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-storage-"))),
-  (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
-)
-
-const random = (n: number, seed: number) => {
-  const out = new Uint8Array(n)
-  let x = seed >>> 0 || 1
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    out[i] = x & 0xff
-  }
-  return out
-}
 
 /** Writes every piece of `data` through `storage`, each piece split into blocks of `block` bytes. */
 const writeAll = (storage: Storage.StorageService, data: Uint8Array, block: number) =>
@@ -109,7 +92,7 @@ describe("directory target", () => {
     "spans many small files and zero-length files; a piece larger than a file and a file larger than a piece",
     () =>
       Effect.gen(function* () {
-        const dir = yield* tempDir
+        const dir = yield* tempDir("ezio-storage-")
         const lengths = [3, 0, 9, 81, 0, 6561, 1, 0, 40000, 5]
         const layout = Layout.make({
           name: "multi",
@@ -140,7 +123,7 @@ describe("directory target", () => {
 
   it.scoped("files are sparse and full-length after the first write; preallocation is an option", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-storage-")
       const layout = Layout.make({
         name: "big",
         pieceLength: 65536,
@@ -156,7 +139,7 @@ describe("directory target", () => {
       assert.strictEqual(sparse.size, 8 * 1024 * 1024)
       assert.isBelow(sparse.blocks * 512, 1024 * 1024)
 
-      const dir2 = yield* tempDir
+      const dir2 = yield* tempDir("ezio-storage-")
       yield* Effect.scoped(
         Effect.gen(function* () {
           const storage = yield* Storage.makeDirectory({ layout, root: dir2, preallocate: true })
@@ -170,7 +153,7 @@ describe("directory target", () => {
 
   it.scopedLive("keeps at most maxOpenFiles handles open, and closes them all with the scope", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-storage-")
       const layout = Layout.make({
         name: "many",
         pieceLength: 16,
@@ -195,7 +178,7 @@ describe("directory target", () => {
 
   it.scoped("read-only mode reports a missing file as NotFound, naming it and the piece", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-storage-")
       const layout = Layout.make({
         name: "ro",
         pieceLength: 16,
@@ -212,7 +195,7 @@ describe("directory target", () => {
 
   it.scoped("reading past the end of a short file is a ShortRead, not zeros", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-storage-")
       NFS.writeFileSync(NPath.join(dir, "short"), new Uint8Array(20))
       const layout = Layout.make({ name: "short", pieceLength: 16, files: [{ path: ["short"], length: 64 }] })
       const storage = yield* Storage.makeDirectory({ layout, root: dir, mode: "read" })
@@ -223,7 +206,7 @@ describe("directory target", () => {
 
   it.scoped("requests outside the piece or torrent are refused", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-storage-")
       const layout = Layout.make({ name: "r", pieceLength: 16, files: [{ path: ["r"], length: 40 }] })
       const storage = yield* Storage.makeDirectory({ layout, root: dir })
       for (const [piece, offset, length] of [
@@ -241,7 +224,7 @@ describe("directory target", () => {
 
   it.scoped("refuses paths that would leave the target directory", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-storage-")
       for (const path of [["..", "escape"], ["a", "..", "..", "b"], ["/etc/passwd"], [""], ["a\0b"]]) {
         const layout = Layout.make({ name: "bad", pieceLength: 16, files: [{ path, length: 16 }] })
         const error = yield* Effect.flip(Effect.scoped(Storage.makeDirectory({ layout, root: dir })))
@@ -252,7 +235,7 @@ describe("directory target", () => {
 
   it.scoped("durability 'piece' syncs a finished piece's files before it is reported", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-storage-")
       const synced: Array<number> = []
       const io: FileIo.FileIo = {
         ...FileIo.node,
@@ -292,7 +275,7 @@ describe("fault injection", () => {
 
   it.scoped("ENOSPC on a write is a NoSpace error naming the file and the piece", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-storage-")
       const io = FileIo.faulty((call, n) => (call === "writev" && n === 1 ? "ENOSPC" : undefined))
       const storage = yield* Storage.makeDirectory({ layout, root: dir, fileIo: io })
       yield* storage.write(0, 0, [random(64, 1)])
@@ -307,7 +290,7 @@ describe("fault injection", () => {
 
   it.scoped("EIO on a read is an Io error; nothing is swallowed", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-storage-")
       const io = FileIo.faulty((call, n) => (call === "readv" && n === 0 ? "EIO" : undefined))
       const storage = yield* Storage.makeDirectory({ layout, root: dir, fileIo: io })
       yield* storage.write(0, 0, [random(64, 1)])
@@ -319,7 +302,7 @@ describe("fault injection", () => {
 
   it.scoped("short transfers are resumed, and the bytes are right", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-storage-")
       const io = FileIo.faulty((call, n) =>
         (call === "readv" || call === "writev") && n % 2 === 0 ? "short" : undefined
       )
@@ -332,7 +315,7 @@ describe("fault injection", () => {
 
   it.scoped("a failing open (EACCES) is a Permission error", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-storage-")
       const io = FileIo.faulty((call) => (call === "open" ? "EACCES" : undefined))
       const storage = yield* Storage.makeDirectory({ layout, root: dir, fileIo: io })
       const error = yield* Effect.flip(storage.write(0, 0, [random(64, 1)]))
@@ -356,7 +339,7 @@ describe("raw target", () => {
 
   it.scoped("writes each file at its disk offset and never touches the gaps", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("ezio-storage-")
       const image = NPath.join(dir, "disk.img")
       const end = Layout.diskEnd(rawLayout)
       NFS.writeFileSync(image, new Uint8Array(end + 4096).fill(0xaa))
@@ -391,7 +374,7 @@ describe("raw target", () => {
     "refuses a target smaller than the last extent's end, and grows an image file only when asked",
     () =>
       Effect.gen(function* () {
-        const dir = yield* tempDir
+        const dir = yield* tempDir("ezio-storage-")
         const image = NPath.join(dir, "small.img")
         NFS.writeFileSync(image, new Uint8Array(4096))
         const error = yield* Effect.flip(Effect.scoped(Storage.makeRaw({ layout: rawLayout, path: image })))
@@ -422,7 +405,7 @@ describe("raw target", () => {
     `on a loop device${loop === undefined ? "" : ` (skipped: ${loop})`}`,
     () =>
       Effect.gen(function* () {
-        const dir = yield* tempDir
+        const dir = yield* tempDir("ezio-storage-")
         const image = NPath.join(dir, "loop.img")
         NFS.writeFileSync(image, new Uint8Array(256 * 1024).fill(0xaa))
         const device = yield* Effect.acquireRelease(

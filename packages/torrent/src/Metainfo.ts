@@ -163,7 +163,38 @@ export const unsafeComponent = (component: string): string | undefined => {
 const fail = (reason: Reason, detail: string, extra: { file?: number; cause?: unknown } = {}) =>
   Either.left(new MetainfoError({ reason, detail, ...extra }))
 
-const isPowerOfTwo = (n: number) => n > 0 && (n & (n - 1)) === 0
+/**
+ * The smallest piece length: one 16 KiB block, the unit peers request (and BEP 52's minimum).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const minPieceLength = 16 * 1024
+
+/**
+ * The largest piece length: 256 MiB, the largest power of two libtorrent loads (its
+ * `file_storage::max_piece_size` is 2^29 - 16 KiB) and mktorrent's largest (`-l 28`). A piece is
+ * held, hashed and thrown away whole, so a larger one is either a mistake or an attack on memory.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const maxPieceLength = 256 * 1024 * 1024
+
+// Exact for every safe integer: a 32-bit `n & (n - 1)` wraps above 2^31 (2^32 + 2^31 passes it).
+const isPowerOfTwo = (n: number) => Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n
+
+/**
+ * Why `pieceLength` cannot be a torrent's piece length, or `undefined` if it can: a power of two
+ * from `minPieceLength` (16 KiB) to `maxPieceLength` (256 MiB).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const pieceLengthProblem = (pieceLength: number): string | undefined =>
+  isPowerOfTwo(pieceLength) && pieceLength >= minPieceLength && pieceLength <= maxPieceLength
+    ? undefined
+    : `piece length ${pieceLength} is not a power of two from 16 KiB to 256 MiB`
 
 /**
  * Decodes and validates a .torrent. v1 and hybrid torrents are accepted (a hybrid through its v1
@@ -209,8 +240,8 @@ export const decode = (
     return fail("Schema", "info: has both `length` and `files`")
 
   const pieceLength = info["piece length"]
-  if (!isPowerOfTwo(pieceLength) || pieceLength < 16 * 1024)
-    return fail("PieceLength", `piece length ${pieceLength} is not a power of two of at least 16 KiB`)
+  const pieceLengthIssue = pieceLengthProblem(pieceLength)
+  if (pieceLengthIssue !== undefined) return fail("PieceLength", pieceLengthIssue)
 
   const name = text(info["name.utf-8"] ?? info.name)
   const nameProblem = unsafeComponent(name)
@@ -304,13 +335,27 @@ export const pieceHash = (metainfo: Metainfo, index: number): Uint8Array =>
   metainfo.pieces.subarray(index * 20, index * 20 + 20)
 
 /**
- * Bytes in piece `index` (the last one may be short).
+ * How a torrent's data is cut into pieces: what a `Metainfo`, a storage `Layout` and a peer's
+ * piece picker all have.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PieceGeometry {
+  readonly pieceLength: number
+  readonly pieceCount: number
+  readonly totalLength: number
+}
+
+/**
+ * Bytes in piece `index` (the last one may be short). The one definition: `Layout.pieceSize` is
+ * this function.
  *
  * @since 0.1.0
  * @category getters
  */
-export const pieceSize = (metainfo: Metainfo, index: number): number =>
-  index < metainfo.pieceCount - 1 ? metainfo.pieceLength : metainfo.totalLength - index * metainfo.pieceLength
+export const pieceSize = (torrent: PieceGeometry, index: number): number =>
+  index < torrent.pieceCount - 1 ? torrent.pieceLength : torrent.totalLength - index * torrent.pieceLength
 
 /**
  * What a new torrent is made of.

@@ -1,10 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import { Bencode, Magnet, Metainfo, RawImage } from "@ezio/torrent"
-import * as NCrypto from "node:crypto"
+import { sha1 } from "@ezio/test-support/data"
 
 const t = Bencode.text
-const sha1 = (b: Uint8Array) => new Uint8Array(NCrypto.createHash("sha1").update(b).digest())
 
 const baseInfo = (
   overrides: Record<string, Bencode.Value | undefined> = {}
@@ -121,6 +120,19 @@ describe("Metainfo", () => {
     ],
     ["piece length too small", torrentBytes(baseInfo({ "piece length": 8192 })), "PieceLength", "8192"],
     [
+      "piece length above 256 MiB",
+      torrentBytes(baseInfo({ "piece length": 512 * 1024 * 1024, pieces: new Uint8Array(20) })),
+      "PieceLength",
+      "536870912"
+    ],
+    [
+      // 32-bit arithmetic would take 2^32 + 2^31 for a power of two.
+      "piece length 2^32 + 2^31",
+      torrentBytes(baseInfo({ "piece length": 2 ** 32 + 2 ** 31, pieces: new Uint8Array(20) })),
+      "PieceLength",
+      "6442450944"
+    ],
+    [
       "pieces not a multiple of 20",
       torrentBytes(baseInfo({ pieces: new Uint8Array(59) })),
       "PieceCount",
@@ -184,6 +196,32 @@ describe("Metainfo", () => {
       expect(error.message).toContain(text)
     })
   }
+
+  it("bounds the piece length to powers of two from 16 KiB to 256 MiB, exactly at any size", () => {
+    for (const ok of [16384, 1024 * 1024, 256 * 1024 * 1024]) {
+      expect(Metainfo.pieceLengthProblem(ok)).toBeUndefined()
+      const meta = Either.getOrThrow(
+        Metainfo.decode(
+          torrentBytes(baseInfo({ "piece length": ok, pieces: new Uint8Array(ok === 16384 ? 60 : 20) }))
+        )
+      )
+      expect(meta.pieceLength).toBe(ok)
+    }
+    for (const bad of [
+      0,
+      -16384,
+      8192,
+      16385,
+      3 * 16384,
+      512 * 1024 * 1024,
+      2 ** 31,
+      2 ** 32,
+      2 ** 32 + 2 ** 31,
+      2 ** 53,
+      1.5
+    ])
+      expect(Metainfo.pieceLengthProblem(bad)).toContain(`piece length ${bad} `)
+  })
 
   it("makes a torrent that decodes to the same fields", () => {
     const made = Either.getOrThrow(

@@ -4,7 +4,8 @@ import type { DiskIoError } from "@ezio/disk-io"
 import type { Session, Tracker } from "@ezio/peer"
 import type { PoolError } from "@ezio/pool"
 import type { StorageError } from "@ezio/storage"
-import type { Bencode, Create, Hasher, Metainfo } from "@ezio/torrent"
+import type { Create, Hasher } from "@ezio/storage"
+import type { Bencode, Metainfo } from "@ezio/torrent"
 import * as Data from "effect/Data"
 
 /**

@@ -1,6 +1,7 @@
 // `ezio create`: a .torrent of a file, a directory, or a raw disk image.
 import { Args, Command, Options } from "@effect/cli"
-import { Create, Hasher, Metainfo } from "@ezio/torrent"
+import { Create, Hasher } from "@ezio/storage"
+import { Metainfo } from "@ezio/torrent"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"

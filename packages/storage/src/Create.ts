@@ -11,10 +11,9 @@ import * as NPath from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import { Metainfo, RawImage } from "@ezio/torrent"
 import * as Hasher from "./Hasher.js"
 import type { HashError } from "./Hasher.js"
-import * as Metainfo from "./Metainfo.js"
-import * as RawImage from "./RawImage.js"
 
 /**
  * @since 0.1.0
@@ -45,7 +44,7 @@ export interface Progress {
  * @category models
  */
 export interface Options {
-  /** A power of two of at least 16 KiB; default: chosen from the size (see `autoPieceLength`). */
+  /** A power of two from 16 KiB to 256 MiB; default: chosen from the size (see `autoPieceLength`). */
   readonly pieceLength?: number
   /** The torrent's name; default: the file's or directory's base name. */
   readonly name?: string
@@ -222,16 +221,12 @@ const finish = (
   })
 }
 
-const checkPieceLength = (path: string, pieceLength: number) =>
-  pieceLength >= 16 * 1024 && (pieceLength & (pieceLength - 1)) === 0
+const checkPieceLength = (path: string, pieceLength: number) => {
+  const problem = Metainfo.pieceLengthProblem(pieceLength)
+  return problem === undefined
     ? Effect.void
-    : Effect.fail(
-        new CreateError({
-          reason: "InvalidOption",
-          path,
-          detail: `piece length ${pieceLength} is not a power of two of at least 16 KiB`
-        })
-      )
+    : Effect.fail(new CreateError({ reason: "InvalidOption", path, detail: problem }))
+}
 
 /**
  * A torrent of one file or of a directory's regular files (in byte order of their paths; empty

@@ -12,10 +12,10 @@
 import * as ChildProcess from "node:child_process"
 import * as NFS from "node:fs"
 import * as Net from "node:net"
-import * as OS from "node:os"
 import * as NPath from "node:path"
 import { fileURLToPath } from "node:url"
 import { Data, Deferred, Duration, Effect, Schedule, type Scope } from "effect"
+import { tempDir } from "./data.js"
 
 export const PYTHON = "/usr/bin/python3"
 export const ARIA2C = "/usr/bin/aria2c"
@@ -451,12 +451,6 @@ export interface ExternalDownloadResult {
   /** aria2: NOTICE/WARN/ERROR lines of its log (at most the last 100). */
   readonly log: string
 }
-
-const tempDir = (prefix: string) =>
-  Effect.acquireRelease(
-    Effect.sync(() => NFS.mkdtempSync(NPath.join(OS.tmpdir(), prefix))),
-    (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
-  )
 
 /** "2026-11-24 11:22:08.152307 [INFO] ..." → epoch seconds (local time; only differences matter). */
 const aria2Time = (line: string): number | undefined => {

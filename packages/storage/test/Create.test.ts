@@ -1,10 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, Fiber } from "effect"
-import { Create, Hasher, Metainfo, RawImage } from "@ezio/torrent"
+import { hex, random, sha1, tempDir } from "@ezio/test-support/data"
+import { Metainfo, RawImage } from "@ezio/torrent"
+import { Create, Hasher } from "../src/index.js"
 import * as NChild from "node:child_process"
-import * as NCrypto from "node:crypto"
 import * as NFS from "node:fs"
-import * as NOS from "node:os"
 import * as NPath from "node:path"
 
 const python = "/usr/bin/python3"
@@ -15,19 +15,16 @@ const hasMktorrent = NChild.spawnSync("mktorrent", ["-h"], { timeout: 10_000 }).
 const partclone = ["/usr/sbin/partclone.ext4", "/sbin/partclone.ext4"].find((p) => NFS.existsSync(p))
 const mkfs = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].find((p) => NFS.existsSync(p))
 
-const tmp = () => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-create-"))
-const random = (n: number, seed: number) => {
-  const out = Buffer.alloc(n)
-  let x = seed >>> 0 || 1
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    out[i] = x & 0xff
-  }
-  return out
+const tmp = tempDir("ezio-create-")
+const sha1Hex = (b: Uint8Array) => hex(sha1(b))
+
+/** A file and a directory with a subdirectory, for the interop tests. */
+const writeSamples = (dir: string) => {
+  NFS.mkdirSync(NPath.join(dir, "set", "sub"), { recursive: true })
+  NFS.writeFileSync(NPath.join(dir, "set", "one"), random(40000, 1))
+  NFS.writeFileSync(NPath.join(dir, "set", "sub", "two"), random(90000, 2))
+  NFS.writeFileSync(NPath.join(dir, "file.bin"), random(300000, 3))
 }
-const sha1 = (b: Uint8Array) => NCrypto.createHash("sha1").update(b).digest("hex")
 
 /** libtorrent's view of a .torrent: info-hash, piece count and files, or its error. */
 const libtorrentInfo = (torrentPath: string) => {
@@ -59,9 +56,9 @@ describe("Create", () => {
     expect(Create.autoPieceLength(10 * 1024 ** 4)).toBe(16 * 1024 * 1024)
   })
 
-  it.live("hashes a file in pieces with the workers and reports progress", () =>
+  it.scopedLive("hashes a file in pieces with the workers and reports progress", () =>
     Effect.gen(function* () {
-      const dir = tmp()
+      const dir = yield* tmp
       const data = random(5 * 1024 * 1024 + 12345, 7)
       NFS.writeFileSync(NPath.join(dir, "disk.img"), data)
       const progress: Array<number> = []
@@ -78,7 +75,7 @@ describe("Create", () => {
       expect(meta.pieceCount).toBe(Math.ceil(data.length / (256 * 1024)))
       for (let i = 0; i < meta.pieceCount; i++)
         expect(Buffer.from(Metainfo.pieceHash(meta, i)).toString("hex")).toBe(
-          sha1(data.subarray(i * 262144, (i + 1) * 262144))
+          sha1Hex(data.subarray(i * 262144, (i + 1) * 262144))
         )
       expect(progress[progress.length - 1]).toBe(data.length)
       expect(meta.createdBy).toBe("ezio/0.1.0")
@@ -86,13 +83,13 @@ describe("Create", () => {
     })
   )
 
-  it.live("makes a directory torrent in byte order of paths, spanning files inside pieces", () =>
+  it.scopedLive("makes a directory torrent in byte order of paths, spanning files inside pieces", () =>
     Effect.gen(function* () {
-      const dir = tmp()
+      const dir = yield* tmp
       const root = NPath.join(dir, "set")
       NFS.mkdirSync(NPath.join(root, "b", "deep"), { recursive: true })
       NFS.mkdirSync(NPath.join(root, "empty-dir"))
-      const files: Array<[string, Buffer]> = [
+      const files: Array<[string, Uint8Array]> = [
         ["B", random(1000, 1)],
         ["a", random(70000, 2)],
         ["b/deep/z", random(0, 3)],
@@ -104,14 +101,14 @@ describe("Create", () => {
       const all = Buffer.concat(files.map(([, d]) => d))
       for (let i = 0; i < meta.pieceCount; i++)
         expect(Buffer.from(Metainfo.pieceHash(meta, i)).toString("hex")).toBe(
-          sha1(all.subarray(i * 16384, (i + 1) * 16384))
+          sha1Hex(all.subarray(i * 16384, (i + 1) * 16384))
         )
     })
   )
 
-  it.live("fails with typed errors for missing, empty and bad input", () =>
+  it.scopedLive("fails with typed errors for missing, empty and bad input", () =>
     Effect.gen(function* () {
-      const dir = tmp()
+      const dir = yield* tmp
       const missing = yield* Effect.flip(run(Create.fromPath(NPath.join(dir, "nope"))))
       expect(missing._tag === "CreateError" && missing.reason).toBe("NotFound")
       NFS.writeFileSync(NPath.join(dir, "empty"), "")
@@ -120,6 +117,13 @@ describe("Create", () => {
       NFS.writeFileSync(NPath.join(dir, "one"), "x")
       const bad = yield* Effect.flip(run(Create.fromPath(NPath.join(dir, "one"), { pieceLength: 1000 })))
       expect(bad._tag === "CreateError" && bad.reason).toBe("InvalidOption")
+      for (const pieceLength of [512 * 1024 * 1024, 2 ** 32 + 2 ** 31]) {
+        const big = yield* Effect.flip(run(Create.fromPath(NPath.join(dir, "one"), { pieceLength })))
+        expect(big._tag === "CreateError" && big.reason).toBe("InvalidOption")
+        expect(big.message).toContain(
+          `piece length ${pieceLength} is not a power of two from 16 KiB to 256 MiB`
+        )
+      }
       const zeros = NPath.join(dir, "zeros.img")
       NFS.writeFileSync(zeros, Buffer.alloc(1 << 20))
       const allZero = yield* Effect.flip(run(Create.fromRawImage(zeros)))
@@ -127,9 +131,9 @@ describe("Create", () => {
     })
   )
 
-  it.live("stops cleanly when interrupted", () =>
+  it.scopedLive("stops cleanly when interrupted", () =>
     Effect.gen(function* () {
-      const dir = tmp()
+      const dir = yield* tmp
       const file = NPath.join(dir, "big")
       NFS.writeFileSync(file, random(64 * 1024 * 1024, 9))
       let seen = 0
@@ -143,15 +147,15 @@ describe("Create", () => {
     })
   )
 
-  it.live("makes EZIO raw-image torrents that skip all-zero space", () =>
+  it.scopedLive("makes EZIO raw-image torrents that skip all-zero space", () =>
     Effect.gen(function* () {
-      const dir = tmp()
+      const dir = yield* tmp
       const image = NPath.join(dir, "sda1.img")
       const size = 8 * 1024 * 1024
       const data = Buffer.alloc(size)
-      random(100_000, 5).copy(data, 0)
-      random(5000, 6).copy(data, 3 * 1024 * 1024 + 4096)
-      random(70_000, 7).copy(data, size - 70_000)
+      data.set(random(100_000, 5), 0)
+      data.set(random(5000, 6), 3 * 1024 * 1024 + 4096)
+      data.set(random(70_000, 7), size - 70_000)
       NFS.writeFileSync(image, data)
       const meta = yield* run(Create.fromRawImage(image, { granularity: 64 * 1024, pieceLength: 16384 }))
       expect(meta.name).toBe("sda1")
@@ -165,16 +169,16 @@ describe("Create", () => {
       const used = Buffer.concat(raw.extents.map((e) => data.subarray(e.diskOffset, e.diskOffset + e.length)))
       for (let i = 0; i < meta.pieceCount; i++)
         expect(Buffer.from(Metainfo.pieceHash(meta, i)).toString("hex")).toBe(
-          sha1(used.subarray(i * 16384, (i + 1) * 16384))
+          sha1Hex(used.subarray(i * 16384, (i + 1) * 16384))
         )
     })
   )
 
-  it.live.skipIf(!partclone || !mkfs)(
+  it.scopedLive.skipIf(!partclone || !mkfs)(
     "uses partclone's torrent.info from a real ext4 image",
     () =>
       Effect.gen(function* () {
-        const dir = tmp()
+        const dir = yield* tmp
         const content = NPath.join(dir, "content")
         NFS.mkdirSync(content)
         NFS.writeFileSync(NPath.join(content, "a.bin"), random(3 * 1024 * 1024, 11))
@@ -219,23 +223,20 @@ describe("Create", () => {
         expect(used.length).toBeLessThan(disk.length)
         for (let i = 0; i < meta.pieceCount; i++)
           expect(Buffer.from(Metainfo.pieceHash(meta, i)).toString("hex")).toBe(
-            sha1(used.subarray(i * meta.pieceLength, (i + 1) * meta.pieceLength))
+            sha1Hex(used.subarray(i * meta.pieceLength, (i + 1) * meta.pieceLength))
           )
       }),
     120_000
   )
 
-  it.live.skipIf(!hasLibtorrent)(
+  it.scopedLive.skipIf(!hasLibtorrent)(
     "libtorrent loads every kind of torrent we make, with the same info-hash",
     () =>
       Effect.gen(function* () {
-        const dir = tmp()
-        NFS.mkdirSync(NPath.join(dir, "set", "sub"), { recursive: true })
-        NFS.writeFileSync(NPath.join(dir, "set", "one"), random(40000, 1))
-        NFS.writeFileSync(NPath.join(dir, "set", "sub", "two"), random(90000, 2))
-        NFS.writeFileSync(NPath.join(dir, "file.bin"), random(300000, 3))
+        const dir = yield* tmp
+        writeSamples(dir)
         const image = Buffer.alloc(2 * 1024 * 1024)
-        random(50000, 4).copy(image, 1024 * 1024)
+        image.set(random(50000, 4), 1024 * 1024)
         NFS.writeFileSync(NPath.join(dir, "disk.img"), image)
         const made = [
           yield* run(
@@ -261,15 +262,12 @@ describe("Create", () => {
     60_000
   )
 
-  it.live.skipIf(!hasLibtorrent || !hasMktorrent)(
+  it.scopedLive.skipIf(!hasLibtorrent || !hasMktorrent)(
     "loads torrents made by libtorrent and mktorrent with their info-hash",
     () =>
       Effect.gen(function* () {
-        const dir = tmp()
-        NFS.mkdirSync(NPath.join(dir, "set", "sub"), { recursive: true })
-        NFS.writeFileSync(NPath.join(dir, "set", "one"), random(40000, 1))
-        NFS.writeFileSync(NPath.join(dir, "set", "sub", "two"), random(90000, 2))
-        NFS.writeFileSync(NPath.join(dir, "file.bin"), random(300000, 3))
+        const dir = yield* tmp
+        writeSamples(dir)
         const cases: Array<string> = []
         for (const source of ["file.bin", "set"]) {
           const out = NPath.join(dir, `mk-${source}.torrent`)

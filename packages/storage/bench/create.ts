@@ -2,7 +2,7 @@
  * Creating a torrent of the same file: ezio (Create.fromPath, worker hashing) against mktorrent
  * with as many threads as cores, in one run, page cache warm for both. Best of 3 each.
  *
- *   pnpm --filter @ezio/torrent bench      (EZIO_BENCH_MIB=1024, EZIO_BENCH_DIR=os.tmpdir())
+ *   pnpm --filter @ezio/storage bench      (EZIO_BENCH_MIB=1024, EZIO_BENCH_DIR=os.tmpdir())
  */
 import { Effect } from "effect"
 import * as NChild from "node:child_process"

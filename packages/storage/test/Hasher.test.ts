@@ -1,0 +1,82 @@
+import { assert, layer } from "@effect/vitest"
+import { BufferPool } from "@ezio/pool"
+import { random, sha1, sha256 } from "@ezio/test-support/data"
+import { Effect, Layer } from "effect"
+import { Hasher } from "../src/index.js"
+
+const Env = Layer.mergeAll(Hasher.layer({ threads: 2 }), BufferPool.layer({ capacity: 8 * 1024 * 1024 }))
+
+layer(Env)("Hasher (worker threads)", (it) => {
+  it.effect("gives node:crypto's digests for pool blocks read in place and for ordinary buffers", () =>
+    Effect.gen(function* () {
+      const hasher = yield* Hasher.Hasher
+      const pool = yield* BufferPool.BufferPool
+      const data = random(5 * 16384 + 100, 1)
+      const plain = yield* hasher.digest([data.subarray(0, 1000), data.subarray(1000)])
+      assert.deepStrictEqual(plain.digest, sha1(data))
+      const inBlocks = yield* pool.withBlocks(6, "hash", (blocks) => {
+        const views = blocks.map((b, i) => {
+          const part = data.subarray(i * 16384, Math.min(data.length, (i + 1) * 16384))
+          b.bytes.set(part)
+          return b.bytes.subarray(0, part.length)
+        })
+        return hasher.digest(views, { algorithm: "sha256", blockHashes: true })
+      })
+      assert.deepStrictEqual(inBlocks.digest, sha256(data))
+      assert.strictEqual(inBlocks.blocks.length, 6)
+      for (let i = 0; i < 6; i++) {
+        assert.deepStrictEqual(inBlocks.blocks[i], sha256(data.subarray(i * 16384, (i + 1) * 16384)))
+      }
+    })
+  )
+
+  it.effect("an incremental job across chunks, and many jobs at once, match", () =>
+    Effect.gen(function* () {
+      const hasher = yield* Hasher.Hasher
+      const data = random(4 * 16384 + 7, 2)
+      const job = hasher.begin()
+      yield* job.update([data.subarray(0, 2 * 16384)])
+      const { digest } = yield* job.final([data.subarray(2 * 16384)])
+      assert.deepStrictEqual(digest, sha1(data))
+      const many = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => random(10000 + i, i + 3)),
+        (d) => Effect.map(hasher.digest([d]), (r) => Buffer.compare(r.digest, sha1(d)) === 0),
+        { concurrency: "unbounded" }
+      )
+      assert.isTrue(many.every(Boolean))
+    })
+  )
+
+  it.effect(
+    "v2 leaves and digests do not depend on how a piece is cut into updates (worker and inline)",
+    () =>
+      Effect.gen(function* () {
+        const data = random(5 * 16384 + 300, 5)
+        const leaves = Array.from({ length: 6 }, (_, i) => sha256(data.subarray(i * 16384, (i + 1) * 16384)))
+        // Cuts inside leaves, and many views per call.
+        const cuts = [0, 5000, 16384, 40000, 40001, 81920, data.length]
+        for (const hasher of [yield* Hasher.Hasher, Hasher.makeInline()]) {
+          const job = hasher.begin({ algorithm: "sha256", blockHashes: true })
+          const got: Array<Uint8Array> = []
+          for (let i = 0; i + 2 < cuts.length; i++)
+            got.push(...(yield* job.update([data.subarray(cuts[i]!, cuts[i + 1]!)])))
+          const last = yield* job.final([
+            data.subarray(cuts[cuts.length - 2]!, cuts[cuts.length - 2]! + 100),
+            data.subarray(cuts[cuts.length - 2]! + 100)
+          ])
+          got.push(...last.blocks)
+          assert.deepStrictEqual(last.digest, sha256(data))
+          assert.deepStrictEqual(got, leaves)
+        }
+      })
+  )
+
+  it.effect("the inline hasher agrees", () =>
+    Effect.gen(function* () {
+      const data = random(3 * 16384 + 5, 4)
+      const r = yield* Hasher.makeInline().digest([data], { algorithm: "sha256", blockHashes: true })
+      assert.deepStrictEqual(r.digest, sha256(data))
+      assert.deepStrictEqual(r.blocks[3], sha256(data.subarray(3 * 16384)))
+    })
+  )
+})
