@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Either, FastCheck } from "effect"
+import * as Session from "../src/Session.js"
 import * as Wire from "../src/Wire.js"
 
 const u32 = FastCheck.integer({ min: 0, max: 0xffffffff })
@@ -377,7 +378,7 @@ describe("Wire", () => {
   })
 
   it("generated peer ids are 20 bytes with the client prefix", () => {
-    const id = Wire.generatePeerId()
+    const id = Session.makePeerId()
     assert.strictEqual(id.length, 20)
     assert.strictEqual(Buffer.from(id.subarray(0, 8)).toString("latin1"), "-EZ0100-")
   })
