@@ -3,24 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Bencode } from "@ezio/torrent"
 import { Duration, Effect, Either, FastCheck } from "effect"
 import * as Tracker from "../src/Tracker.js"
-
-const bytes20 = (seed: number) => Uint8Array.from({ length: 20 }, (_, i) => (seed * 31 + i * 17) & 0xff)
-
-const request = (
-  peerId: Uint8Array,
-  infoHash: Uint8Array,
-  port: number,
-  extra: Partial<Tracker.AnnounceRequest> = {}
-) =>
-  ({
-    infoHash,
-    peerId,
-    port,
-    uploaded: 0,
-    downloaded: 0,
-    left: 1000,
-    ...extra
-  }) satisfies Tracker.AnnounceRequest
+import { bytes20, request } from "./trackerSupport.js"
 
 // ---------------------------------------------------------------------------------------------
 // a tiny BEP 15 tracker
