@@ -7,11 +7,13 @@
  */
 import * as Http from "node:http"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { Bencode } from "@ezio/torrent"
 import { encodeCompactPeers, parseIpv4, parseIpv6 } from "./internal/httpTracker.js"
+import { shuffleInPlace } from "./internal/shuffle.js"
 import { TrackerError } from "./internal/trackerModel.js"
 import { parseQuery, toHex } from "./internal/urlCodec.js"
 
@@ -54,7 +56,7 @@ export interface SwarmPeer {
   readonly ip: string
   readonly port: number
   readonly left: number
-  /** `Date.now()` of its last announce. */
+  /** When it last announced: milliseconds on the tracker's `Clock`. */
   readonly lastSeen: number
 }
 
@@ -206,12 +208,7 @@ class Core {
     if (event !== "stopped" && numwant > 0) {
       for (const [k, entry] of swarm.peers) if (k !== key && entry.port > 0) others.push(entry)
       // a random subset when the swarm is larger than asked
-      for (let i = others.length - 1; i > 0; i--) {
-        const j = Math.floor(Math.random() * (i + 1))
-        const t = others[i]!
-        others[i] = others[j]!
-        others[j] = t
-      }
+      shuffleInPlace(others)
       others.length = Math.min(others.length, numwant)
     }
     const response: Record<string, Bencode.Value> = {
@@ -289,12 +286,14 @@ export const make = (
 ): Effect.Effect<EmbeddedTrackerService, TrackerError, Scope.Scope> =>
   Effect.gen(function* () {
     const core = new Core(options)
+    // requests arrive in node:http callbacks, outside any fiber: read the layer's Clock directly
+    const clock = yield* Effect.clock
     const host = options.host ?? "0.0.0.0"
     const server = Http.createServer((request, response) => {
       const result = core.handle(
         request.url ?? "/",
         normalizeAddress(request.socket.remoteAddress),
-        Date.now()
+        clock.unsafeCurrentTimeMillis()
       )
       response.writeHead(result.status, {
         "content-type": "text/plain",
@@ -330,9 +329,12 @@ export const make = (
           server.closeAllConnections()
         })
     )
-    const timer = setInterval(() => core.purgeAll(Date.now()), Math.max(1000, core.interval * 1000))
-    timer.unref()
-    yield* Effect.addFinalizer(() => Effect.sync(() => clearInterval(timer)))
+    // forget swarms nobody announces to any more; a fiber on the Clock, so TestClock drives it
+    yield* Effect.sleep(Duration.millis(Math.max(1000, core.interval * 1000))).pipe(
+      Effect.zipRight(Effect.sync(() => core.purgeAll(clock.unsafeCurrentTimeMillis()))),
+      Effect.forever,
+      Effect.forkScoped
+    )
     const publicHost = options.publicHost ?? (isWildcard(host) ? "127.0.0.1" : host)
     const authority = publicHost.includes(":") ? `[${publicHost}]:${port}` : `${publicHost}:${port}`
     return EmbeddedTracker.of({
@@ -344,7 +346,7 @@ export const make = (
         Effect.sync(() => {
           const swarm = core.swarms.get(toHex(infoHash))
           if (swarm === undefined) return []
-          core.purge(swarm, Date.now())
+          core.purge(swarm, clock.unsafeCurrentTimeMillis())
           return [...swarm.peers.values()].map((e) => ({ ...e, peerId: e.peerId.slice() }))
         }),
       allow: (infoHash) =>

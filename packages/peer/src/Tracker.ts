@@ -26,6 +26,7 @@ import type {
 } from "./internal/trackerModel.js"
 import { TrackerError } from "./internal/trackerModel.js"
 import { UdpClient } from "./internal/udpTracker.js"
+import { shuffleInPlace } from "./internal/shuffle.js"
 import { percentEncode } from "./internal/urlCodec.js"
 
 export {
@@ -291,17 +292,7 @@ export const encodeCompactPeers: (peers: ReadonlyArray<PeerAddress>, family: 4 |
 export const shuffleTiers = (
   tiers: ReadonlyArray<ReadonlyArray<string>>,
   random: () => number = Math.random
-): Array<Array<string>> =>
-  tiers.map((tier) => {
-    const out = [...tier]
-    for (let i = out.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1))
-      const t = out[i]!
-      out[i] = out[j]!
-      out[j] = t
-    }
-    return out
-  })
+): Array<Array<string>> => tiers.map((tier) => shuffleInPlace([...tier], random))
 
 /**
  * Moves `url` to the front of its tier (BEP 12, after it answered). Mutates `tiers`.

@@ -1,26 +1,10 @@
 import * as Http from "node:http"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Either, Layer, Option, Queue } from "effect"
+import { Bencode } from "@ezio/torrent"
+import { Effect, Either, Layer, Option, Queue, TestClock } from "effect"
 import * as EmbeddedTracker from "../src/EmbeddedTracker.js"
 import * as Tracker from "../src/Tracker.js"
-
-const bytes20 = (seed: number) => Uint8Array.from({ length: 20 }, (_, i) => (seed * 31 + i * 17) & 0xff)
-
-const request = (
-  peerId: Uint8Array,
-  infoHash: Uint8Array,
-  port: number,
-  extra: Partial<Tracker.AnnounceRequest> = {}
-) =>
-  ({
-    infoHash,
-    peerId,
-    port,
-    uploaded: 0,
-    downloaded: 0,
-    left: 1000,
-    ...extra
-  }) satisfies Tracker.AnnounceRequest
+import { bytes20, request } from "./trackerSupport.js"
 
 const setup = (options: EmbeddedTracker.Options = {}) =>
   Effect.all({
@@ -158,7 +142,8 @@ describe("EmbeddedTracker + HTTP tracker client", () => {
     10_000
   )
 
-  it.scopedLive(
+  // on the TestClock (the sockets stay real): the tracker reads its time from the Clock
+  it.scoped(
     "peers expire after two intervals",
     () =>
       Effect.gen(function* () {
@@ -166,10 +151,37 @@ describe("EmbeddedTracker + HTTP tracker client", () => {
         const infoHash = bytes20(16)
         yield* client.announce(server.url, request(bytes20(17), infoHash, 1))
         assert.strictEqual((yield* server.swarm(infoHash)).length, 1)
-        yield* Effect.sleep("2200 millis")
+        yield* TestClock.adjust("2 seconds")
+        assert.strictEqual((yield* server.swarm(infoHash)).length, 1)
+        yield* TestClock.adjust("200 millis")
         assert.strictEqual((yield* server.swarm(infoHash)).length, 0)
         const fresh = yield* client.announce(server.url, request(bytes20(18), infoHash, 2))
         assert.deepStrictEqual(fresh.peers, [])
+      }),
+    10_000
+  )
+
+  it.scoped(
+    "a fiber on the Clock forgets abandoned swarms every interval",
+    () =>
+      Effect.gen(function* () {
+        const { client, server } = yield* setup({ interval: 1 })
+        const infoHash = bytes20(19)
+        const swarmsListed = Effect.map(rawGet(server.scrapeUrl), ({ body }) => {
+          const decoded = Bencode.decode(body)
+          assert.isTrue(Either.isRight(decoded))
+          const files =
+            Either.isRight(decoded) && Bencode.isDict(decoded.right) ? decoded.right["files"] : undefined
+          return Bencode.isDict(files) ? Object.keys(files).length : -1
+        })
+        yield* client.announce(server.url, request(bytes20(17), infoHash, 1))
+        assert.strictEqual(yield* swarmsListed, 1)
+        // purges at 1 s and 2 s find the peer alive (it expires after 2 s)
+        yield* TestClock.adjust("2 seconds")
+        assert.strictEqual(yield* swarmsListed, 1)
+        // the purge at 3 s drops the peer, then its empty swarm
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual(yield* swarmsListed, 0)
       }),
     10_000
   )

@@ -6,25 +6,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
 import * as Tracker from "../src/Tracker.js"
 import { OPENTRACKER, hasOpentracker as available, opentracker } from "@ezio/test-support/opentracker"
+import { bytes20, request } from "./trackerSupport.js"
 
-const bytes20 = (seed: number) => Uint8Array.from({ length: 20 }, (_, i) => (seed * 31 + i * 17) & 0xff)
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex")
-
-const request = (
-  peerId: Uint8Array,
-  infoHash: Uint8Array,
-  port: number,
-  extra: Partial<Tracker.AnnounceRequest> = {}
-) =>
-  ({
-    infoHash,
-    peerId,
-    port,
-    uploaded: 0,
-    downloaded: 0,
-    left: 1000,
-    ...extra
-  }) satisfies Tracker.AnnounceRequest
 
 describe(
   available ? "opentracker interop" : `opentracker interop (skipped: ${OPENTRACKER} is not installed)`,

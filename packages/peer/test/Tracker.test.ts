@@ -1,26 +1,9 @@
 import * as Dgram from "node:dgram"
 import { assert, describe, it } from "@effect/vitest"
 import { Bencode } from "@ezio/torrent"
-import { Duration, Effect, Either, FastCheck } from "effect"
+import { Duration, Effect, Either, FastCheck, Fiber, TestClock } from "effect"
 import * as Tracker from "../src/Tracker.js"
-
-const bytes20 = (seed: number) => Uint8Array.from({ length: 20 }, (_, i) => (seed * 31 + i * 17) & 0xff)
-
-const request = (
-  peerId: Uint8Array,
-  infoHash: Uint8Array,
-  port: number,
-  extra: Partial<Tracker.AnnounceRequest> = {}
-) =>
-  ({
-    infoHash,
-    peerId,
-    port,
-    uploaded: 0,
-    downloaded: 0,
-    left: 1000,
-    ...extra
-  }) satisfies Tracker.AnnounceRequest
+import { bytes20, eventually, realSleep, request } from "./trackerSupport.js"
 
 // ---------------------------------------------------------------------------------------------
 // a tiny BEP 15 tracker
@@ -185,35 +168,54 @@ describe("UDP tracker client (BEP 15)", () => {
     10_000
   )
 
-  it.scopedLive(
+  // on the TestClock (the sockets stay real): each retransmission waits exactly 100·2^n ms
+  it.scoped(
     "a dropped connect and a dropped announce are retransmitted after 15·2^n (base shortened)",
     () =>
       Effect.gen(function* () {
         const server = yield* udpTracker({ drop: { connect: 1, announce: 1 } })
         const client = yield* udpClient("100 millis", 3)
-        const start = Date.now()
-        const response = yield* client.announce(
-          server.url,
-          request(bytes20(2), bytes20(1), 1, { event: "started" })
+        const fiber = yield* Effect.fork(
+          client.announce(server.url, request(bytes20(2), bytes20(1), 1, { event: "started" }))
         )
-        const elapsed = Date.now() - start
+        yield* eventually(() => server.log.connects === 1, "the first connect")
+        // n = 0: the dropped connect is sent again after 100 ms, not before
+        yield* TestClock.adjust("99 millis")
+        yield* realSleep(30)
+        assert.strictEqual(server.log.connects, 1)
+        yield* TestClock.adjust("1 millis")
+        yield* eventually(() => server.log.announces === 1, "the first announce")
+        assert.strictEqual(server.log.connects, 2)
+        // n = 1 (n grows with each timeout): the dropped announce is sent again after 200 ms
+        yield* TestClock.adjust("199 millis")
+        yield* realSleep(30)
+        assert.strictEqual(server.log.announces, 1)
+        yield* TestClock.adjust("1 millis")
+        const response = yield* Fiber.join(fiber)
         assert.deepStrictEqual(response.peers, [])
         assert.strictEqual(server.log.connects, 2)
         assert.strictEqual(server.log.announces, 2)
-        // waited 100 ms for the connect, then 200 ms for the announce (n grows with each timeout)
-        assert.isAtLeast(elapsed, 290)
-        assert.isBelow(elapsed, 2000)
       }),
     10_000
   )
 
-  it.scopedLive(
+  it.scoped(
     "gives up with a Timeout after the last retransmission",
     () =>
       Effect.gen(function* () {
         const server = yield* udpTracker({ silent: true })
         const client = yield* udpClient("30 millis", 2)
-        const error = yield* client.announce(server.url, request(bytes20(2), bytes20(1), 1)).pipe(Effect.flip)
+        const fiber = yield* Effect.fork(
+          Effect.flip(client.announce(server.url, request(bytes20(2), bytes20(1), 1)))
+        )
+        // n = 0, 1, 2: waits of 30, 60 and 120 ms
+        yield* eventually(() => server.log.connects === 1, "the first connect")
+        yield* TestClock.adjust("30 millis")
+        yield* eventually(() => server.log.connects === 2, "the second connect")
+        yield* TestClock.adjust("60 millis")
+        yield* eventually(() => server.log.connects === 3, "the third connect")
+        yield* TestClock.adjust("120 millis")
+        const error = yield* Fiber.join(fiber)
         assert.strictEqual(error.reason, "Timeout")
         assert.include(error.message, server.url)
         assert.strictEqual(server.log.connects, 3) // n = 0, 1, 2

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Either, FastCheck } from "effect"
+import * as Session from "../src/Session.js"
 import * as Wire from "../src/Wire.js"
 
 const u32 = FastCheck.integer({ min: 0, max: 0xffffffff })
@@ -104,14 +105,23 @@ const handshakeInit = FastCheck.record({
   dht: FastCheck.boolean()
 })
 
-/** Runs a parser in zero-copy mode, copying blocks inside the callback as the contract asks. */
-const parseViews = (chunks: ReadonlyArray<Uint8Array>, options: Wire.ParserOptions = {}) => {
+/**
+ * Runs a parser in zero-copy mode, copying blocks inside the callback as the contract asks;
+ * `onBlock` sees each piece's block as the parser emitted it.
+ */
+const parseViews = (
+  chunks: ReadonlyArray<Uint8Array>,
+  { onBlock, ...options }: Wire.ParserOptions & { readonly onBlock?: (block: Uint8Array) => void } = {}
+) => {
   const messages: Array<Wire.Message> = []
   let handshake: Wire.Handshake | undefined
   const parser = new Wire.FrameParser(
     {
       onHandshake: (h) => (handshake = h),
-      onMessage: (m) => messages.push(m._tag === "Piece" ? { ...m, block: m.block.slice() } : m)
+      onMessage: (m) => {
+        if (m._tag === "Piece") onBlock?.(m.block)
+        messages.push(m._tag === "Piece" ? { ...m, block: m.block.slice() } : m)
+      }
     },
     options
   )
@@ -148,16 +158,31 @@ describe("Wire", () => {
       // block targets: every other block goes into a caller buffer, the rest stay views
       let calls = 0
       const targets: Array<Uint8Array> = []
+      const blocks: Array<Uint8Array> = []
       const targeted = parseViews(chunks, {
         blockTarget: (_index, _begin, length) => {
           if (calls++ % 2 === 1) return undefined
           const target = new Uint8Array(length + 3)
           targets.push(target)
           return target
-        }
+        },
+        onBlock: (block) => blocks.push(block)
       })
       assert.isUndefined(targeted.error)
       assert.deepStrictEqual(normalize(targeted.messages), expected)
+      // one target asked per piece; the even ones got a buffer and their block is in it
+      const pieces = messages.filter((m) => m._tag === "Piece").length
+      assert.strictEqual(calls, pieces)
+      assert.strictEqual(blocks.length, pieces)
+      assert.strictEqual(targets.length, Math.ceil(pieces / 2))
+      blocks.forEach((block, i) => {
+        if (i % 2 === 0) {
+          assert.strictEqual(block.buffer, targets[i / 2]!.buffer)
+          assert.strictEqual(block.byteOffset, 0)
+        } else {
+          assert.isFalse(targets.some((t) => t.buffer === block.buffer))
+        }
+      })
     },
     { fastCheck: { numRuns: 300 } }
   )
@@ -377,7 +402,7 @@ describe("Wire", () => {
   })
 
   it("generated peer ids are 20 bytes with the client prefix", () => {
-    const id = Wire.generatePeerId()
+    const id = Session.makePeerId()
     assert.strictEqual(id.length, 20)
     assert.strictEqual(Buffer.from(id.subarray(0, 8)).toString("latin1"), "-EZ0100-")
   })

@@ -4,6 +4,7 @@
  */
 import * as Http from "node:http"
 import * as Https from "node:https"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { Bencode } from "@ezio/torrent"
@@ -276,7 +277,10 @@ export interface HttpOptions {
   readonly userAgent: string
 }
 
-/** GET `requestUrl` (already percent-encoded) and return the body of a 200 response; errors name `url`. */
+/**
+ * GET `requestUrl` (already percent-encoded) and return the body of a 200 response; errors name
+ * `url`. The whole request is bounded by `timeoutMillis` on the Clock (the request is destroyed).
+ */
 export const httpGet = (
   requestUrl: string,
   url: string,
@@ -301,7 +305,6 @@ export const httpGet = (
     const finish = (effect: Effect.Effect<Uint8Array, TrackerError>) => {
       if (done) return
       done = true
-      clearTimeout(timer)
       resume(effect)
     }
     const request = module.get(
@@ -355,17 +358,15 @@ export const httpGet = (
     request.on("error", (cause) =>
       finish(Effect.fail(new TrackerError({ reason: "Network", url, detail: cause.message, cause })))
     )
-    const timer = setTimeout(() => {
-      finish(
-        Effect.fail(
-          new TrackerError({ reason: "Timeout", url, detail: `no response in ${options.timeoutMillis} ms` })
-        )
-      )
-      request.destroy()
-    }, options.timeoutMillis)
+    // interrupted (by the timeout below or the caller): stop listening and drop the connection
     return Effect.sync(() => {
       done = true
-      clearTimeout(timer)
       request.destroy()
     })
-  })
+  }).pipe(
+    Effect.timeoutFail({
+      duration: Duration.millis(options.timeoutMillis),
+      onTimeout: () =>
+        new TrackerError({ reason: "Timeout", url, detail: `no response in ${options.timeoutMillis} ms` })
+    })
+  )

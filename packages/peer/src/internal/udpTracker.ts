@@ -6,6 +6,7 @@
 import * as Dgram from "node:dgram"
 import * as Dns from "node:dns"
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { decodeCompactPeers, parseIpv4 } from "./httpTracker.js"
 import type { AnnounceEvent, AnnounceRequest, AnnounceResponse, ScrapeEntry } from "./trackerModel.js"
@@ -205,7 +206,7 @@ export class UdpClient {
     pending.resolve(message)
   }
 
-  /** Sends `packet` and waits up to `timeoutMillis` for the reply with `transactionId`; `undefined` on timeout. */
+  /** Sends `packet` and waits up to `timeoutMillis` (on the Clock) for the reply with `transactionId`; `undefined` on timeout. */
   private exchange(
     target: Target,
     packet: Uint8Array,
@@ -213,22 +214,14 @@ export class UdpClient {
     timeoutMillis: number
   ): Effect.Effect<Buffer | undefined, TrackerError> {
     return Effect.flatMap(this.socket(target.family, target.url), (socket) =>
-      Effect.async<Buffer | undefined, TrackerError>((resume) => {
-        const timer = setTimeout(() => {
-          this.pending.delete(transactionId)
-          resume(Effect.succeed(undefined))
-        }, timeoutMillis)
+      Effect.async<Buffer, TrackerError>((resume) => {
         this.pending.set(transactionId, {
           address: target.address,
           port: target.port,
-          resolve: (message) => {
-            clearTimeout(timer)
-            resume(Effect.succeed(message))
-          }
+          resolve: (message) => resume(Effect.succeed(message))
         })
         socket.send(packet, target.port, target.address, (error) => {
           if (error !== null && error !== undefined) {
-            clearTimeout(timer)
             this.pending.delete(transactionId)
             resume(
               Effect.fail(
@@ -237,11 +230,17 @@ export class UdpClient {
             )
           }
         })
+        // timed out or interrupted: a late reply finds no pending transaction and is dropped
         return Effect.sync(() => {
-          clearTimeout(timer)
           this.pending.delete(transactionId)
         })
-      })
+      }).pipe(
+        Effect.timeoutTo({
+          duration: Duration.millis(timeoutMillis),
+          onSuccess: (message): Buffer | undefined => message,
+          onTimeout: () => undefined
+        })
+      )
     )
   }
 
