@@ -14,7 +14,7 @@ import * as NFS from "node:fs"
 import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { Effect } from "effect"
-import { makeSource, sampler } from "./support.js"
+import { identical, makeSource, sampler } from "./support.js"
 import { hasLibtorrent, libtorrentDownload, libtorrentSeed } from "@ezio/test-support/clients"
 
 const mib = Number(process.env.EZIO_BENCH_MIB ?? 1024)
@@ -22,28 +22,6 @@ const rounds = Number(process.env.EZIO_BENCH_ROUNDS ?? 2)
 const poolSize = process.env.EZIO_BENCH_POOL ?? "64MiB"
 const root = NFS.mkdtempSync(NPath.join(process.env.EZIO_BENCH_DIR ?? NOS.tmpdir(), "ezio-bench-download-"))
 const cli = NPath.resolve(import.meta.dirname, "../../cli/src/bin.ts")
-
-/** Compares two files chunk by chunk. */
-const identical = (a: string, b: string): boolean => {
-  if (NFS.statSync(a).size !== NFS.statSync(b).size) return false
-  const fa = NFS.openSync(a, "r")
-  const fb = NFS.openSync(b, "r")
-  const ba = Buffer.alloc(8 * 1024 * 1024)
-  const bb = Buffer.alloc(8 * 1024 * 1024)
-  try {
-    for (let at = 0; ;) {
-      const n = NFS.readSync(fa, ba, 0, ba.length, at)
-      const m = NFS.readSync(fb, bb, 0, bb.length, at)
-      if (n !== m) return false
-      if (n === 0) return true
-      if (ba.subarray(0, n).compare(bb.subarray(0, n)) !== 0) return false
-      at += n
-    }
-  } finally {
-    NFS.closeSync(fa)
-    NFS.closeSync(fb)
-  }
-}
 
 interface Row {
   readonly downloader: string

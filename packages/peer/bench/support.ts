@@ -2,7 +2,7 @@
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
 import { Create, Hasher } from "@ezio/storage"
-import { Metainfo } from "@ezio/torrent"
+import { Bencode, Metainfo } from "@ezio/torrent"
 import { Effect } from "effect"
 
 const rssAnonKiB = (pid: number): number => {
@@ -27,11 +27,34 @@ export const sampler = (pid: number) => {
   }
 }
 
+/** Compares two files chunk by chunk. */
+export const identical = (a: string, b: string): boolean => {
+  if (NFS.statSync(a).size !== NFS.statSync(b).size) return false
+  const fa = NFS.openSync(a, "r")
+  const fb = NFS.openSync(b, "r")
+  const ba = Buffer.alloc(8 * 1024 * 1024)
+  const bb = Buffer.alloc(8 * 1024 * 1024)
+  try {
+    for (let at = 0; ;) {
+      const n = NFS.readSync(fa, ba, 0, ba.length, at)
+      const m = NFS.readSync(fb, bb, 0, bb.length, at)
+      if (n !== m) return false
+      if (n === 0) return true
+      if (ba.subarray(0, n).compare(bb.subarray(0, n)) !== 0) return false
+      at += n
+    }
+  } finally {
+    NFS.closeSync(fa)
+    NFS.closeSync(fb)
+  }
+}
+
 /**
  * Writes `root/src/data.bin` (`mib` MiB of patterned bytes), its torrent (1 MiB pieces) at
- * `root/data.torrent`, and warms the page cache.
+ * `root/data.torrent`, and warms the page cache. With `tracker`, also `root/tracker.torrent`:
+ * the same info (same info-hash) announcing to that tracker.
  */
-export const makeSource = (root: string, mib: number) =>
+export const makeSource = (root: string, mib: number, options: { readonly tracker?: string } = {}) =>
   Effect.gen(function* () {
     const dir = NPath.join(root, "src")
     NFS.mkdirSync(dir)
@@ -52,5 +75,11 @@ export const makeSource = (root: string, mib: number) =>
     const warm = NFS.openSync(data, "r")
     for (let at = 0; NFS.readSync(warm, chunk, 0, chunk.length, at) > 0; at += chunk.length);
     NFS.closeSync(warm)
-    return { dir, data, torrent }
+    let trackerTorrent: string | undefined
+    if (options.tracker !== undefined) {
+      trackerTorrent = NPath.join(root, "tracker.torrent")
+      const dict: Bencode.Dict = meta.torrent
+      NFS.writeFileSync(trackerTorrent, Bencode.encode({ ...dict, announce: Bencode.text(options.tracker) }))
+    }
+    return { dir, data, torrent, trackerTorrent, infoHash: meta.infoHashHex }
   })

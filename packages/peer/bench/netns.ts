@@ -1,0 +1,123 @@
+/**
+ * A LAN made of network namespaces, for the swarm benchmark: one namespace per host, each with an
+ * `eth0` veth whose other end sits on a bridge in a switch namespace of its own. Nothing is created
+ * in the root namespace, so no traffic can leave the hosts; every link is shaped with `tc tbf` on
+ * both ends (upload on the host's end, download on the switch's end).
+ *
+ * Needs root and iproute2. `destroy()` removes every namespace (and with it every link) this run
+ * made; it also runs on exit, SIGINT and SIGTERM.
+ */
+import * as NChild from "node:child_process"
+import * as NFS from "node:fs"
+
+export interface Host {
+  readonly ns: string
+  readonly ip: string
+}
+
+export interface Lan {
+  readonly hosts: ReadonlyArray<Host>
+  /** `ip netns exec NS cmd args...` as a spawn argument list. */
+  readonly exec: (host: Host, command: string, args: ReadonlyArray<string>) => [string, Array<string>]
+  readonly destroy: () => void
+}
+
+const IP = "/usr/sbin/ip"
+const TC = "/usr/sbin/tc"
+
+/** Why the swarm benchmark can't run here, or undefined if it can. */
+export const unavailable = (): string | undefined => {
+  if (process.getuid?.() !== 0) return "needs root (network namespaces)"
+  if (!NFS.existsSync(IP) || !NFS.existsSync(TC))
+    return "needs iproute2 (ip, tc): apt-get install -y iproute2"
+  try {
+    NChild.execFileSync(IP, ["netns", "list"], { stdio: "ignore" })
+  } catch {
+    return "`ip netns` does not work here"
+  }
+  return undefined
+}
+
+const run = (command: string, args: ReadonlyArray<string>) =>
+  NChild.execFileSync(command, args, { stdio: ["ignore", "ignore", "pipe"], timeout: 10_000 })
+
+/**
+ * `hosts` namespaces on one bridge, addresses 10.201.0.1.. (a range used only inside them), each
+ * link shaped to `mbit` Mbit/s both ways (undefined: unshaped).
+ */
+export const makeLan = (hosts: number, mbit: number | undefined): Lan => {
+  const tag = `ezio${process.pid}`
+  const sw = `${tag}-sw`
+  const made: Array<string> = []
+  let destroyed = false
+  const destroy = () => {
+    if (destroyed) return
+    destroyed = true
+    for (const ns of made.reverse()) {
+      try {
+        run(IP, ["netns", "del", ns])
+      } catch {
+        // already gone
+      }
+    }
+  }
+  const onSignal = (signal: NodeJS.Signals) => {
+    destroy()
+    process.kill(process.pid, signal)
+  }
+  process.once("exit", destroy)
+  process.once("SIGINT", onSignal)
+  process.once("SIGTERM", onSignal)
+
+  const shape = (ns: string, dev: string) => {
+    if (mbit === undefined) return
+    run(IP, [
+      "netns",
+      "exec",
+      ns,
+      TC,
+      "qdisc",
+      "add",
+      "dev",
+      dev,
+      "root",
+      "tbf",
+      "rate",
+      `${mbit}mbit`,
+      "burst",
+      "64kb",
+      "latency",
+      "20ms"
+    ])
+  }
+  try {
+    run(IP, ["netns", "add", sw])
+    made.push(sw)
+    run(IP, ["-n", sw, "link", "add", "br0", "type", "bridge"])
+    run(IP, ["-n", sw, "link", "set", "br0", "up"])
+    const list: Array<Host> = []
+    for (let i = 0; i < hosts; i++) {
+      const ns = `${tag}-h${i}`
+      const ip = `10.201.${Math.floor((i + 1) / 250)}.${((i + 1) % 250) + 1}`
+      run(IP, ["netns", "add", ns])
+      made.push(ns)
+      run(IP, ["link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", `v${i}`, "netns", sw])
+      run(IP, ["-n", sw, "link", "set", `v${i}`, "master", "br0"])
+      run(IP, ["-n", sw, "link", "set", `v${i}`, "up"])
+      run(IP, ["-n", ns, "addr", "add", `${ip}/16`, "dev", "eth0"])
+      run(IP, ["-n", ns, "link", "set", "eth0", "up"])
+      run(IP, ["-n", ns, "link", "set", "lo", "up"])
+      shape(ns, "eth0")
+      shape(sw, `v${i}`)
+      list.push({ ns, ip })
+    }
+    return {
+      hosts: list,
+      exec: (host, command, args) => [IP, ["netns", "exec", host.ns, command, ...args]],
+      destroy
+    }
+  } catch (error) {
+    destroy()
+    throw error
+  }
+}
