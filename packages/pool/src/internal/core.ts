@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import type { Block, Category } from "../BufferPool.js"
+import type { Block, Category } from "./models.js"
 import { BlockOwnershipError } from "../PoolError.js"
 import type { Resolved } from "./options.js"
 

@@ -1,6 +1,6 @@
 /** @internal */
 import * as Either from "effect/Either"
-import type { Options } from "../BufferPool.js"
+import type { Options } from "./models.js"
 import { InvalidPoolOptions } from "../PoolError.js"
 import * as Size from "../Size.js"
 
