@@ -18,6 +18,7 @@ import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Record from "effect/Record"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type { DiskIoError } from "./DiskIoError.js"
@@ -282,13 +283,10 @@ export const config: Config.Config<Options> = Config.all({
   writeDelay: Config.option(Config.duration("writeDelay")),
   name: Config.option(Config.string("name"))
 }).pipe(
-  Config.map((values) => {
-    const options: Record<string, unknown> = {}
-    for (const [key, value] of Object.entries(values) as Array<[string, Option.Option<unknown>]>) {
-      if (Option.isSome(value)) options[key] = value.value
-    }
-    return options as Options
-  })
+  // Only the keys that are set: an unset one keeps its default.
+  Config.map(
+    (values) => Record.getSomes(values as Record.ReadonlyRecord<string, Option.Option<unknown>>) as Options
+  )
 )
 
 /**

@@ -11,6 +11,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Record from "effect/Record"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
@@ -492,13 +493,10 @@ export const config: Config.Config<Options> = Config.all({
   hardLimit: size("hardLimit"),
   name: Config.option(Config.string("name"))
 }).pipe(
-  Config.map((values) => {
-    const options: Record<string, unknown> = {}
-    for (const [key, value] of Object.entries(values) as Array<[string, Option.Option<unknown>]>) {
-      if (Option.isSome(value)) options[key] = value.value
-    }
-    return options as Options
-  })
+  // Only the keys that are set: an unset one keeps its default.
+  Config.map(
+    (values) => Record.getSomes(values as Record.ReadonlyRecord<string, Option.Option<unknown>>) as Options
+  )
 )
 
 /**
