@@ -261,9 +261,10 @@ export class Dialer {
   /** Resolves at the next `poke` (one waiter: the driver). */
   waitPoke(): Effect.Effect<void> {
     return Effect.async<void>((resume) => {
-      this.wake = () => resume(Effect.void)
+      const wake = () => resume(Effect.void)
+      this.wake = wake
       return Effect.sync(() => {
-        this.wake = undefined
+        if (this.wake === wake) this.wake = undefined
       })
     })
   }
