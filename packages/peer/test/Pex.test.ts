@@ -4,9 +4,9 @@ import { hasLibtorrent, PYTHON } from "@ezio/test-support/clients"
 import { Either } from "effect"
 import * as Pex from "../src/internal/pex.js"
 
-const v4a = { ip: "127.0.0.1", port: 6881, flags: Pex.Flags.reachable }
-const v4b = { ip: "10.0.0.2", port: 6882, flags: Pex.Flags.seed }
-const v6 = { ip: "::1", port: 8080, flags: Pex.Flags.reachable | Pex.Flags.seed }
+const v4a: Pex.PexPeer = { ip: "127.0.0.1", port: 6881, flags: Pex.Flags.reachable }
+const v4b: Pex.PexPeer = { ip: "10.0.0.2", port: 6882, flags: Pex.Flags.seed }
+const v6: Pex.PexPeer = { ip: "::1", port: 8080, flags: Pex.Flags.reachable | Pex.Flags.seed }
 
 /**
  * What libtorrent 2.0's ut_pex sends (its `send_ut_peer_diff` fills every key, empty ones as
@@ -82,7 +82,7 @@ describe("PEX (BEP 11)", () => {
 
   it("sends the first diff soon after the handshake, then at most one a minute, without the recipient", () => {
     const sender = new Pex.PexSender(3, 0)
-    const current = new Map([
+    const current = new Map<string, Pex.PexPeer>([
       ["127.0.0.1:6881", v4a],
       ["10.0.0.2:6882", v4b]
     ])
