@@ -31,7 +31,11 @@ export interface Options {
    * wildcard address. A LAN seeder sets its LAN address here.
    */
   readonly publicHost?: string
-  /** Seconds peers are told to wait between announces. Default 120 (a LAN deploy wants fresh swarms). */
+  /**
+   * Seconds peers are told to wait between announces. Default 5: a deploy's targets are ours and
+   * few enough for the tracker (hundreds of announces a second are cheap), and a short interval
+   * tells every target of the others soon after they join (PEX does the rest).
+   */
   readonly interval?: number
   /** Seconds sent as `min interval`. Default: half of `interval`. */
   readonly minInterval?: number
@@ -135,7 +139,7 @@ class Core {
   readonly minInterval: number
 
   constructor(private readonly options: Options) {
-    this.interval = options.interval ?? 120
+    this.interval = options.interval ?? 5
     this.minInterval = options.minInterval ?? Math.max(1, Math.floor(this.interval / 2))
     this.whitelist =
       options.whitelist === undefined

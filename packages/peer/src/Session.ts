@@ -107,8 +107,17 @@ export interface SwarmOptions {
   readonly storage: Storage.StorageService
   /** Pieces already verified on the target (from `Check.check`); default none. */
   readonly have?: Bitfield.Bitfield
-  /** Connections at most. Default 200. */
+  /**
+   * Connections at most, incoming and outgoing. Default 200 (libtorrent's `connections_limit`).
+   * Every peer a tracker, `connect` or PEX offers is dialled while fewer than four fifths of
+   * this are connected; the last fifth is kept for peers that dial us, so a target that joins a
+   * deploy of hundreds late still finds room. At the default a deploy of up to 160 targets is
+   * fully meshed; past that each target keeps 160 random neighbours, which keeps the swarm in
+   * one piece with every target two hops from every other.
+   */
   readonly maxPeers?: number
+  /** Exchange peers with peers that speak `ut_pex` (BEP 11). Default true, false for a private torrent. */
+  readonly pex?: boolean
   /** Requests a peer may queue with us (advertised as `reqq`); the excess is refused. Default 500. */
   readonly requestQueue?: number
   /** Requests we keep outstanding per peer when downloading. Default 256 (4 MiB). */
@@ -152,7 +161,11 @@ export interface Status {
 export interface Swarm {
   readonly metainfo: Metainfo.Metainfo
   readonly disk: DiskIo.TorrentHandle
-  /** Dials a peer (no-op if already connected or dialing). */
+  /**
+   * Adds a peer to the ones the swarm keeps connected: dialled now if there is room, again with
+   * backoff (1 s doubling to 60 s) while it refuses or after it drops. Naming a known peer
+   * again makes it due now.
+   */
   readonly connect: (host: string, port: number) => Effect.Effect<void>
   readonly status: Effect.Effect<Status>
   readonly unsafeStatus: () => Status
@@ -339,6 +352,7 @@ export const make = (
         const have = Bitfield.make(metainfo.pieceCount)
         if (swarmOptions.have !== undefined) Bitfield.assign(have, swarmOptions.have.bytes)
         const slowStart = swarmOptions.slowStart
+        const maxPeers = swarmOptions.maxPeers ?? 200
         const core = yield* SwarmCore.make({
           metainfo,
           handle,
@@ -348,7 +362,9 @@ export const make = (
           listenPort: port,
           have,
           options: {
-            maxPeers: swarmOptions.maxPeers ?? 200,
+            maxPeers,
+            dialLimit: Math.max(1, maxPeers - Math.floor(maxPeers / 5)),
+            pex: swarmOptions.pex ?? !metainfo.private,
             requestQueue: swarmOptions.requestQueue ?? 500,
             downloadQueue: swarmOptions.downloadQueue ?? 256,
             sendBufferBytes: swarmOptions.sendBufferBytes ?? 4 * 1024 * 1024,
@@ -432,7 +448,7 @@ export const make = (
               yield* Effect.forkScoped(
                 Effect.forever(
                   Effect.flatMap(Queue.take(announcer.peers), (peer) =>
-                    Effect.sync(() => core.connect(peer.ip, peer.port))
+                    Effect.sync(() => core.connect(peer.ip, peer.port, "tracker"))
                   )
                 )
               )

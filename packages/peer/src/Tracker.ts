@@ -348,7 +348,10 @@ export interface AnnouncerOptions {
   readonly shuffle?: boolean
   /** Floor for the interval between announces, whatever the tracker says. Default 10 s. */
   readonly minInterval?: Duration.DurationInput
-  /** First wait after every tracker failed; doubles per failure up to `maxRetryDelay`. Default 15 s. */
+  /**
+   * First wait after every tracker failed; doubles per failure up to `maxRetryDelay`. Default
+   * 1 s: a target started before its seeder's tracker is up joins as soon as it is.
+   */
   readonly retryDelay?: Duration.DurationInput
   /** Default 30 min. */
   readonly maxRetryDelay?: Duration.DurationInput
@@ -418,7 +421,7 @@ export const makeAnnouncer = (
       options.shuffle === false ? options.tiers.map((tier) => [...tier]) : shuffleTiers(options.tiers)
     const key = options.key ?? (Math.random() * 0x100000000) >>> 0
     const minInterval = Duration.toMillis(options.minInterval ?? "10 seconds")
-    const retryDelay = Duration.toMillis(options.retryDelay ?? "15 seconds")
+    const retryDelay = Duration.toMillis(options.retryDelay ?? "1 second")
     const maxRetryDelay = Duration.toMillis(options.maxRetryDelay ?? "30 minutes")
     const stopTimeout = options.stopTimeout ?? "5 seconds"
     const peers = yield* Queue.sliding<PeerAddress>(options.peerQueueCapacity ?? 2000)

@@ -46,8 +46,8 @@ describe("EmbeddedTracker + HTTP tracker client", () => {
         const b = bytes20(3)
         const first = yield* client.announce(server.url, request(a, infoHash, 6881, { event: "started" }))
         assert.deepStrictEqual(first.peers, [])
-        assert.strictEqual(first.interval, 120)
-        assert.strictEqual(first.minInterval, 60)
+        assert.strictEqual(first.interval, 5)
+        assert.strictEqual(first.minInterval, 2)
         const second = yield* client.announce(
           server.url,
           request(b, infoHash, 6882, { event: "started", left: 0 })

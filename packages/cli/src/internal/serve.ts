@@ -130,7 +130,8 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
       yield* swarm.announce(tracker, {
         tiers,
         minInterval: "5 seconds",
-        retryDelay: "5 seconds",
+        retryDelay: "1 second",
+        maxRetryDelay: "60 seconds",
         onFailure: (errors) =>
           Effect.logWarning(`every tracker failed: ${errors.map((e) => e.message).join("; ")}`)
       })

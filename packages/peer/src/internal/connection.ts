@@ -135,7 +135,7 @@ export class Connection {
     if (this.remoteExtensions)
       this.send(
         Wire.encodeExtensionHandshake({
-          m: {},
+          m: this.swarm.extensionMap,
           v: "ezio 0.1.0",
           reqq: this.swarm.options.requestQueue,
           ...(this.swarm.listenPort > 0 ? { p: this.swarm.listenPort } : {})
@@ -234,8 +234,9 @@ export class Connection {
             if (decoded.right.v !== undefined) this.remoteClient = decoded.right.v
             if (decoded.right.reqq !== undefined && decoded.right.reqq > 0)
               this.remoteReqq = Math.min(decoded.right.reqq, 2000)
+            this.swarm.extensionHandshake(this, decoded.right)
           }
-        }
+        } else this.swarm.extended(this, message.extendedId, message.payload)
         return
       default:
         return

@@ -18,17 +18,24 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Take from "effect/Take"
 import * as Wire from "../Wire.js"
 import * as Choker from "./choker.js"
 import { Connection } from "./connection.js"
+import * as Dialer from "./dialer.js"
+import * as Pex from "./pex.js"
 import { type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
 import type { BlockWrite, ReadResult, SwarmLink } from "./swarmLink.js"
 
 export interface CoreOptions {
   readonly maxPeers: number
+  /** Dial while fewer connections than this (the rest of `maxPeers` is for peers that dial us). */
+  readonly dialLimit: number
+  /** Exchange peers (BEP 11); off for private torrents (BEP 27). */
+  readonly pex: boolean
   readonly requestQueue: number
   readonly downloadQueue: number
   readonly sendBufferBytes: number
@@ -48,6 +55,9 @@ export interface SwarmParams {
   readonly have: Bitfield.Bitfield
   readonly options: CoreOptions
 }
+
+/** "::ffff:10.0.0.1" (an IPv4 peer on a dual-stack socket) as "10.0.0.1". */
+const unmapped = (ip: string): string => (ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip)
 
 type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
 
@@ -73,6 +83,15 @@ export const make = (params: SwarmParams): Effect.Effect<SwarmCore, never, Scope
       pieces,
       completed
     })
+    // Both end with the scope, after `close` (finalizers run in reverse).
+    yield* Effect.forkScoped(Dialer.run(core.dialer))
+    if (params.options.pex)
+      yield* Effect.forkScoped(
+        Effect.repeat(
+          Effect.sync(() => core.pexTick()),
+          Schedule.spaced("1 second")
+        )
+      )
     yield* Effect.addFinalizer(() => core.close)
     return core
   })
@@ -104,7 +123,16 @@ export class SwarmCore implements SwarmLink<Connection> {
   /** Where outgoing connections' socket reads land (see `connect`). */
   private readonly readBuffer = Buffer.allocUnsafe(256 * 1024)
   private readonly peerIds = new Map<string, Connection>()
-  private readonly dialing = new Set<string>()
+  /** The peers we know of and when to dial them. */
+  readonly dialer: Dialer.Dialer
+  /** Where each connection's peer listens (the address we dialled, or its BEP 10 `p`): its dialer key. */
+  private readonly listenAddress = new Map<Connection, { ip: string; port: number; key: string }>()
+  /** The ones we told `ut_pex` about, per peer that speaks it. */
+  private readonly pexSenders = new Map<Connection, Pex.PexSender>()
+  /** Addresses of seeds, not dialled while we are one too. */
+  private readonly seeds = new Set<string>()
+  /** The extensions we speak (BEP 10 `m`), under the ids we receive them with. */
+  readonly extensionMap: Readonly<Record<string, number>>
   private readonly handle: DiskIo.TorrentHandle
   private readonly disk: DiskIo.DiskIoService
   private readonly rate: RateLimiter.RateLimiter
@@ -139,6 +167,16 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.picker = new Picker(metainfo.pieceCount, metainfo.pieceLength, metainfo.totalLength, params.have)
     this.downloading = !this.picker.complete
     if (this.picker.complete) this.markComplete()
+    this.dialer = new Dialer.Dialer(
+      { maxPeers: params.options.maxPeers, dialLimit: params.options.dialLimit },
+      {
+        dial: (host, port, address) => this.dial(host, port, address),
+        connections: () => this.connections.size,
+        wanted: (address) => !this.closed && !(this.picker.complete && this.seeds.has(address))
+      },
+      machinery.now
+    )
+    this.extensionMap = params.options.pex ? { ut_pex: Pex.UT_PEX_ID } : {}
     this.handshakeBytes = Wire.encodeHandshake({
       infoHash: metainfo.infoHash,
       peerId: params.peerId,
@@ -166,9 +204,26 @@ export class SwarmCore implements SwarmLink<Connection> {
   admit(c: Connection, peerId: Uint8Array): boolean {
     const id = Buffer.from(peerId).toString("hex")
     const existing = this.peerIds.get(id)
-    if (existing !== undefined && existing !== c && !existing.closed) return false
+    const address = this.listenAddress.get(c)?.key
+    if (existing !== undefined && existing !== c && !existing.closed) {
+      if (address !== undefined) this.dialer.identify(address, id)
+      if (!this.keepsNewer(c, existing, peerId)) return false
+      existing.close("replaced by the connection the peer and we dialled at the same time")
+    }
     this.peerIds.set(id, c)
+    this.dialer.peerConnected(id)
+    if (address !== undefined) this.dialer.handshaken(address, id)
     return true
+  }
+
+  /**
+   * Two connections to one peer, one each way (both ends dialled at once): keep the one the
+   * lower peer id opened, which the other end chooses too, so one survives rather than none.
+   */
+  private keepsNewer(c: Connection, existing: Connection, peerId: Uint8Array): boolean {
+    if (c.outgoing === existing.outgoing) return false
+    const opener = (x: Connection) => (x.outgoing ? this.peerId : peerId)
+    return Buffer.compare(opener(c), opener(existing)) < 0
   }
 
   peerHasPiece(piece: number): void {
@@ -333,7 +388,9 @@ export class SwarmCore implements SwarmLink<Connection> {
     if (c.remotePeerId !== undefined) {
       const id = Buffer.from(c.remotePeerId).toString("hex")
       if (this.peerIds.get(id) === c) this.peerIds.delete(id)
+      if (c.handshaken) this.dialer.peerDisconnected(id)
     }
+    this.forgetPeer(c)
     this.choker.removed(c)
     if (c.closeReason !== undefined && c.handshaken) this.log(`peer ${c.address} left: ${c.closeReason}`)
     if (!this.closed) for (const other of this.connections) other.fill()
@@ -352,13 +409,18 @@ export class SwarmCore implements SwarmLink<Connection> {
     return c
   }
 
-  /** Dials a peer unless already connected or dialing. */
-  connect(host: string, port: number): void {
-    const address = `${host}:${port}`
-    if (this.closed || this.dialing.has(address)) return
-    for (const c of this.connections) if (c.address === address) return
-    if (this.connections.size >= this.options.maxPeers) return
-    this.dialing.add(address)
+  /**
+   * A peer to connect to (from a tracker, the user, PEX): the dialer dials it at once if there is
+   * room, and again with backoff when the dial fails or the connection is lost.
+   */
+  connect(host: string, port: number, source: Dialer.PeerSource = "manual"): void {
+    if (this.closed) return
+    this.dialer.add(host, port, source)
+  }
+
+  /** Opens one connection for the dialer, and tells it how that went. */
+  private dial(host: string, port: number, address: string): void {
+    if (this.closed || this.connections.size >= this.options.maxPeers) return this.dialer.failed(address)
     // Reads land in one buffer the swarm reuses (the parser copies out everything it keeps,
     // synchronously), instead of a fresh 64 KiB Buffer per read for the GC to collect.
     // Nothing arrives before "connect", which sets the receiver.
@@ -375,15 +437,93 @@ export class SwarmCore implements SwarmLink<Connection> {
       }
     })
     socket.setTimeout(10_000, () => socket.destroy(new Error("connect timed out")))
-    const forget = () => this.dialing.delete(address)
-    socket.once("error", forget)
-    socket.once("close", forget)
+    let settled = false
+    const failed = () => {
+      if (settled) return
+      settled = true
+      this.dialer.failed(address)
+    }
+    socket.once("error", failed)
+    socket.once("close", failed)
     socket.once("connect", () => {
       socket.setTimeout(0)
-      forget()
+      settled = true
+      this.dialer.opened(address)
       receiver = this.add(socket, true)
-      receiver?.startOutgoing()
+      if (receiver === undefined) return this.dialer.failed(address)
+      this.listenAddress.set(receiver, { ip: unmapped(socket.remoteAddress ?? host), port, key: address })
+      receiver.startOutgoing()
     })
+  }
+
+  /** How the dialer hears that a connection is gone; its PEX state goes with it. */
+  private forgetPeer(c: Connection): void {
+    this.pexSenders.delete(c)
+    const listen = this.listenAddress.get(c)
+    this.listenAddress.delete(c)
+    if (c.isSeed && c.handshaken && listen !== undefined) this.seeds.add(listen.key)
+    if (listen !== undefined && c.outgoing) {
+      if (c.closeReason === "connected to ourselves") this.dialer.self(listen.key)
+      else if (c.handshaken) this.dialer.lost(listen.key)
+      else this.dialer.failed(listen.key)
+    }
+    this.dialer.poke()
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Extensions (BEP 10)
+
+  /** The peer's extension handshake: its listen port (a dialer address) and its `ut_pex` id. */
+  extensionHandshake(c: Connection, handshake: Wire.ExtensionHandshake): void {
+    if (!c.outgoing && handshake.p !== undefined && handshake.p > 0 && handshake.p <= 65535) {
+      const ip = unmapped(c.socket.remoteAddress ?? "")
+      const key = this.dialer.add(ip, handshake.p, "incoming")
+      if (key !== undefined) {
+        this.listenAddress.set(c, { ip, port: handshake.p, key })
+        if (c.remotePeerId !== undefined)
+          this.dialer.identify(key, Buffer.from(c.remotePeerId).toString("hex"))
+      }
+    }
+    const pexId = handshake.m["ut_pex"]
+    if (this.options.pex && pexId !== undefined && pexId > 0 && pexId < 256)
+      this.pexSenders.set(c, new Pex.PexSender(pexId, this.now()))
+    else this.pexSenders.delete(c)
+  }
+
+  /** An extended message other than the handshake, under one of the ids in `extensionMap`. */
+  extended(c: Connection, id: number, payload: Uint8Array): void {
+    if (id === Pex.UT_PEX_ID && this.options.pex) this.pexReceived(c, payload)
+  }
+
+  private pexReceived(c: Connection, payload: Uint8Array): void {
+    const decoded = Pex.decode(payload)
+    if (decoded._tag === "Left") return this.log(`peer ${c.address}: ${decoded.left.message}`)
+    const added = decoded.right.added
+    for (let i = 0; i < added.length && i < Pex.MAX_RECEIVED; i++) {
+      const peer = added[i]!
+      const key = this.dialer.add(peer.ip, peer.port, "pex")
+      if (key !== undefined && (peer.flags & Pex.Flags.seed) !== 0) this.seeds.add(key)
+    }
+  }
+
+  /** Sends each peer that speaks `ut_pex` what changed since we last told it (at most once a minute). */
+  pexTick(): void {
+    if (this.closed || this.pexSenders.size === 0) return
+    const now = this.now()
+    let due = false
+    for (const sender of this.pexSenders.values()) if (sender.next <= now) due = true
+    if (!due) return
+    const current = new Map<string, Pex.PexPeer>()
+    for (const [c, listen] of this.listenAddress) {
+      if (!c.handshaken || c.closed) continue
+      const flags = (c.outgoing ? Pex.Flags.reachable : 0) | (c.isSeed ? Pex.Flags.seed : 0)
+      current.set(listen.key, { ip: listen.ip, port: listen.port, flags })
+    }
+    for (const [c, sender] of this.pexSenders) {
+      if (!c.handshaken || c.closed) continue
+      const payload = sender.poll(now, current, this.listenAddress.get(c)?.key)
+      if (payload !== undefined) c.send(Wire.encodeExtended(sender.remoteId, payload))
+    }
   }
 
   /** Keep-alives and dead-peer detection (the session calls it every 30 s). */

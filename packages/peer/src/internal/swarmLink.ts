@@ -4,6 +4,7 @@
 import type { DiskIo } from "@ezio/disk-io"
 import type { BufferPool } from "@ezio/pool"
 import type { Bitfield } from "@ezio/storage"
+import type { ExtensionHandshake } from "./wire/extension.js"
 import type { Pick as PickedBlock, Picker, Requester } from "./picker.js"
 
 /** A received block on its way to the disk. */
@@ -39,6 +40,13 @@ export interface SwarmLink<C extends Requester> {
   readonly downloading: boolean
   /** Milliseconds, from the swarm's Clock. */
   readonly now: () => number
+
+  /** The BEP 10 extensions we speak, under the ids we receive them with (our handshake's `m`). */
+  readonly extensionMap: Readonly<Record<string, number>>
+  /** The peer's extension handshake arrived. */
+  readonly extensionHandshake: (c: C, handshake: ExtensionHandshake) => void
+  /** An extended message under one of our ids (not the handshake). */
+  readonly extended: (c: C, id: number, payload: Uint8Array) => void
 
   /** False if another connection already talks to this peer id. */
   readonly admit: (c: C, peerId: Uint8Array) => boolean
