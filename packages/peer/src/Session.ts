@@ -109,7 +109,11 @@ export interface SwarmOptions {
   readonly have?: Bitfield.Bitfield
   /** Connections at most. Default 200. */
   readonly maxPeers?: number
-  /** Requests a peer may queue with us (advertised as `reqq`); the excess is refused. Default 500. */
+  /**
+   * Requests a peer may queue with us (advertised as `reqq`); the excess is refused. Default 2000,
+   * libtorrent's own `max_allowed_in_request_queue`: clients that size their pipeline by `reqq`
+   * (transmission) are otherwise held to one queue-full per refill.
+   */
   readonly requestQueue?: number
   /** Requests we keep outstanding per peer when downloading. Default 256 (4 MiB). */
   readonly downloadQueue?: number
@@ -349,7 +353,7 @@ export const make = (
           have,
           options: {
             maxPeers: swarmOptions.maxPeers ?? 200,
-            requestQueue: swarmOptions.requestQueue ?? 500,
+            requestQueue: swarmOptions.requestQueue ?? 2000,
             downloadQueue: swarmOptions.downloadQueue ?? 256,
             sendBufferBytes: swarmOptions.sendBufferBytes ?? 4 * 1024 * 1024,
             uploadSlots: swarmOptions.uploadSlots ?? Infinity,
