@@ -78,6 +78,8 @@ interface Run {
   readonly downloaderCpuPerGiB: number
   readonly seederAnonMiB: number
   readonly downloaderAnonMiB: number
+  /** A libtorrent downloader's seconds from adding the torrent to the first payload byte. */
+  readonly firstByteSeconds: number
 }
 
 /** A seeder process, listening; `latest` is its last reported upload counter (t in seconds). */
@@ -180,7 +182,8 @@ const download = (kind: Downloader, source: Source, port: number) =>
       const anon = memory?.stop() ?? 0
       if (!summary.done || summary.hash_failures !== 0 || !identical(copy, source.data))
         return yield* Effect.fail(new Error(`libtorrent download failed: ${JSON.stringify(summary)}`))
-      return { seconds: summary.seconds, cpu: summary.cpu_seconds, anon }
+      const firstByte = summary.seconds - (summary.transfer_seconds ?? summary.seconds)
+      return { seconds: summary.seconds, cpu: summary.cpu_seconds, anon, firstByte }
     }
     let readyAt = 0
     let completeAt = 0
@@ -219,7 +222,7 @@ const download = (kind: Downloader, source: Source, port: number) =>
     const anon = memory.stop()
     if (code !== 0 || completeAt === 0 || !identical(copy, source.data))
       return yield* Effect.fail(new Error(`ezio download exited with ${code}: ${child.stderr()}`))
-    return { seconds: (completeAt - readyAt) / 1000, cpu: cpuAtComplete - cpuAtReady, anon }
+    return { seconds: (completeAt - readyAt) / 1000, cpu: cpuAtComplete - cpuAtReady, anon, firstByte: NaN }
   }).pipe(Effect.scoped)
 
 const cell = (seeder: Seeder, downloader: Downloader, source: Source): Effect.Effect<Run, Error> =>
@@ -235,7 +238,8 @@ const cell = (seeder: Seeder, downloader: Downloader, source: Source): Effect.Ef
       seederCpuPerGiB: seederCpu / gib,
       downloaderCpuPerGiB: d.cpu / gib,
       seederAnonMiB: memory.stop(),
-      downloaderAnonMiB: d.anon
+      downloaderAnonMiB: d.anon,
+      firstByteSeconds: d.firstByte
     } satisfies Run
   }).pipe(Effect.scoped)
 
@@ -280,7 +284,8 @@ const transmissionCell = (seeder: "ezio" | "lt-default", source: Source): Effect
       seederCpuPerGiB: seederCpu / (source.mib / 1024),
       downloaderCpuPerGiB: NaN,
       seederAnonMiB: memory.stop(),
-      downloaderAnonMiB: NaN
+      downloaderAnonMiB: NaN,
+      firstByteSeconds: NaN
     } satisfies Run
   }).pipe(Effect.scoped)
 
@@ -324,6 +329,9 @@ const report = () => {
     runs.length === 0
       ? "–"
       : `${fmt(Math.max(...runs.map((r) => r.seederAnonMiB)))} / ${fmt(Math.max(...runs.map((r) => r.downloaderAnonMiB)))}`
+  )
+  console.log(
+    `\nlibtorrent downloaders, seconds from adding the torrent to the first payload byte (in the MiB/s above): ${SEEDERS.map((s) => `from ${NAME[s]} ${fmt(median(["lt-default", "lt-hps"].flatMap((d) => runsOf(s, d).map((r) => r.firstByteSeconds))), 2)}`).join(", ")}`
   )
   const tx = (s: string) => runsOf(s, "transmission")
   if (tx("ezio").length > 0) {
