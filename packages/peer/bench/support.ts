@@ -1,4 +1,8 @@
-/** What the seed and download benchmarks share: a memory sampler and the source file + torrent. */
+/**
+ * What the benchmark measures processes with (peak RssAnon, CPU seconds from /proc), the source
+ * file + torrent, and a byte-for-byte comparison.
+ */
+import * as NChild from "node:child_process"
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
 import { Create, Hasher } from "@ezio/storage"
@@ -27,6 +31,26 @@ export const sampler = (pid: number) => {
   }
 }
 
+const clockTicks = (() => {
+  const out = NChild.spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" })
+  const n = Number(out.stdout?.trim())
+  return Number.isFinite(n) && n > 0 ? n : 100
+})()
+
+/**
+ * User + system CPU seconds a process has used so far, all its threads (utime + stime of
+ * /proc/PID/stat); undefined once it is gone.
+ */
+export const cpuSeconds = (pid: number): number | undefined => {
+  try {
+    const stat = NFS.readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks
+  } catch {
+    return undefined
+  }
+}
+
 /** Compares two files chunk by chunk. */
 export const identical = (a: string, b: string): boolean => {
   if (NFS.statSync(a).size !== NFS.statSync(b).size) return false
@@ -49,6 +73,21 @@ export const identical = (a: string, b: string): boolean => {
   }
 }
 
+/** Is something listening on 127.0.0.1:`port` (a LISTEN row in /proc/net/tcp)? */
+export const listening = (port: number): boolean => {
+  const hex = port.toString(16).toUpperCase().padStart(4, "0")
+  try {
+    return NFS.readFileSync("/proc/net/tcp", "utf8")
+      .split("\n")
+      .some((row) => {
+        const cols = row.trim().split(/\s+/)
+        return cols[1]?.endsWith(`:${hex}`) === true && cols[3] === "0A"
+      })
+  } catch {
+    return false
+  }
+}
+
 /**
  * Writes `root/src/data.bin` (`mib` MiB of patterned bytes), its torrent (1 MiB pieces) at
  * `root/data.torrent`, and warms the page cache. With `tracker`, also `root/tracker.torrent`:
@@ -57,7 +96,7 @@ export const identical = (a: string, b: string): boolean => {
 export const makeSource = (root: string, mib: number, options: { readonly tracker?: string } = {}) =>
   Effect.gen(function* () {
     const dir = NPath.join(root, "src")
-    NFS.mkdirSync(dir)
+    NFS.mkdirSync(dir, { recursive: true })
     const data = NPath.join(dir, "data.bin")
     const fd = NFS.openSync(data, "w")
     const chunk = Buffer.alloc(16 * 1024 * 1024)

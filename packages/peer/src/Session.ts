@@ -118,7 +118,11 @@ export interface SwarmOptions {
   readonly maxPeers?: number
   /** Exchange peers with peers that speak `ut_pex` (BEP 11). Default true, false for a private torrent. */
   readonly pex?: boolean
-  /** Requests a peer may queue with us (advertised as `reqq`); the excess is refused. Default 500. */
+  /**
+   * Requests a peer may queue with us (advertised as `reqq`); the excess is refused. Default 2000,
+   * libtorrent's own `max_allowed_in_request_queue`: clients that size their pipeline by `reqq`
+   * (transmission) are otherwise held to one queue-full per refill.
+   */
   readonly requestQueue?: number
   /** Requests we keep outstanding per peer when downloading. Default 256 (4 MiB). */
   readonly downloadQueue?: number
@@ -365,7 +369,7 @@ export const make = (
             maxPeers,
             dialLimit: Math.max(1, maxPeers - Math.floor(maxPeers / 5)),
             pex: swarmOptions.pex ?? !metainfo.private,
-            requestQueue: swarmOptions.requestQueue ?? 500,
+            requestQueue: swarmOptions.requestQueue ?? 2000,
             downloadQueue: swarmOptions.downloadQueue ?? 256,
             sendBufferBytes: swarmOptions.sendBufferBytes ?? 4 * 1024 * 1024,
             uploadSlots: swarmOptions.uploadSlots ?? Infinity,

@@ -265,7 +265,16 @@ export interface DownloadSummary {
   readonly error: string | null
   /** ru_maxrss of the python process. */
   readonly peak_rss_kib: number
+  /** User + system CPU seconds of the process (all threads) from adding the torrent to the end. */
+  readonly cpu_seconds: number
 }
+
+/**
+ * The settings a libtorrent client starts from (loopback-only settings go on top): `"default"` is
+ * libtorrent's defaults, `"high-performance"` its `high_performance_seed()`, `"tuned"` (downloads
+ * only) a deep request pipeline with 4 MiB socket buffers, for tests that want speed, not a baseline.
+ */
+export type LibtorrentPreset = "default" | "high-performance" | "tuned"
 
 /** A once-a-second status line of `download`. */
 export interface DownloadProgress {
@@ -284,6 +293,7 @@ export interface DownloadProgress {
  * connected) — or, with `trackerOnly`, from the torrent's trackers. Resolves with the final summary
  * even when the download did not finish (check `summary.done`); fails only if the script produced no
  * summary. The script stops itself after `timeoutMs`; the process is killed 15 s after that at worst.
+ * `preset` defaults to `"tuned"`; `onSpawn` gets the process id (to sample its memory).
  */
 export const libtorrentDownload = (options: {
   readonly torrent: string
@@ -292,7 +302,9 @@ export const libtorrentDownload = (options: {
   readonly trackerOnly?: boolean
   readonly timeoutMs: number
   readonly listenPort?: number
+  readonly preset?: LibtorrentPreset
   readonly onProgress?: (p: DownloadProgress) => void
+  readonly onSpawn?: (pid: number) => void
 }): Effect.Effect<DownloadSummary & { readonly progress: ReadonlyArray<DownloadProgress> }, ClientError> =>
   Effect.scoped(
     Effect.gen(function* () {
@@ -308,6 +320,8 @@ export const libtorrentDownload = (options: {
         String(options.timeoutMs / 1000),
         "--listen-port",
         String(options.listenPort ?? 0),
+        "--preset",
+        options.preset ?? "tuned",
         ...(options.trackerOnly === true ? ["--tracker-only"] : []),
         ...(options.peers ?? []).flatMap((p) => ["--peer", peerArg(p)])
       ]
@@ -320,6 +334,7 @@ export const libtorrentDownload = (options: {
           }
         }
       })
+      options.onSpawn?.(child.pid)
       const code = yield* child.exited
       const summary = lastJsonWith(child.lines(), "done")
       if (summary === undefined) {
@@ -352,11 +367,14 @@ export interface Seeder {
  * Seeds `torrent` from the data in `saveDir` (seed_mode, or a full hash check with `recheck`) with
  * libtorrent listening on 127.0.0.1. Succeeds once it is listening and seeding; the process is
  * killed when the scope closes. `peers` are dialled (every 0.5 s until connected) once seeding.
+ * Settings: libtorrent's defaults, or `high_performance_seed()` with `highPerformance` or
+ * `preset: "high-performance"`.
  */
 export const libtorrentSeed = (options: {
   readonly torrent: string
   readonly saveDir: string
   readonly highPerformance?: boolean
+  readonly preset?: Exclude<LibtorrentPreset, "tuned">
   readonly recheck?: boolean
   readonly listenPort?: number
   readonly peers?: ReadonlyArray<PeerAddress>
@@ -381,7 +399,8 @@ export const libtorrentSeed = (options: {
       String(options.listenPort ?? 0),
       "--timeout",
       String((options.timeoutMs ?? 600_000) / 1000),
-      ...(options.highPerformance === true ? ["--high-performance"] : []),
+      "--preset",
+      options.highPerformance === true ? "high-performance" : (options.preset ?? "default"),
       ...(options.recheck === true ? ["--recheck"] : []),
       ...(options.noTrackers === true ? ["--no-trackers"] : []),
       ...(options.peers ?? []).flatMap((p) => ["--peer", peerArg(p)])

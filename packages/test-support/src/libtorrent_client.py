@@ -9,11 +9,18 @@ Subcommands:
   create   --file F --out T [--piece-length N] [--tracker URL ...]        v1-only torrent of one file
   info     --torrent T                                                    {"info_hash", "num_pieces", ...}
   download --torrent T --save DIR (--peer 127.0.0.1:PORT ... | --tracker-only) [--timeout S] [--listen-port P]
-  seed     --torrent T --save DIR [--listen-port P] [--high-performance] [--recheck] [--peer H:P ...] [--timeout S]
+           [--preset tuned|default|high-performance]
+  seed     --torrent T --save DIR [--listen-port P] [--preset default|high-performance] [--recheck]
+           [--peer H:P ...] [--timeout S]
+
+Presets: "default" is libtorrent's default settings, "high-performance" its high_performance_seed(),
+"tuned" (download only, its default there) a deep pipeline with big socket buffers for fast tests.
+Every preset gets the loopback settings on top.
 
 download: one status line per second, then a final line
   {"done": bool, "seconds": s (from add_torrent), "transfer_seconds": s (from the first payload byte),
-   "bytes": n, "mib_per_s": x, "hash_failures": n, "error": str|null, "peak_rss_kib": n}
+   "bytes": n, "mib_per_s": x, "hash_failures": n, "error": str|null, "peak_rss_kib": n,
+   "cpu_seconds": user+system CPU of the process (all threads) from add_torrent to the end}
   exit 0 when finished/seeding, 1 on timeout or error.
 seed: {"ready": true, "port": P} once listening and seeding, then one status line per second until
   SIGTERM/SIGINT (exit 0) or --timeout (exit 0, final line {"stopped": "timeout"}).
@@ -44,6 +51,27 @@ def log(msg):
 
 def peak_rss_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds():
+    """utime + stime of this process, all threads, from /proc/self/stat."""
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def preset_settings(preset):
+    """The settings a preset starts from (the loopback settings go on top)."""
+    if preset == "default":
+        return {}
+    if preset == "high-performance":
+        return dict(lt.high_performance_seed())
+    if preset == "tuned":
+        return download_settings()
+    raise SystemExit("unknown preset %s" % preset)
 
 
 def loopback_settings(listen_port):
@@ -205,8 +233,8 @@ def cmd_download(args):
     if not args.peer and not args.tracker_only:
         raise SystemExit("download: give --peer 127.0.0.1:PORT (repeatable) or --tracker-only")
     peers = [parse_peer(p) for p in (args.peer or [])]
-    settings = loopback_settings(args.listen_port)
-    settings.update(download_settings())
+    settings = preset_settings(args.preset)
+    settings.update(loopback_settings(args.listen_port))
     ses = make_session(settings)
     start = time.monotonic()
     deadline = start + args.timeout
@@ -229,6 +257,7 @@ def cmd_download(args):
     )
     h = ses.add_torrent(atp)
     added = time.monotonic()
+    cpu_at_add = cpu_seconds()
     total = ti.total_size()
     log("downloading %s (%d bytes, %d pieces) on port %d from %s" % (
         v1_hash(ti), total, ti.num_pieces(), port, peers or "trackers"))
@@ -285,6 +314,7 @@ def cmd_download(args):
             break
 
     end = time.monotonic()
+    cpu = cpu_seconds() - cpu_at_add
     # drain remaining alerts for a last count of hash failures
     for a in ses.pop_alerts():
         if isinstance(a, lt.hash_failed_alert):
@@ -305,6 +335,7 @@ def cmd_download(args):
         "payload_downloaded": st.total_payload_download,
         "error": None if done else (error or "not finished"),
         "peak_rss_kib": peak_rss_kib(),
+        "cpu_seconds": round(cpu, 3),
     })
     # Best effort: flush files before exiting
     try:
@@ -332,9 +363,7 @@ def _on_signal(signum, frame):
 def cmd_seed(args):
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    settings = {}
-    if args.high_performance:
-        settings.update(lt.high_performance_seed())
+    settings = preset_settings("high-performance" if args.high_performance else args.preset)
     settings.update(loopback_settings(args.listen_port))
     ses = make_session(settings)
     start = time.monotonic()
@@ -424,12 +453,14 @@ def main(argv):
     d.add_argument("--tracker-only", action="store_true", help="no --peer: use the torrent's trackers")
     d.add_argument("--timeout", type=float, default=60)
     d.add_argument("--listen-port", type=int, default=0)
+    d.add_argument("--preset", choices=["tuned", "default", "high-performance"], default="tuned")
 
     s = sub.add_parser("seed")
     s.add_argument("--torrent", required=True)
     s.add_argument("--save", required=True)
     s.add_argument("--listen-port", type=int, default=0)
-    s.add_argument("--high-performance", action="store_true")
+    s.add_argument("--preset", choices=["default", "high-performance"], default="default")
+    s.add_argument("--high-performance", action="store_true", help="the same as --preset high-performance")
     s.add_argument("--recheck", action="store_true", help="hash-check the data instead of seed_mode")
     s.add_argument("--allow-partial", action="store_true", help="with --recheck: seed whatever is there")
     s.add_argument("--no-trackers", action="store_true", help="ignore the torrent's announce URLs")

@@ -1,0 +1,433 @@
+/**
+ * One fair comparison of seeding and downloading over 127.0.0.1: every seeder against every
+ * downloader, each a process of its own.
+ *
+ *   seeders:     ezio seed (the CLI), libtorrent default settings, libtorrent high_performance_seed
+ *   downloaders: libtorrent default settings, libtorrent high_performance_seed, ezio download
+ *
+ * libtorrent is Debian's python3-libtorrent at its default settings or its high_performance_seed()
+ * preset, as users run it (the tests' tuned downloader stays out). Rounds are interleaved: each
+ * round visits every cell, starting one cell further on. For every cell the bench prints the median
+ * MiB/s and its range, CPU seconds per GiB of each process (utime + stime of /proc/PID/stat, all
+ * threads, over the transfer) and each process's peak RssAnon; then a transmission row (each seeder
+ * dials transmission-cli, which cannot dial out: its steady rate from the seeder's byte counter),
+ * and the goals beside the figures. Every download is checked byte-identical to the source outside
+ * the timing.
+ *
+ *   pnpm --filter @ezio/peer bench
+ *     EZIO_BENCH_MIB=1024  EZIO_BENCH_ROUNDS=3  EZIO_BENCH_POOL=64MiB  EZIO_BENCH_TRANSMISSION_MIB=256 (0: skip)
+ *     EZIO_BENCH_DIR=/dev/shm if it exists (tmpfs: ezio's final fsync and libtorrent's lazy writeback
+ *     cost the same, nothing), else os.tmpdir()
+ *     EZIO_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" for the ezio processes
+ */
+import * as NFS from "node:fs"
+import * as NOS from "node:os"
+import * as NPath from "node:path"
+import { Deferred, Duration, Effect, Fiber, type Scope } from "effect"
+import { cpuSeconds, identical, listening, makeSource, sampler } from "./support.js"
+import {
+  freePort,
+  hasLibtorrent,
+  hasTransmission,
+  libtorrentDownload,
+  libtorrentSeed,
+  spawnScoped,
+  transmissionDownload
+} from "@ezio/test-support/clients"
+
+const mib = Number(process.env.EZIO_BENCH_MIB ?? 1024)
+const rounds = Number(process.env.EZIO_BENCH_ROUNDS ?? 3)
+const poolSize = process.env.EZIO_BENCH_POOL ?? "64MiB"
+const poolMiB = parsePoolMiB(poolSize)
+const transmissionMiB = Number(process.env.EZIO_BENCH_TRANSMISSION_MIB ?? 256)
+const baseDir = process.env.EZIO_BENCH_DIR ?? (NFS.existsSync("/dev/shm") ? "/dev/shm" : NOS.tmpdir())
+const nodeArgs = process.env.EZIO_BENCH_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? []
+const root = NFS.mkdtempSync(NPath.join(baseDir, "ezio-bench-matrix-"))
+const cli = NPath.resolve(import.meta.dirname, "../../cli/src/bin.ts")
+const timeoutMs = 120_000 + mib * 250
+
+function parsePoolMiB(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(k|m|g)?i?b?$/i.exec(text.trim())
+  if (m === null) return NaN
+  const unit = (m[2] ?? "").toLowerCase()
+  return Number(m[1]) * (unit === "g" ? 1024 : unit === "m" ? 1 : unit === "k" ? 1 / 1024 : 1 / 1048576)
+}
+
+type Seeder = "ezio" | "lt-default" | "lt-hps"
+type Downloader = "lt-default" | "lt-hps" | "ezio"
+const SEEDERS: ReadonlyArray<Seeder> = ["ezio", "lt-default", "lt-hps"]
+const DOWNLOADERS: ReadonlyArray<Downloader> = ["lt-default", "lt-hps", "ezio"]
+const NAME: Record<Seeder | Downloader, string> = {
+  ezio: "ezio",
+  "lt-default": "libtorrent default",
+  "lt-hps": "libtorrent high_performance_seed"
+}
+const preset = (kind: "lt-default" | "lt-hps") => (kind === "lt-default" ? "default" : "high-performance")
+
+interface Source {
+  readonly dir: string
+  readonly data: string
+  readonly torrent: string
+  readonly mib: number
+}
+
+/** One transfer's figures. */
+interface Run {
+  readonly mibps: number
+  readonly seederCpuPerGiB: number
+  readonly downloaderCpuPerGiB: number
+  readonly seederAnonMiB: number
+  readonly downloaderAnonMiB: number
+  /** A libtorrent downloader's seconds from adding the torrent to the first payload byte. */
+  readonly firstByteSeconds: number
+}
+
+/** A seeder process, listening; `latest` is its last reported upload counter (t in seconds). */
+interface Running {
+  readonly pid: number
+  readonly port: number
+  readonly latest: () => { readonly t: number; readonly uploaded: number } | undefined
+}
+
+const ezioProcess = (args: ReadonlyArray<string>, onLine: (line: string) => void) =>
+  spawnScoped(process.execPath, [...nodeArgs, "--import", "tsx", cli, ...args], { onLine })
+
+const jsonLine = (line: string): Record<string, unknown> | undefined => {
+  if (!line.startsWith("{")) return undefined
+  try {
+    return JSON.parse(line) as Record<string, unknown>
+  } catch {
+    return undefined
+  }
+}
+
+const startSeeder = (
+  kind: Seeder,
+  source: Source,
+  dial: ReadonlyArray<number> = []
+): Effect.Effect<Running, Error, Scope.Scope> => {
+  if (kind !== "ezio")
+    return libtorrentSeed({
+      torrent: source.torrent,
+      saveDir: source.dir,
+      preset: preset(kind),
+      noTrackers: true,
+      peers: dial,
+      timeoutMs: timeoutMs * 4
+    }).pipe(
+      Effect.map((s) => ({
+        pid: s.pid,
+        port: s.port,
+        latest: () => {
+          const st = s.status()
+          return st === undefined ? undefined : { t: Number(st["t"]), uploaded: Number(st["uploaded"]) }
+        }
+      })),
+      Effect.mapError((e) => new Error(`${e.message}: ${e.stderr ?? ""}`))
+    )
+  return Effect.gen(function* () {
+    const ready = yield* Deferred.make<number>()
+    let latest: { t: number; uploaded: number } | undefined
+    const child = yield* ezioProcess(
+      [
+        "seed",
+        source.torrent,
+        source.data,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--trust",
+        "--json",
+        "--pool-size",
+        poolSize,
+        ...dial.flatMap((p) => ["--peer", `127.0.0.1:${p}`])
+      ],
+      (line) => {
+        const o = jsonLine(line)
+        if (o?.["event"] === "ready")
+          Deferred.unsafeDone(ready, Effect.succeed(Number(String(o["listen"]).split(":").pop())))
+        else if (o?.["event"] === "status")
+          latest = { t: performance.now() / 1000, uploaded: Number(o["uploaded"]) }
+      }
+    )
+    const port = yield* Effect.raceFirst(
+      Deferred.await(ready),
+      Effect.flatMap(child.exited, (code) =>
+        Effect.fail(new Error(`ezio seed exited with ${code}: ${child.stderr()}`))
+      )
+    ).pipe(Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("ezio seed: not ready") }))
+    return { pid: child.pid, port, latest: () => latest }
+  })
+}
+
+const freshDir = () => NFS.mkdtempSync(NPath.join(root, "out-"))
+
+/** Downloads from `port`; MiB/s over the downloader's own window, its CPU over that window. */
+const download = (kind: Downloader, source: Source, port: number) =>
+  Effect.gen(function* () {
+    const out = freshDir()
+    yield* Effect.addFinalizer(() => Effect.sync(() => NFS.rmSync(out, { recursive: true, force: true })))
+    const copy = NPath.join(out, NPath.basename(source.data))
+    if (kind !== "ezio") {
+      let memory: ReturnType<typeof sampler> | undefined
+      const summary = yield* libtorrentDownload({
+        torrent: source.torrent,
+        saveDir: out,
+        peers: [port],
+        timeoutMs,
+        preset: preset(kind),
+        onSpawn: (pid) => (memory = sampler(pid))
+      }).pipe(Effect.mapError((e) => new Error(`${e.message}: ${e.stderr ?? ""}`)))
+      const anon = memory?.stop() ?? 0
+      if (!summary.done || summary.hash_failures !== 0 || !identical(copy, source.data))
+        return yield* Effect.fail(new Error(`libtorrent download failed: ${JSON.stringify(summary)}`))
+      const firstByte = summary.seconds - (summary.transfer_seconds ?? summary.seconds)
+      return { seconds: summary.seconds, cpu: summary.cpu_seconds, anon, firstByte }
+    }
+    let readyAt = 0
+    let completeAt = 0
+    let cpuAtReady = 0
+    let cpuAtComplete = 0
+    let pid = 0
+    const child = yield* ezioProcess(
+      [
+        "download",
+        source.torrent,
+        copy,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--peer",
+        `127.0.0.1:${port}`,
+        "--exit",
+        "--json",
+        "--pool-size",
+        poolSize
+      ],
+      (line) => {
+        if (line.includes('"event":"ready"')) {
+          readyAt = performance.now()
+          cpuAtReady = cpuSeconds(pid) ?? 0
+        } else if (line.includes('"event":"complete"')) {
+          completeAt = performance.now()
+          cpuAtComplete = cpuSeconds(pid) ?? 0
+        }
+      }
+    )
+    pid = child.pid
+    const memory = sampler(pid)
+    const code = yield* child.exited
+    const anon = memory.stop()
+    if (code !== 0 || completeAt === 0 || !identical(copy, source.data))
+      return yield* Effect.fail(new Error(`ezio download exited with ${code}: ${child.stderr()}`))
+    return { seconds: (completeAt - readyAt) / 1000, cpu: cpuAtComplete - cpuAtReady, anon, firstByte: NaN }
+  }).pipe(Effect.scoped)
+
+const cell = (seeder: Seeder, downloader: Downloader, source: Source): Effect.Effect<Run, Error> =>
+  Effect.gen(function* () {
+    const running = yield* startSeeder(seeder, source)
+    const memory = sampler(running.pid)
+    const cpuBefore = cpuSeconds(running.pid) ?? 0
+    const d = yield* download(downloader, source, running.port)
+    const seederCpu = (cpuSeconds(running.pid) ?? 0) - cpuBefore
+    const gib = source.mib / 1024
+    return {
+      mibps: source.mib / d.seconds,
+      seederCpuPerGiB: seederCpu / gib,
+      downloaderCpuPerGiB: d.cpu / gib,
+      seederAnonMiB: memory.stop(),
+      downloaderAnonMiB: d.anon,
+      firstByteSeconds: d.firstByte
+    } satisfies Run
+  }).pipe(Effect.scoped)
+
+/**
+ * `seeder` dials a transmission-cli downloader; its steady rate is read from the seeder's own
+ * upload counter (first to last report while the transfer is under way), past transmission's
+ * start-up and ramp.
+ */
+const transmissionCell = (seeder: "ezio" | "lt-default", source: Source): Effect.Effect<Run, Error> =>
+  Effect.gen(function* () {
+    const listenPort = yield* freePort
+    const out = freshDir()
+    yield* Effect.addFinalizer(() => Effect.sync(() => NFS.rmSync(out, { recursive: true, force: true })))
+    const receiving = yield* Effect.fork(
+      transmissionDownload({ torrent: source.torrent, dir: out, listenPort, timeoutMs })
+    )
+    for (let i = 0; i < 100 && !listening(listenPort); i++) yield* Effect.sleep("100 millis")
+    const running = yield* startSeeder(seeder, source, [listenPort])
+    const memory = sampler(running.pid)
+    const cpuBefore = cpuSeconds(running.pid) ?? 0
+    const total = source.mib * 1048576
+    const samples: Array<{ t: number; uploaded: number }> = []
+    const poll = Effect.sync(() => {
+      const s = running.latest()
+      if (s !== undefined && s.uploaded > 0 && s.uploaded < total && samples.at(-1)?.t !== s.t)
+        samples.push(s)
+    })
+    const polling = yield* Effect.fork(Effect.forever(Effect.zipRight(poll, Effect.sleep("200 millis"))))
+    const result = yield* Fiber.join(receiving).pipe(Effect.mapError((e) => new Error(e.message)))
+    yield* Fiber.interrupt(polling)
+    const seederCpu = (cpuSeconds(running.pid) ?? 0) - cpuBefore
+    if (!result.done || !identical(NPath.join(out, NPath.basename(source.data)), source.data))
+      return yield* Effect.fail(new Error(`transmission download failed: ${result.stdout} ${result.stderr}`))
+    const first = samples[0]
+    const last = samples.at(-1)
+    const mibps =
+      first !== undefined && last !== undefined && last.t > first.t
+        ? (last.uploaded - first.uploaded) / 1048576 / (last.t - first.t)
+        : source.mib / result.seconds
+    return {
+      mibps,
+      seederCpuPerGiB: seederCpu / (source.mib / 1024),
+      downloaderCpuPerGiB: NaN,
+      seederAnonMiB: memory.stop(),
+      downloaderAnonMiB: NaN,
+      firstByteSeconds: NaN
+    } satisfies Run
+  }).pipe(Effect.scoped)
+
+// -------------------------------------------------------------------------------------------- report
+
+const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : "–")
+const spread = (xs: ReadonlyArray<number>, digits = 0) =>
+  xs.length > 1
+    ? `${fmt(median(xs), digits)} (${fmt(Math.min(...xs), digits)}–${fmt(Math.max(...xs), digits)})`
+    : fmt(xs[0] ?? NaN, digits)
+
+const results = new Map<string, Array<Run>>()
+const key = (s: string, d: string) => `${s}→${d}`
+const runsOf = (s: string, d: string) => results.get(key(s, d)) ?? []
+const med = (s: string, d: string, f: (r: Run) => number) => median(runsOf(s, d).map(f))
+
+const table = (title: string, show: (runs: ReadonlyArray<Run>) => string) => {
+  console.log(`\n${title}\n`)
+  console.log(`| seeder ↓ downloader → | ${DOWNLOADERS.map((d) => NAME[d]).join(" | ")} |`)
+  console.log(`| --- | ${DOWNLOADERS.map(() => "---:").join(" | ")} |`)
+  for (const s of SEEDERS)
+    console.log(`| ${NAME[s]} | ${DOWNLOADERS.map((d) => show(runsOf(s, d))).join(" | ")} |`)
+}
+
+const report = () => {
+  console.log(
+    `\n${mib} MiB file, 1 MiB pieces, 127.0.0.1, ${rounds} interleaved round(s), ezio pool ${poolSize}, files in ${baseDir}; median (range)`
+  )
+  table("MiB/s", (runs) => spread(runs.map((r) => r.mibps)))
+  table("CPU seconds per GiB: seeder / downloader", (runs) =>
+    runs.length === 0
+      ? "–"
+      : `${fmt(median(runs.map((r) => r.seederCpuPerGiB)), 1)} / ${fmt(median(runs.map((r) => r.downloaderCpuPerGiB)), 1)}`
+  )
+  table("peak RssAnon MiB: seeder / downloader", (runs) =>
+    runs.length === 0
+      ? "–"
+      : `${fmt(Math.max(...runs.map((r) => r.seederAnonMiB)))} / ${fmt(Math.max(...runs.map((r) => r.downloaderAnonMiB)))}`
+  )
+  console.log(
+    `\nlibtorrent downloaders, seconds from adding the torrent to the first payload byte (in the MiB/s above): ${SEEDERS.map((s) => `from ${NAME[s]} ${fmt(median(["lt-default", "lt-hps"].flatMap((d) => runsOf(s, d).map((r) => r.firstByteSeconds))), 2)}`).join(", ")}`
+  )
+  const tx = (s: string) => runsOf(s, "transmission")
+  if (tx("ezio").length > 0) {
+    console.log(
+      `\nto transmission-cli (${transmissionMiB} MiB; steady rate from the seeder's upload counter)\n`
+    )
+    console.log("| seeder | MiB/s | seeder CPU s/GiB | seeder peak RssAnon MiB |")
+    console.log("| --- | ---: | ---: | ---: |")
+    for (const s of ["ezio", "lt-default"] as const)
+      console.log(
+        `| ${NAME[s]} | ${spread(tx(s).map((r) => r.mibps))} | ${fmt(median(tx(s).map((r) => r.seederCpuPerGiB)), 1)} | ${fmt(Math.max(...tx(s).map((r) => r.seederAnonMiB)))} |`
+      )
+  }
+
+  const goals: Array<[string, number, number, boolean]> = []
+  const rate = (s: string, d: string) => med(s, d, (r) => r.mibps)
+  const ratio = (name: string, ours: number, theirs: number, need = 1.1) =>
+    goals.push([name, ours, theirs, ours >= need * theirs])
+  for (const d of ["lt-default", "lt-hps"] as const)
+    ratio(`ezio seed ≥ 1.1 × libtorrent hps seed, to ${NAME[d]}`, rate("ezio", d), rate("lt-hps", d))
+  for (const s of SEEDERS)
+    ratio(
+      `ezio download ≥ 1.1 × best libtorrent downloader, from ${NAME[s]}`,
+      rate(s, "ezio"),
+      Math.max(rate(s, "lt-default"), rate(s, "lt-hps"))
+    )
+  ratio("ezio → ezio ≥ 1.1 × libtorrent hps → libtorrent hps", rate("ezio", "ezio"), rate("lt-hps", "lt-hps"))
+  for (const d of ["lt-default", "lt-hps"] as const) {
+    const ours = med("ezio", d, (r) => r.seederCpuPerGiB)
+    const theirs = med("lt-hps", d, (r) => r.seederCpuPerGiB)
+    goals.push([`seeder CPU s/GiB ≤ libtorrent hps's, to ${NAME[d]}`, ours, theirs, ours <= theirs])
+  }
+  for (const s of SEEDERS) {
+    const ours = med(s, "ezio", (r) => r.downloaderCpuPerGiB)
+    const theirs = Math.min(
+      med(s, "lt-default", (r) => r.downloaderCpuPerGiB),
+      med(s, "lt-hps", (r) => r.downloaderCpuPerGiB)
+    )
+    goals.push([`downloader CPU s/GiB ≤ libtorrent's, from ${NAME[s]}`, ours, theirs, ours <= theirs])
+  }
+  const limit = poolMiB + 80
+  const anon = Math.max(
+    ...SEEDERS.flatMap((s) => runsOf(s, "ezio").map((r) => r.downloaderAnonMiB)),
+    ...DOWNLOADERS.flatMap((d) => runsOf("ezio", d).map((r) => r.seederAnonMiB))
+  )
+  goals.push([`ezio peak RssAnon ≤ pool + 80 MiB (${fmt(limit)})`, anon, limit, anon <= limit])
+  if (tx("ezio").length > 0) {
+    const ours = median(tx("ezio").map((r) => r.mibps))
+    const theirs = median(tx("lt-default").map((r) => r.mibps))
+    goals.push(["to transmission ≥ libtorrent default's rate", ours, theirs, ours >= theirs])
+  }
+  console.log("\n| goal | ezio | libtorrent / limit | ratio | met |")
+  console.log("| --- | ---: | ---: | ---: | :---: |")
+  for (const [name, ours, theirs, met] of goals)
+    console.log(
+      `| ${name} | ${fmt(ours, 1)} | ${fmt(theirs, 1)} | ${fmt(ours / theirs, 2)} | ${met ? "yes" : "NO"} |`
+    )
+}
+
+const main = Effect.gen(function* () {
+  if (!hasLibtorrent) {
+    console.log(
+      "python3-libtorrent is not installed (apt-get install -y python3-libtorrent): skipping the bench"
+    )
+    return
+  }
+  const made = yield* makeSource(NPath.join(root, "main"), mib)
+  const source: Source = { ...made, mib }
+  const withTransmission = hasTransmission && transmissionMiB > 0
+  const small: Source | undefined = withTransmission
+    ? { ...(yield* makeSource(NPath.join(root, "transmission"), transmissionMiB)), mib: transmissionMiB }
+    : undefined
+  const cells = SEEDERS.flatMap((s) => DOWNLOADERS.map((d) => [s, d] as const))
+  for (let round = 0; round < rounds; round++) {
+    // Each round visits every cell, starting one further on, so no cell always runs first.
+    for (let i = 0; i < cells.length; i++) {
+      const [s, d] = cells[(i + round) % cells.length]!
+      const run = yield* cell(s, d, source)
+      results.set(key(s, d), [...runsOf(s, d), run])
+      console.error(`round ${round + 1}: ${NAME[s]} → ${NAME[d]}: ${fmt(run.mibps)} MiB/s`)
+    }
+    if (small !== undefined)
+      for (const s of round % 2 === 0
+        ? (["ezio", "lt-default"] as const)
+        : (["lt-default", "ezio"] as const)) {
+        const run = yield* transmissionCell(s, small)
+        results.set(key(s, "transmission"), [...runsOf(s, "transmission"), run])
+        console.error(`round ${round + 1}: ${NAME[s]} → transmission: ${fmt(run.mibps, 1)} MiB/s`)
+      }
+  }
+  report()
+}).pipe(Effect.timeout(Duration.hours(6)))
+
+Effect.runPromise(
+  main.pipe(Effect.ensuring(Effect.sync(() => NFS.rmSync(root, { recursive: true, force: true }))))
+).catch((error) => {
+  console.error(error)
+  process.exitCode = 1
+})
