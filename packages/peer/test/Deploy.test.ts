@@ -95,7 +95,7 @@ describe("deploy model", () => {
           peer: FastCheck.constantFrom("t1", "t2", "t3"),
           torrent: FastCheck.constantFrom(A, B),
           left: FastCheck.integer({ min: 0, max: 1000 }),
-          event: FastCheck.constantFrom("started", "completed", "stopped", "none" as const)
+          event: FastCheck.constantFrom<Model.Announce["event"]>("started", "completed", "stopped", "none")
         }),
         { maxLength: 40 }
       )
