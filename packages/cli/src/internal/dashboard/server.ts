@@ -64,7 +64,9 @@ export const make = (options: DashboardOptions) =>
       }),
       () =>
         Effect.async<void>((resume) => {
-          for (const c of clients) c.end()
+          // the last state goes out first, so an open page shows how the deploy ended
+          const final = Effect.runSync(options.deploy.snapshot.get)
+          for (const c of clients) c.end(`data: ${JSON.stringify(Deploy.toJson(final))}\n\n`)
           server.close(() => resume(Effect.void))
           server.closeAllConnections()
         })
