@@ -93,7 +93,9 @@ export const watch = (o: WatchOptions) =>
       )
     )
     if (expected === undefined) return yield* Effect.never
-    const done = o.deploy.awaitDone(expected)
+    const done = o.deploy
+      .awaitDone(expected)
+      .pipe(Effect.withSpan("ezio.seed.deploy", { attributes: { expected } }))
     if (Option.isNone(o.args.deployTimeout)) {
       yield* done
       return

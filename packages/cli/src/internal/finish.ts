@@ -135,11 +135,11 @@ export const untilFinished = (
   json: boolean
 ) =>
   Effect.gen(function* () {
-    yield* swarm.complete
+    yield* swarm.complete.pipe(Effect.withSpan("ezio.download.complete"))
     const disk = yield* DiskIo.DiskIo
-    yield* disk.sync(swarm.disk)
+    yield* disk.sync(swarm.disk).pipe(Effect.withSpan("ezio.download.sync"))
     const name = swarm.metainfo.name
     yield* emit(json, { event: "complete" }, `\ncomplete: ${name} verified; seeding while peers need it`)
-    const why = yield* seedOn(swarm, policy)
+    const why = yield* seedOn(swarm, policy).pipe(Effect.withSpan("ezio.download.seedOn"))
     yield* emit(json, { event: "finished", reason: why }, `\nfinished seeding ${name}: ${why}`)
   })
