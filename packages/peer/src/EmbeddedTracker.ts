@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { Bencode } from "@ezio/torrent"
+import type { Announce } from "./internal/deployModel.js"
 import { encodeCompactPeers, parseIpv4, parseIpv6 } from "./internal/httpTracker.js"
 import { shuffleInPlace } from "./internal/shuffle.js"
 import { TrackerError } from "./internal/trackerModel.js"
@@ -47,6 +48,8 @@ export interface Options {
   readonly whitelist?: ReadonlyArray<Uint8Array | string>
   /** Use the `ip` parameter a client sends instead of its connection's address. Default true (LAN use). */
   readonly acceptIpParameter?: boolean
+  /** Called with every valid announce, from the request callback (e.g. `Deploy`'s `record`). */
+  readonly onAnnounce?: (announce: Announce) => void
 }
 
 /**
@@ -129,6 +132,17 @@ const asInt = (bytes: Uint8Array | undefined): number | undefined => {
   return Number.isSafeInteger(n) ? n : undefined
 }
 
+// a target's `name` parameter (ezio's own): UTF-8, control characters dropped, at most 64 characters
+const nameOf = (query: Map<string, Array<Uint8Array>>): string | undefined => {
+  const bytes = one(query, "name")
+  if (bytes === undefined) return undefined
+  const name = Buffer.from(bytes)
+    .toString("utf8")
+    .replace(/[\u0000-\u001f\u007f]/g, "")
+    .slice(0, 64)
+  return name.length > 0 ? name : undefined
+}
+
 /**
  * The pure core: swarms and the request handler, separate from the socket for tests.
  */
@@ -191,6 +205,18 @@ class Core {
       this.options.maxNumwant ?? 200
     )
 
+    this.options.onAnnounce?.({
+      infoHash: hash,
+      peerId: toHex(peerId),
+      ip,
+      port,
+      event: event === "started" || event === "completed" || event === "stopped" ? event : "none",
+      left,
+      uploaded: asInt(one(query, "uploaded")) ?? 0,
+      downloaded: asInt(one(query, "downloaded")) ?? 0,
+      name: nameOf(query),
+      at: now
+    })
     let swarm = this.swarms.get(hash)
     if (swarm === undefined) {
       swarm = { peers: new Map(), downloaded: 0 }

@@ -156,6 +156,10 @@ export interface Status {
   readonly downloading: boolean
   readonly hashFailures: number
   readonly errors: ReadonlyArray<string>
+  /** Connected peers that have every piece. */
+  readonly seeds: number
+  /** When we last sent a block to a peer (ms on the Clock); only incomplete peers ask for blocks. */
+  readonly lastUploadAt: number | undefined
 }
 
 /**
@@ -405,7 +409,12 @@ export const make = (
 
         const unsafeStatus = (): Status => {
           let peers = 0
-          for (const c of core.connections) if (c.handshaken) peers++
+          let seeds = 0
+          for (const c of core.connections)
+            if (c.handshaken) {
+              peers++
+              if (c.isSeed) seeds++
+            }
           return {
             peers,
             uploaded: core.uploadedBytes,
@@ -417,7 +426,9 @@ export const make = (
             complete: core.picker.complete,
             downloading: core.downloading,
             hashFailures: core.hashFailures,
-            errors: core.errors
+            errors: core.errors,
+            seeds,
+            lastUploadAt: core.lastUploadAt
           }
         }
 

@@ -96,6 +96,41 @@ export class Incomplete extends Data.TaggedError("Incomplete")<{
 }
 
 /**
+ * `seed --expect N --deploy-timeout S`: the deploy did not finish in time; `missing` names the
+ * targets that did not (name or address, with their state and progress).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DeployIncomplete extends Data.TaggedError("DeployIncomplete")<{
+  readonly expected: number
+  readonly done: number
+  readonly seconds: number
+  readonly missing: ReadonlyArray<string>
+}> {
+  override get message(): string {
+    const more = this.expected - this.done - this.missing.length
+    const names = [...this.missing, ...(more > 0 ? [`${more} target(s) never seen`] : [])]
+    return `deploy incomplete after ${this.seconds} s: ${this.done} of ${this.expected} targets done; not finished: ${names.join(", ")}`
+  }
+}
+
+/**
+ * The dashboard (`seed --dashboard PORT`) cannot listen.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DashboardError extends Data.TaggedError("DashboardError")<{
+  readonly address: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    return `dashboard: cannot listen on ${this.address}: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+  }
+}
+
+/**
  * `ezio demo` did not end with a byte-identical copy.
  *
  * @since 0.1.0
@@ -121,6 +156,8 @@ export type CliError =
   | FileError
   | TargetError
   | Incomplete
+  | DeployIncomplete
+  | DashboardError
   | DemoFailed
   | Metainfo.MetainfoError
   | Bencode.BencodeError
@@ -159,8 +196,10 @@ export const exitCode = (error: CliError): number => {
       return ExitCode.data
     case "SessionError":
     case "TrackerError":
+    case "DashboardError":
       return ExitCode.network
     case "Incomplete":
+    case "DeployIncomplete":
     case "DemoFailed":
       return ExitCode.incomplete
     case "PoolClosed":

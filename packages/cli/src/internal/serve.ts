@@ -2,7 +2,7 @@
 // interrupted (or, for `download --exit`, until every piece is written and verified).
 import { Options } from "@effect/cli"
 import { DiskIo } from "@ezio/disk-io"
-import { EmbeddedTracker, Session, Tracker } from "@ezio/peer"
+import { Deploy, EmbeddedTracker, Session, Tracker } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Bitfield } from "@ezio/storage"
 import * as Clock from "effect/Clock"
@@ -11,7 +11,10 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { check, emit, engine, isTty, json, poolSize, readTorrent, trackers } from "./common.js"
+import { metricsText } from "./dashboard/metrics.js"
+import * as DeployWatch from "./deployWatch.js"
 import { UsageError } from "./errors.js"
+import * as Finish from "./finish.js"
 import { formatBytes, formatRate, parseSize } from "./format.js"
 import * as Target from "./target.js"
 
@@ -78,7 +81,24 @@ const parsePeer = (text: string) => {
   return Effect.succeed({ host: text.slice(0, at).replace(/^\[|\]$/g, ""), port: portNumber })
 }
 
-const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWhenDone: boolean) =>
+/** What only `seed` (the deploy it watches) or only `download` (when it ends, its name) adds. */
+export interface ServeExtra {
+  readonly deploy?: DeployWatch.DeployArgs
+  readonly finish?: Finish.FinishPolicy
+  /** Announced to trackers as the `name` parameter, for the seeder's deploy view. */
+  readonly name?: string
+}
+
+const withName = (url: string, name: string | undefined) =>
+  name === undefined ? url : `${url}${url.includes("?") ? "&" : "?"}name=${encodeURIComponent(name)}`
+
+const loop = (
+  args: ServeArgs,
+  mode: "seed" | "download",
+  trust: boolean,
+  exitWhenDone: boolean,
+  extra: ServeExtra
+) =>
   Effect.gen(function* () {
     const meta = yield* readTorrent(args.torrent)
     const uploadLimit = Option.isSome(args.uploadLimit)
@@ -118,8 +138,19 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
 
     const tiers: Array<Array<string>> = []
     let trackerUrl: string | undefined
+    const deploy =
+      extra.deploy !== undefined && args.serveTracker
+        ? yield* Deploy.make({
+            torrents: [{ infoHash: meta.infoHash, size: meta.totalLength }],
+            exclude: [session.peerId]
+          })
+        : undefined
     if (args.serveTracker) {
-      const embedded = yield* EmbeddedTracker.make({ host: args.bind, port: args.trackerPort })
+      const embedded = yield* EmbeddedTracker.make({
+        host: args.bind,
+        port: args.trackerPort,
+        ...(deploy === undefined ? {} : { interval: DeployWatch.announceInterval, onAnnounce: deploy.record })
+      })
       trackerUrl = embedded.url
       tiers.push([embedded.url])
     }
@@ -128,7 +159,7 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
     if (tiers.length > 0) {
       const tracker = yield* Tracker.make()
       yield* swarm.announce(tracker, {
-        tiers,
+        tiers: tiers.map((tier) => tier.map((url) => withName(url, extra.name))),
         minInterval: "5 seconds",
         retryDelay: "1 second",
         maxRetryDelay: "60 seconds",
@@ -217,7 +248,26 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
       )
     )
     const reporting = Effect.repeat(report, Schedule.spaced("1 second"))
-    if (mode === "download" && exitWhenDone) {
+    if (deploy !== undefined && extra.deploy !== undefined) {
+      yield* Effect.forkScoped(reporting)
+      return yield* DeployWatch.watch({
+        args: extra.deploy,
+        deploy,
+        bind: args.bind,
+        json: args.json,
+        title: meta.name,
+        metrics: (snapshot) =>
+          metricsText({
+            pool: pool.unsafeStats(),
+            swarms: [{ name: meta.name, status: swarm.unsafeStatus() }],
+            deploy: snapshot
+          })
+      })
+    }
+    const finish = extra.finish ?? { _tag: exitWhenDone ? "Exit" : "Seed" }
+    if (mode === "download" && finish._tag === "WhenIdle")
+      return yield* Effect.raceFirst(reporting, Finish.untilFinished(swarm, finish, args.json))
+    if (mode === "download" && finish._tag === "Exit") {
       yield* Effect.raceFirst(reporting, swarm.complete)
       const disk = yield* DiskIo.DiskIo
       yield* disk.sync(swarm.disk)
@@ -235,5 +285,10 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
   })
 
 /** Runs the loop with its own engine; the scope closing (Ctrl-C, SIGTERM) stops it cleanly. */
-export const serve = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWhenDone: boolean) =>
-  loop(args, mode, trust, exitWhenDone).pipe(Effect.scoped, Effect.provide(engine(args.poolSize)))
+export const serve = (
+  args: ServeArgs,
+  mode: "seed" | "download",
+  trust: boolean,
+  exitWhenDone: boolean,
+  extra: ServeExtra = {}
+) => loop(args, mode, trust, exitWhenDone, extra).pipe(Effect.scoped, Effect.provide(engine(args.poolSize)))

@@ -138,6 +138,8 @@ export class SwarmCore implements SwarmLink<Connection> {
   private readonly rate: RateLimiter.RateLimiter
   private readonly run: Run
   uploadedBytes = 0
+  /** When we last sent a block (only incomplete peers ask for blocks), on the swarm's Clock. */
+  lastUploadAt: number | undefined
   downloadedBytes = 0
   hashFailures = 0
   errors: Array<string> = []
@@ -252,6 +254,7 @@ export class SwarmCore implements SwarmLink<Connection> {
 
   uploaded(bytes: number): void {
     this.uploadedBytes += bytes
+    this.lastUploadAt = this.now()
   }
 
   read(piece: number, begin: number, length: number, done: (result: ReadResult) => void): void {

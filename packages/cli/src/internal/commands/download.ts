@@ -1,6 +1,10 @@
-// `ezio download`: fetch a torrent into a target while seeding what it has.
+// `ezio download`: fetch a torrent into a target while seeding what it has; once complete, seed
+// while the swarm needs it, then exit.
 import { Args, Command, Options } from "@effect/cli"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { torrentArg } from "../common.js"
+import * as Finish from "../finish.js"
 import { serve, serveOptions } from "../serve.js"
 
 export const download = Command.make(
@@ -11,13 +15,21 @@ export const download = Command.make(
       Args.withDescription("Where the data goes: a file, a directory, an image or a block device")
     ),
     ...serveOptions,
-    exit: Options.boolean("exit").pipe(
-      Options.withDescription("Exit once every piece is written and verified, instead of seeding on")
+    ...Finish.finishOptions,
+    name: Options.text("name").pipe(
+      Options.optional,
+      Options.withDescription("A name for this target in the seeder's deploy view (default: its address)")
     )
   },
-  (args) => serve(args, "download", false, args.exit)
+  (args) =>
+    Effect.flatMap(Finish.policyOf(args), (finish) =>
+      serve(args, "download", false, args.exit, {
+        finish,
+        ...(Option.isSome(args.name) ? { name: args.name.value } : {})
+      })
+    )
 ).pipe(
   Command.withDescription(
-    "Download a torrent into a target while seeding what it has to the others; seeds on when done unless --exit"
+    "Download a torrent into a target while seeding what it has to the others; once complete, seeds while peers still need it, then exits (--exit: at once, --seed: until stopped)"
   )
 )

@@ -1,6 +1,8 @@
-// `ezio seed`: serve a torrent's data until interrupted.
+// `ezio seed`: serve a torrent's data until interrupted, or, with --expect, until the deploy is done.
 import { Args, Command, Options } from "@effect/cli"
+import * as Effect from "effect/Effect"
 import { torrentArg } from "../common.js"
+import * as DeployWatch from "../deployWatch.js"
 import { serve, serveOptions } from "../serve.js"
 
 export const seed = Command.make(
@@ -11,9 +13,18 @@ export const seed = Command.make(
       Args.withDescription("The file, directory, image or block device to serve")
     ),
     ...serveOptions,
+    ...DeployWatch.deployOptions,
     trust: Options.boolean("trust").pipe(
       Options.withDescription("Skip checking the data against the piece hashes before serving")
     )
   },
-  (args) => serve(args, "seed", args.trust, false)
-).pipe(Command.withDescription("Serve a torrent's data to peers until interrupted (Ctrl-C, SIGTERM)"))
+  (args) =>
+    Effect.zipRight(
+      DeployWatch.check(args),
+      serve(args, "seed", args.trust, false, args.serveTracker ? { deploy: args } : {})
+    )
+).pipe(
+  Command.withDescription(
+    "Serve a torrent's data to peers until interrupted (Ctrl-C, SIGTERM); with --serve-tracker it follows the deploy, and --expect N ends it"
+  )
+)
