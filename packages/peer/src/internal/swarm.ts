@@ -21,10 +21,12 @@ import * as PubSub from "effect/PubSub"
 import type * as Scope from "effect/Scope"
 import * as Take from "effect/Take"
 import * as Wire from "../Wire.js"
+import * as Admission from "./admission.js"
 import * as Choker from "./choker.js"
 import { Connection } from "./connection.js"
-import { type Pick, Picker } from "./picker.js"
+import { BLOCK, type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
+import { blockDigests, SmartBan, type Verdict } from "./smartBan.js"
 import type { BlockWrite, ReadResult, SwarmLink } from "./swarmLink.js"
 
 export interface CoreOptions {
@@ -50,6 +52,11 @@ export interface SwarmParams {
 }
 
 type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
+
+/** A socket that holds unsent bytes this long without progress belongs to a peer that stopped reading. */
+const SEND_STALL_MS = 30_000
+/** The least pool share one peer's uploads get, whatever the number of peers. */
+const MIN_SEND_CAP = 256 * 1024
 
 /**
  * A swarm in the current scope: its fibers (disk batches, rate-limit waits, the choker's
@@ -115,6 +122,11 @@ export class SwarmCore implements SwarmLink<Connection> {
   errors: Array<string> = []
   downloading: boolean
   closed = false
+  /** Who sent bad data; banned peers are closed and not dialled or admitted again. */
+  readonly smartBan = new SmartBan()
+  private readonly bannedIds = new Set<string>()
+  /** Each peer's share of the pool for uploads, recomputed as peers come, go and turn interested. */
+  sendCap: number
   private poolWaiters: Array<() => void> = []
   private poolWait: Fiber.RuntimeFiber<void> | undefined
 
@@ -138,6 +150,8 @@ export class SwarmCore implements SwarmLink<Connection> {
     const metainfo = params.metainfo
     this.picker = new Picker(metainfo.pieceCount, metainfo.pieceLength, metainfo.totalLength, params.have)
     this.downloading = !this.picker.complete
+    this.sendCap = this.options.sendBufferBytes
+    this.updateSendCap()
     if (this.picker.complete) this.markComplete()
     this.handshakeBytes = Wire.encodeHandshake({
       infoHash: metainfo.infoHash,
@@ -165,6 +179,7 @@ export class SwarmCore implements SwarmLink<Connection> {
 
   admit(c: Connection, peerId: Uint8Array): boolean {
     const id = Buffer.from(peerId).toString("hex")
+    if (this.bannedIds.has(id) || this.smartBan.isBanned(c.address)) return false
     const existing = this.peerIds.get(id)
     if (existing !== undefined && existing !== c && !existing.closed) return false
     this.peerIds.set(id, c)
@@ -181,10 +196,25 @@ export class SwarmCore implements SwarmLink<Connection> {
 
   peerInterested(c: Connection): void {
     this.choker.interested(c)
+    this.updateSendCap()
   }
 
   peerNotInterested(c: Connection): void {
     this.choker.notInterested(c)
+    this.updateSendCap()
+  }
+
+  /**
+   * Half the pool below its high watermark, shared among the peers that want data, so peers that
+   * never read cannot hold every block while the others wait for one (at most what a peer could
+   * hold without the cap: its send buffer and four 1 MiB reads).
+   */
+  private updateSendCap(): void {
+    let wanting = 0
+    for (const c of this.connections) if (c.peerInterested) wanting++
+    const stats = this.pool.unsafeStats()
+    const share = Math.floor((stats.highWatermarkBlocks * stats.blockSize) / 2 / Math.max(1, wanting))
+    this.sendCap = Math.max(MIN_SEND_CAP, Math.min(this.options.sendBufferBytes + 4 * 1024 * 1024, share))
   }
 
   uploadDelay(bytes: number): number {
@@ -210,12 +240,17 @@ export class SwarmCore implements SwarmLink<Connection> {
   }
 
   pick(c: Connection, want: number): Array<Pick> {
-    return this.picker.pick(c, c.peerHas, want)
+    const ban = this.smartBan
+    if (!ban.suspicious) return this.picker.pick(c, c.peerHas, want)
+    // A piece that failed goes to one peer at a time, not back at once to a peer that spoiled it.
+    const now = this.now()
+    return this.picker.pick(c, (piece) => c.peerHas(piece) && ban.allows(piece, c.address, now), want)
   }
 
   received(c: Connection, piece: number, begin: number, length: number): boolean {
     const requesters = this.picker.received(c, piece, begin, length)
     if (requesters === undefined) return false
+    this.smartBan.sent(piece, begin / BLOCK, c.address, c.lastReceived)
     // End game: the others asked for this block need not send it.
     for (const other of requesters) if (other !== c) other.cancelRequest(piece, begin, length)
     return true
@@ -272,6 +307,11 @@ export class SwarmCore implements SwarmLink<Connection> {
       const expected = this.metainfo.pieces.subarray(piece * 20, piece * 20 + 20)
       if (Exit.isSuccess(exit) && Buffer.compare(exit.value.sha1, expected) === 0) {
         this.picker.markHave(piece)
+        if (this.smartBan.needsDigests(piece))
+          this.runThen(this.pieceDigests(piece), (digests) =>
+            this.judge(this.smartBan.passedPiece(piece, Exit.isSuccess(digests) ? digests.value : undefined))
+          )
+        else this.smartBan.passedPiece(piece)
         const have = Wire.encodeHave(piece)
         for (const c of this.connections) {
           if (!c.handshaken) continue
@@ -289,11 +329,59 @@ export class SwarmCore implements SwarmLink<Connection> {
         if (Exit.isSuccess(exit)) {
           this.hashFailures++
           this.log(`piece ${piece} failed its hash check; fetching it again`)
-        } else this.fail(`hashing piece ${piece}: ${Cause.pretty(exit.cause)}`)
-        this.runThen(Effect.either(this.disk.clearPiece(this.handle, piece)), () => this.picker.reset(piece))
+          // Remember what each peer sent before the bad data is dropped (smartBan.ts).
+          this.runThen(
+            Effect.flatMap(this.pieceDigests(piece), (digests) => {
+              this.judge(this.smartBan.failedPiece(piece, digests, this.now()))
+              return Effect.either(this.disk.clearPiece(this.handle, piece))
+            }),
+            () => {
+              this.picker.reset(piece)
+              if (!this.closed) for (const c of this.connections) c.fill()
+            }
+          )
+        } else {
+          this.fail(`hashing piece ${piece}: ${Cause.pretty(exit.cause)}`)
+          this.runThen(Effect.either(this.disk.clearPiece(this.handle, piece)), () =>
+            this.picker.reset(piece)
+          )
+        }
       }
       for (const c of this.connections) c.fill()
     })
+  }
+
+  /** One digest per block of `piece` as it is stored now; undefined if it cannot be read. */
+  private pieceDigests(piece: number): Effect.Effect<ReadonlyArray<string> | undefined> {
+    return this.disk.readOwned(this.handle, piece, 0, this.picker.pieceSize(piece)).pipe(
+      Effect.map((read) => {
+        const digests = blockDigests(read.views)
+        read.release()
+        return digests
+      }),
+      Effect.orElseSucceed(() => undefined)
+    )
+  }
+
+  /** Bans the peers found sending bad data: closed now, refused from here on (address and peer id). */
+  private judge(verdicts: ReadonlyArray<Verdict>): void {
+    for (const { peer, reason } of verdicts) {
+      this.reportBan(peer, reason)
+      for (const c of [...this.connections])
+        if (c.address === peer) {
+          if (c.remotePeerId !== undefined) this.bannedIds.add(Buffer.from(c.remotePeerId).toString("hex"))
+          c.close(`banned: ${reason}`)
+        }
+    }
+  }
+
+  private reportBan(peer: string, reason: string): void {
+    this.run(Effect.logWarning(`${this.metainfo.name}: banned peer ${peer}: ${reason}`))
+  }
+
+  /** Banned peers and why, for the status. */
+  get banned(): Array<string> {
+    return [...this.smartBan.banned].map(([peer, reason]) => `${peer}: ${reason}`)
   }
 
   private markComplete(): void {
@@ -335,6 +423,8 @@ export class SwarmCore implements SwarmLink<Connection> {
       if (this.peerIds.get(id) === c) this.peerIds.delete(id)
     }
     this.choker.removed(c)
+    this.smartBan.left(c.address)
+    if (c.peerInterested) this.updateSendCap()
     if (c.closeReason !== undefined && c.handshaken) this.log(`peer ${c.address} left: ${c.closeReason}`)
     if (!this.closed) for (const other of this.connections) other.fill()
   }
@@ -343,7 +433,11 @@ export class SwarmCore implements SwarmLink<Connection> {
   // Peers
 
   add(socket: Net.Socket, outgoing: boolean): Connection | undefined {
-    if (this.closed || this.connections.size >= this.options.maxPeers) {
+    if (
+      this.closed ||
+      this.smartBan.isBanned(`${socket.remoteAddress}:${socket.remotePort}`) ||
+      (this.connections.size >= this.options.maxPeers && !this.makeRoom())
+    ) {
       socket.destroy()
       return undefined
     }
@@ -352,12 +446,24 @@ export class SwarmCore implements SwarmLink<Connection> {
     return c
   }
 
+  /** At the connection limit: evicts the peer idle longest (admission.ts); false if none is idle. */
+  private makeRoom(): boolean {
+    const idle = Admission.victim(this.connections, this.now())
+    if (idle === undefined) return false
+    idle.close("idle at the connection limit: making room for a new peer")
+    return true
+  }
+
   /** Dials a peer unless already connected or dialing. */
   connect(host: string, port: number): void {
     const address = `${host}:${port}`
-    if (this.closed || this.dialing.has(address)) return
+    if (this.closed || this.dialing.has(address) || this.smartBan.isBanned(address)) return
     for (const c of this.connections) if (c.address === address) return
-    if (this.connections.size >= this.options.maxPeers) return
+    if (
+      this.connections.size >= this.options.maxPeers &&
+      Admission.victim(this.connections, this.now()) === undefined
+    )
+      return
     this.dialing.add(address)
     // Reads land in one buffer the swarm reuses (the parser copies out everything it keeps,
     // synchronously), instead of a fresh 64 KiB Buffer per read for the GC to collect.
@@ -386,10 +492,13 @@ export class SwarmCore implements SwarmLink<Connection> {
     })
   }
 
-  /** Keep-alives and dead-peer detection (the session calls it every 30 s). */
+  /** Keep-alives and dead-peer detection (the session calls it every 5 s). */
   tick(): void {
     const now = this.now()
-    for (const c of this.connections) {
+    this.updateSendCap()
+    for (const c of [...this.connections]) {
+      c.checkSendProgress(now, SEND_STALL_MS)
+      if (c.closed) continue
       if (now - c.lastReceived > 150_000) c.close("no message for 150 s")
       else if (now - c.lastSent > 60_000) c.send(Wire.encodeKeepAlive())
       if (!c.handshaken && now - c.lastReceived > 20_000) c.close("no handshake within 20 s")

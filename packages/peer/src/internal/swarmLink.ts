@@ -37,6 +37,8 @@ export interface SwarmLink<C extends Requester> {
   readonly pool: Pick<BufferPool.BufferPoolService, "unsafeTryAcquire" | "unsafeIsExceeded">
   /** False once the torrent is complete or a disk error stopped the download. */
   readonly downloading: boolean
+  /** Bytes of the pool one peer's uploads may hold (reads in flight, blocks queued to its socket). */
+  readonly sendCap: number
   /** Milliseconds, from the swarm's Clock. */
   readonly now: () => number
 
