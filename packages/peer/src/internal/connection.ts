@@ -352,8 +352,9 @@ export class Connection {
       this.socket.writableLength < this.swarm.options.sendBufferBytes
     ) {
       const held = (this.sending.size + this.readBlocks) * BLOCK
-      const cap = this.swarm.sendCap
-      if (held > 0 && held >= cap) {
+      const budget = this.swarm.uploads
+      const cap = budget.perPeer
+      if (held > 0 && (held >= cap || (held >= budget.floor && budget.held >= budget.limit))) {
         this.capped = true
         return
       }
@@ -378,9 +379,11 @@ export class Connection {
       const blocks = Math.ceil(bytes / BLOCK) + (first.begin % BLOCK === 0 ? 0 : 1)
       this.readsInFlight++
       this.readBlocks += blocks
+      budget.held += blocks * BLOCK
       this.swarm.read(first.piece, first.begin, bytes, (result) => {
         this.readsInFlight--
         this.readBlocks -= blocks
+        this.swarm.uploads.held -= blocks * BLOCK
         if (result._tag === "Failure") {
           // The data could not be read (a failing disk): reject what we cannot serve.
           for (const r of batch) this.rejectOrDrop(r.piece, r.begin, r.length)
@@ -417,6 +420,7 @@ export class Connection {
           // The last bytes of this block: release it once the socket has taken them.
           const block = blocks[view]!
           this.sending.add(block)
+          this.swarm.uploads.held += BLOCK
           socket.write(part, () => this.releaseSent(block))
           view++
           within = 0
@@ -433,7 +437,10 @@ export class Connection {
 
   private releaseSent(block: BufferPool.Block): void {
     this.flushed++
-    if (this.sending.delete(block) && !block.released) block.release()
+    if (this.sending.delete(block)) {
+      this.swarm.uploads.held -= BLOCK
+      if (!block.released) block.release()
+    }
     if (this.capped) {
       this.capped = false
       this.pump()
@@ -573,6 +580,7 @@ export class Connection {
     this.writeBatch = []
     // Blocks the socket never took: a destroyed socket may not call every write callback.
     for (const block of this.sending) if (!block.released) block.release()
+    this.swarm.uploads.held -= this.sending.size * BLOCK
     this.sending.clear()
     this.requests.length = 0
     this.abandonAll()

@@ -161,6 +161,21 @@ export class SmartBan {
     return out
   }
 
+  /**
+   * The blocks `peer` sent of pieces still being downloaded (forgotten here): once it is banned,
+   * they are fetched again from others instead of spoiling more pieces.
+   */
+  takeBlocksOf(peer: Peer): Array<{ readonly piece: number; readonly block: number }> {
+    const out: Array<{ piece: number; block: number }> = []
+    for (const [piece, senders] of this.senders)
+      for (let b = 0; b < senders.length; b++)
+        if (senders[b] === peer) {
+          senders[b] = undefined
+          out.push({ piece, block: b })
+        }
+    return out
+  }
+
   private ban(peer: Peer, reason: string): Verdict {
     this.banned.set(peer, reason)
     return { peer, reason }

@@ -27,7 +27,7 @@ import { Connection } from "./connection.js"
 import { BLOCK, type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
 import { blockDigests, SmartBan, type Verdict } from "./smartBan.js"
-import type { BlockWrite, ReadResult, SwarmLink } from "./swarmLink.js"
+import type { BlockWrite, ReadResult, SwarmLink, UploadBudget } from "./swarmLink.js"
 
 export interface CoreOptions {
   readonly maxPeers: number
@@ -55,8 +55,8 @@ type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
 
 /** A socket that holds unsent bytes this long without progress belongs to a peer that stopped reading. */
 const SEND_STALL_MS = 30_000
-/** The least pool share one peer's uploads get, whatever the number of peers. */
-const MIN_SEND_CAP = 256 * 1024
+/** The pool bytes one peer's uploads may always hold, whatever the others hold. */
+const UPLOAD_FLOOR = 256 * 1024
 
 /**
  * A swarm in the current scope: its fibers (disk batches, rate-limit waits, the choker's
@@ -125,8 +125,8 @@ export class SwarmCore implements SwarmLink<Connection> {
   /** Who sent bad data; banned peers are closed and not dialled or admitted again. */
   readonly smartBan = new SmartBan()
   private readonly bannedIds = new Set<string>()
-  /** Each peer's share of the pool for uploads, recomputed as peers come, go and turn interested. */
-  sendCap: number
+  /** Uploads' share of the pool, recomputed as peers come, go and turn interested. */
+  readonly uploads: UploadBudget = { held: 0, floor: UPLOAD_FLOOR, perPeer: UPLOAD_FLOOR, limit: 0 }
   private poolWaiters: Array<() => void> = []
   private poolWait: Fiber.RuntimeFiber<void> | undefined
 
@@ -150,7 +150,6 @@ export class SwarmCore implements SwarmLink<Connection> {
     const metainfo = params.metainfo
     this.picker = new Picker(metainfo.pieceCount, metainfo.pieceLength, metainfo.totalLength, params.have)
     this.downloading = !this.picker.complete
-    this.sendCap = this.options.sendBufferBytes
     this.updateSendCap()
     if (this.picker.complete) this.markComplete()
     this.handshakeBytes = Wire.encodeHandshake({
@@ -205,16 +204,19 @@ export class SwarmCore implements SwarmLink<Connection> {
   }
 
   /**
-   * Half the pool below its high watermark, shared among the peers that want data, so peers that
-   * never read cannot hold every block while the others wait for one (at most what a peer could
-   * hold without the cap: its send buffer and four 1 MiB reads).
+   * Uploads may hold half the pool below its high watermark, shared among the peers that want
+   * data (each at most what it could hold without a budget: its send buffer and four 1 MiB reads).
    */
   private updateSendCap(): void {
     let wanting = 0
     for (const c of this.connections) if (c.peerInterested) wanting++
     const stats = this.pool.unsafeStats()
-    const share = Math.floor((stats.highWatermarkBlocks * stats.blockSize) / 2 / Math.max(1, wanting))
-    this.sendCap = Math.max(MIN_SEND_CAP, Math.min(this.options.sendBufferBytes + 4 * 1024 * 1024, share))
+    const limit = Math.floor((stats.highWatermarkBlocks * stats.blockSize) / 2)
+    this.uploads.limit = limit
+    this.uploads.perPeer = Math.max(
+      UPLOAD_FLOOR,
+      Math.min(this.options.sendBufferBytes + 4 * 1024 * 1024, Math.floor(limit / Math.max(1, wanting)))
+    )
   }
 
   uploadDelay(bytes: number): number {
@@ -372,7 +374,11 @@ export class SwarmCore implements SwarmLink<Connection> {
           if (c.remotePeerId !== undefined) this.bannedIds.add(Buffer.from(c.remotePeerId).toString("hex"))
           c.close(`banned: ${reason}`)
         }
+      // What it sent of pieces not yet hashing is fetched again from others (overwriting it).
+      for (const { block, piece } of this.smartBan.takeBlocksOf(peer))
+        this.picker.unreceive(piece, block * BLOCK)
     }
+    if (verdicts.length > 0 && !this.closed) for (const c of this.connections) c.fill()
   }
 
   private reportBan(peer: string, reason: string): void {
