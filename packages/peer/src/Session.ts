@@ -155,6 +155,8 @@ export interface Status {
   readonly complete: boolean
   readonly downloading: boolean
   readonly hashFailures: number
+  /** Peers banned for sending bad data ("address: why"): with no peers left, why nothing moves. */
+  readonly banned: ReadonlyArray<string>
   readonly errors: ReadonlyArray<string>
   /** Connected peers that have every piece. */
   readonly seeds: number
@@ -387,7 +389,7 @@ export const make = (
         swarms.set(hex, core)
         yield* Effect.addFinalizer(() => Effect.sync(() => swarms.delete(hex)))
 
-        // Rates over the last second, and keep-alives / dead peers every 30 s.
+        // Rates over the last second, and keep-alives / dead or stuck peers every 5 s.
         let rates = { up: 0, down: 0, lastUp: 0, lastDown: 0, ticks: 0 }
         yield* Effect.forkScoped(
           Effect.forever(
@@ -401,7 +403,7 @@ export const make = (
                   lastDown: core.downloadedBytes,
                   ticks: rates.ticks + 1
                 }
-                if (rates.ticks % 30 === 0) core.tick()
+                if (rates.ticks % 5 === 0) core.tick()
               })
             )
           )
@@ -426,6 +428,7 @@ export const make = (
             complete: core.picker.complete,
             downloading: core.downloading,
             hashFailures: core.hashFailures,
+            banned: core.banned,
             errors: core.errors,
             seeds,
             lastUploadAt: core.lastUploadAt

@@ -6,12 +6,11 @@
  */
 import * as NCrypto from "node:crypto"
 import * as NFS from "node:fs"
-import * as Net from "node:net"
 import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { DiskIo } from "@ezio/disk-io"
-import { EmbeddedTracker, Session, Tracker, Wire } from "@ezio/peer"
+import { EmbeddedTracker, Session, Tracker } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Bitfield, Create, Hasher, Layout, Storage } from "@ezio/storage"
 import { Bencode, Metainfo, RawImage } from "@ezio/torrent"
@@ -24,6 +23,7 @@ import {
   libtorrentSeed
 } from "@ezio/test-support/clients"
 import { hasOpentracker, opentracker } from "@ezio/test-support/opentracker"
+import { hostilePeers } from "./hostilePeers.js"
 
 const POOL = 8 * 1024 * 1024
 
@@ -74,47 +74,6 @@ const sameBytes = (a: string, b: string) => Buffer.compare(NFS.readFileSync(a), 
 const poolIsEmpty = Effect.flatMap(BufferPool.BufferPool, (pool) =>
   Effect.sync(() => assert.strictEqual(pool.unsafeStats().inUse, 0, "blocks still out of the pool"))
 )
-
-/** Raw sockets to our seeder on `port` that misbehave (no client needed). */
-const hostilePeers = (port: number, meta: Metainfo.Metainfo) => {
-  const connect = () =>
-    Effect.async<Net.Socket>((resume) => {
-      const socket = Net.connect({ host: "127.0.0.1", port }, () => resume(Effect.succeed(socket)))
-    })
-  const closed = (socket: Net.Socket) =>
-    Effect.async<boolean>((resume) => {
-      if (socket.destroyed) return resume(Effect.succeed(true))
-      socket.once("close", () => resume(Effect.succeed(true)))
-    }).pipe(
-      Effect.timeout("5 seconds"),
-      Effect.orElseSucceed(() => false)
-    )
-  const handshake = (infoHash: Uint8Array) =>
-    Wire.encodeHandshake({ infoHash, peerId: Session.makePeerId(), fast: true })
-  const interestedAndRequests = (requests: ReadonlyArray<[number, number, number]>) =>
-    Buffer.concat([
-      Buffer.from(Wire.encode({ _tag: "Interested" })),
-      ...requests.map(([i, b, l]) => Buffer.from(Wire.encodeRequest(i, b, l)))
-    ])
-  /** `n` peers that ask for every block four times over and never read. */
-  const flood = (n: number) =>
-    Effect.gen(function* () {
-      const flooders: Array<Net.Socket> = []
-      for (let k = 0; k < n; k++) {
-        const s = yield* connect()
-        s.pause()
-        s.write(handshake(meta.infoHash))
-        const reqs: Array<[number, number, number]> = []
-        for (let round = 0; round < 4; round++)
-          for (let i = 0; i < meta.pieceCount; i++)
-            for (let b = 0; b < 16; b++) reqs.push([i, b * 16384, 16384])
-        s.write(interestedAndRequests(reqs))
-        flooders.push(s)
-      }
-      return flooders
-    })
-  return { connect, closed, handshake, interestedAndRequests, flood }
-}
 
 /** The pool's blocks in use, sampled every 10 ms in a fiber of the scope. */
 const samplePeak = (pool: BufferPool.BufferPoolService) =>

@@ -51,6 +51,10 @@ export class Connection {
   peerInterested = false
   private readonly requests: Array<QueuedRequest> = []
   private readsInFlight = 0
+  /** Pool blocks the reads in flight will fill: with `sending`, what this peer holds of the pool. */
+  private readBlocks = 0
+  /** `pump` stopped at the cap: the next block the socket takes restarts it. */
+  private capped = false
   private readonly sending = new Set<BufferPool.Block>()
   private invalid = 0
   uploaded = 0
@@ -65,6 +69,14 @@ export class Connection {
 
   lastReceived: number
   lastSent: number
+  readonly connectedAt: number
+  /** When a block last went either way (admission.ts). */
+  lastPayload: number
+  // Send progress: a socket whose queue holds bytes and neither shrinks nor flushes is stuck.
+  private flushed = 0
+  private flushedSeen = 0
+  private queuedSeen = 0
+  private sendProgressAt: number
   private parser: Wire.FrameParser | undefined
   private pausedForPool = false
   private pausedForDisk = false
@@ -76,7 +88,12 @@ export class Connection {
   ) {
     this.address = `${socket.remoteAddress}:${socket.remotePort}`
     this.bits = Bitfield.make(swarm.picker.pieceCount)
-    this.lastReceived = this.lastSent = swarm.now()
+    this.lastReceived =
+      this.lastSent =
+      this.connectedAt =
+      this.lastPayload =
+      this.sendProgressAt =
+        swarm.now()
     socket.setNoDelay(true)
     socket.on("error", (error) => this.close(`socket error: ${error.message}`))
     socket.on("close", () => this.close("the peer closed the connection"))
@@ -323,7 +340,10 @@ export class Connection {
     this.requests.push({ piece, begin, length })
   }
 
-  /** Serves queued requests while the socket keeps up and the rate limit allows. */
+  /**
+   * Serves queued requests while the socket keeps up, the rate limit allows, and this peer holds
+   * less of the pool (reads in flight and blocks the socket has not taken) than its share.
+   */
   pump(): void {
     while (
       !this.closed &&
@@ -332,18 +352,21 @@ export class Connection {
       this.readsInFlight < 4 &&
       this.socket.writableLength < this.swarm.options.sendBufferBytes
     ) {
+      const held = (this.sending.size + this.readBlocks) * BLOCK
+      const budget = this.swarm.uploads
+      const cap = budget.perPeer
+      if (held > 0 && (held >= cap || (held >= budget.floor && budget.held >= budget.limit))) {
+        this.capped = true
+        return
+      }
       // A run of contiguous requests within one piece becomes one read.
       const first = this.requests[0]!
       let end = first.begin + first.length
       let count = 1
+      const most = Math.min(MAX_BATCH_BYTES, Math.max(first.length, cap - held))
       while (count < this.requests.length) {
         const next = this.requests[count]!
-        if (
-          next.piece !== first.piece ||
-          next.begin !== end ||
-          end - first.begin + next.length > MAX_BATCH_BYTES
-        )
-          break
+        if (next.piece !== first.piece || next.begin !== end || end - first.begin + next.length > most) break
         end += next.length
         count++
       }
@@ -354,9 +377,14 @@ export class Connection {
         return
       }
       const batch = this.requests.splice(0, count)
+      const blocks = Math.ceil(bytes / BLOCK) + (first.begin % BLOCK === 0 ? 0 : 1)
       this.readsInFlight++
+      this.readBlocks += blocks
+      budget.held += blocks * BLOCK
       this.swarm.read(first.piece, first.begin, bytes, (result) => {
         this.readsInFlight--
+        this.readBlocks -= blocks
+        this.swarm.uploads.held -= blocks * BLOCK
         if (result._tag === "Failure") {
           // The data could not be read (a failing disk): reject what we cannot serve.
           for (const r of batch) this.rejectOrDrop(r.piece, r.begin, r.length)
@@ -393,6 +421,7 @@ export class Connection {
           // The last bytes of this block: release it once the socket has taken them.
           const block = blocks[view]!
           this.sending.add(block)
+          this.swarm.uploads.held += BLOCK
           socket.write(part, () => this.releaseSent(block))
           view++
           within = 0
@@ -404,11 +433,35 @@ export class Connection {
       this.swarm.uploaded(r.length)
     }
     socket.uncork()
-    this.lastSent = this.swarm.now()
+    this.lastSent = this.lastPayload = this.swarm.now()
   }
 
   private releaseSent(block: BufferPool.Block): void {
-    if (this.sending.delete(block) && !block.released) block.release()
+    this.flushed++
+    if (this.sending.delete(block)) {
+      this.swarm.uploads.held -= BLOCK
+      if (!block.released) block.release()
+    }
+    if (this.capped) {
+      this.capped = false
+      this.pump()
+    }
+  }
+
+  /**
+   * Closes the connection if its socket has held unsent bytes for `stallMs` with its queue
+   * neither shrinking nor flushing a block (a peer that stopped reading); called periodically.
+   */
+  checkSendProgress(now: number, stallMs: number): void {
+    const queued = this.socket.writableLength
+    if (queued === 0 || queued < this.queuedSeen || this.flushed !== this.flushedSeen)
+      this.sendProgressAt = now
+    this.queuedSeen = queued
+    this.flushedSeen = this.flushed
+    if (now - this.sendProgressAt >= stallMs)
+      this.close(
+        `sent nothing for ${Math.round(stallMs / 1000)} s: ${queued} bytes queued, the peer does not read`
+      )
   }
 
   // ------------------------------------------------------------------------------------------
@@ -460,6 +513,7 @@ export class Connection {
       block.bytes.set(data)
     }
     this.downloaded += data.length
+    this.lastPayload = this.lastReceived
     this.writeBatch.push({ piece, begin, block, length: data.length })
   }
 
@@ -527,6 +581,7 @@ export class Connection {
     this.writeBatch = []
     // Blocks the socket never took: a destroyed socket may not call every write callback.
     for (const block of this.sending) if (!block.released) block.release()
+    this.swarm.uploads.held -= this.sending.size * BLOCK
     this.sending.clear()
     this.requests.length = 0
     this.abandonAll()

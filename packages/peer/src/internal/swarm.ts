@@ -22,13 +22,15 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Take from "effect/Take"
 import * as Wire from "../Wire.js"
+import * as Admission from "./admission.js"
 import * as Choker from "./choker.js"
 import { Connection } from "./connection.js"
 import * as Dialer from "./dialer.js"
 import * as Pex from "./pex.js"
-import { type Pick, Picker } from "./picker.js"
+import { BLOCK, type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
-import type { BlockWrite, ReadResult, SwarmLink } from "./swarmLink.js"
+import { blockDigests, SmartBan, type Verdict } from "./smartBan.js"
+import type { BlockWrite, ReadResult, SwarmLink, UploadBudget } from "./swarmLink.js"
 
 export interface CoreOptions {
   readonly maxPeers: number
@@ -60,6 +62,11 @@ export interface SwarmParams {
 const unmapped = (ip: string): string => (ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip)
 
 type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
+
+/** A socket that holds unsent bytes this long without progress belongs to a peer that stopped reading. */
+const SEND_STALL_MS = 30_000
+/** The pool bytes one peer's uploads may always hold, whatever the others hold. */
+const UPLOAD_FLOOR = 256 * 1024
 
 /**
  * A swarm in the current scope: its fibers (disk batches, rate-limit waits, the choker's
@@ -145,6 +152,11 @@ export class SwarmCore implements SwarmLink<Connection> {
   errors: Array<string> = []
   downloading: boolean
   closed = false
+  /** Who sent bad data; banned peers are closed and not dialled or admitted again. */
+  readonly smartBan = new SmartBan()
+  private readonly bannedIds = new Set<string>()
+  /** Uploads' share of the pool, recomputed as peers come, go and turn interested. */
+  readonly uploads: UploadBudget = { held: 0, floor: UPLOAD_FLOOR, perPeer: UPLOAD_FLOOR, limit: 0 }
   private poolWaiters: Array<() => void> = []
   private poolWait: Fiber.RuntimeFiber<void> | undefined
 
@@ -168,6 +180,7 @@ export class SwarmCore implements SwarmLink<Connection> {
     const metainfo = params.metainfo
     this.picker = new Picker(metainfo.pieceCount, metainfo.pieceLength, metainfo.totalLength, params.have)
     this.downloading = !this.picker.complete
+    this.updateSendCap()
     if (this.picker.complete) this.markComplete()
     this.dialer = new Dialer.Dialer(
       { maxPeers: params.options.maxPeers, dialLimit: params.options.dialLimit },
@@ -205,6 +218,7 @@ export class SwarmCore implements SwarmLink<Connection> {
 
   admit(c: Connection, peerId: Uint8Array): boolean {
     const id = Buffer.from(peerId).toString("hex")
+    if (this.bannedIds.has(id) || this.smartBan.isBanned(c.address)) return false
     const existing = this.peerIds.get(id)
     const address = this.listenAddress.get(c)?.key
     if (existing !== undefined && existing !== c && !existing.closed) {
@@ -238,10 +252,28 @@ export class SwarmCore implements SwarmLink<Connection> {
 
   peerInterested(c: Connection): void {
     this.choker.interested(c)
+    this.updateSendCap()
   }
 
   peerNotInterested(c: Connection): void {
     this.choker.notInterested(c)
+    this.updateSendCap()
+  }
+
+  /**
+   * Uploads may hold half the pool below its high watermark, shared among the peers that want
+   * data (each at most what it could hold without a budget: its send buffer and four 1 MiB reads).
+   */
+  private updateSendCap(): void {
+    let wanting = 0
+    for (const c of this.connections) if (c.peerInterested) wanting++
+    const stats = this.pool.unsafeStats()
+    const limit = Math.floor((stats.highWatermarkBlocks * stats.blockSize) / 2)
+    this.uploads.limit = limit
+    this.uploads.perPeer = Math.max(
+      UPLOAD_FLOOR,
+      Math.min(this.options.sendBufferBytes + 4 * 1024 * 1024, Math.floor(limit / Math.max(1, wanting)))
+    )
   }
 
   uploadDelay(bytes: number): number {
@@ -268,12 +300,17 @@ export class SwarmCore implements SwarmLink<Connection> {
   }
 
   pick(c: Connection, want: number): Array<Pick> {
-    return this.picker.pick(c, c.peerHas, want)
+    const ban = this.smartBan
+    if (!ban.suspicious) return this.picker.pick(c, c.peerHas, want)
+    // A piece that failed goes to one peer at a time, not back at once to a peer that spoiled it.
+    const now = this.now()
+    return this.picker.pick(c, (piece) => c.peerHas(piece) && ban.allows(piece, c.address, now), want)
   }
 
   received(c: Connection, piece: number, begin: number, length: number): boolean {
     const requesters = this.picker.received(c, piece, begin, length)
     if (requesters === undefined) return false
+    this.smartBan.sent(piece, begin / BLOCK, c.address, c.lastReceived)
     // End game: the others asked for this block need not send it.
     for (const other of requesters) if (other !== c) other.cancelRequest(piece, begin, length)
     return true
@@ -330,6 +367,11 @@ export class SwarmCore implements SwarmLink<Connection> {
       const expected = this.metainfo.pieces.subarray(piece * 20, piece * 20 + 20)
       if (Exit.isSuccess(exit) && Buffer.compare(exit.value.sha1, expected) === 0) {
         this.picker.markHave(piece)
+        if (this.smartBan.needsDigests(piece))
+          this.runThen(this.pieceDigests(piece), (digests) =>
+            this.judge(this.smartBan.passedPiece(piece, Exit.isSuccess(digests) ? digests.value : undefined))
+          )
+        else this.smartBan.passedPiece(piece)
         const have = Wire.encodeHave(piece)
         for (const c of this.connections) {
           if (!c.handshaken) continue
@@ -347,11 +389,63 @@ export class SwarmCore implements SwarmLink<Connection> {
         if (Exit.isSuccess(exit)) {
           this.hashFailures++
           this.log(`piece ${piece} failed its hash check; fetching it again`)
-        } else this.fail(`hashing piece ${piece}: ${Cause.pretty(exit.cause)}`)
-        this.runThen(Effect.either(this.disk.clearPiece(this.handle, piece)), () => this.picker.reset(piece))
+          // Remember what each peer sent before the bad data is dropped (smartBan.ts).
+          this.runThen(
+            Effect.flatMap(this.pieceDigests(piece), (digests) => {
+              this.judge(this.smartBan.failedPiece(piece, digests, this.now()))
+              return Effect.either(this.disk.clearPiece(this.handle, piece))
+            }),
+            () => {
+              this.picker.reset(piece)
+              if (!this.closed) for (const c of this.connections) c.fill()
+            }
+          )
+        } else {
+          this.fail(`hashing piece ${piece}: ${Cause.pretty(exit.cause)}`)
+          this.runThen(Effect.either(this.disk.clearPiece(this.handle, piece)), () =>
+            this.picker.reset(piece)
+          )
+        }
       }
       for (const c of this.connections) c.fill()
     })
+  }
+
+  /** One digest per block of `piece` as it is stored now; undefined if it cannot be read. */
+  private pieceDigests(piece: number): Effect.Effect<ReadonlyArray<string> | undefined> {
+    return this.disk.readOwned(this.handle, piece, 0, this.picker.pieceSize(piece)).pipe(
+      Effect.map((read) => {
+        const digests = blockDigests(read.views)
+        read.release()
+        return digests
+      }),
+      Effect.orElseSucceed(() => undefined)
+    )
+  }
+
+  /** Bans the peers found sending bad data: closed now, refused from here on (address and peer id). */
+  private judge(verdicts: ReadonlyArray<Verdict>): void {
+    for (const { peer, reason } of verdicts) {
+      this.reportBan(peer, reason)
+      for (const c of [...this.connections])
+        if (c.address === peer) {
+          if (c.remotePeerId !== undefined) this.bannedIds.add(Buffer.from(c.remotePeerId).toString("hex"))
+          c.close(`banned: ${reason}`)
+        }
+      // What it sent of pieces not yet hashing is fetched again from others (overwriting it).
+      for (const { block, piece } of this.smartBan.takeBlocksOf(peer))
+        this.picker.unreceive(piece, block * BLOCK)
+    }
+    if (verdicts.length > 0 && !this.closed) for (const c of this.connections) c.fill()
+  }
+
+  private reportBan(peer: string, reason: string): void {
+    this.run(Effect.logWarning(`${this.metainfo.name}: banned peer ${peer}: ${reason}`))
+  }
+
+  /** Banned peers and why, for the status. */
+  get banned(): Array<string> {
+    return [...this.smartBan.banned].map(([peer, reason]) => `${peer}: ${reason}`)
   }
 
   private markComplete(): void {
@@ -395,6 +489,8 @@ export class SwarmCore implements SwarmLink<Connection> {
     }
     this.forgetPeer(c)
     this.choker.removed(c)
+    this.smartBan.left(c.address)
+    if (c.peerInterested) this.updateSendCap()
     if (c.closeReason !== undefined && c.handshaken) this.log(`peer ${c.address} left: ${c.closeReason}`)
     if (!this.closed) for (const other of this.connections) other.fill()
   }
@@ -403,7 +499,11 @@ export class SwarmCore implements SwarmLink<Connection> {
   // Peers
 
   add(socket: Net.Socket, outgoing: boolean): Connection | undefined {
-    if (this.closed || this.connections.size >= this.options.maxPeers) {
+    if (
+      this.closed ||
+      this.smartBan.isBanned(`${socket.remoteAddress}:${socket.remotePort}`) ||
+      (this.connections.size >= this.options.maxPeers && !this.makeRoom())
+    ) {
       socket.destroy()
       return undefined
     }
@@ -412,18 +512,32 @@ export class SwarmCore implements SwarmLink<Connection> {
     return c
   }
 
+  /** At the connection limit: evicts the peer idle longest (admission.ts); false if none is idle. */
+  private makeRoom(): boolean {
+    const idle = Admission.victim(this.connections, this.now())
+    if (idle === undefined) return false
+    idle.close("idle at the connection limit: making room for a new peer")
+    return true
+  }
+
   /**
    * A peer to connect to (from a tracker, the user, PEX): the dialer dials it at once if there is
-   * room, and again with backoff when the dial fails or the connection is lost.
+   * room, and again with backoff when the dial fails or the connection is lost. Banned peers never.
    */
   connect(host: string, port: number, source: Dialer.PeerSource = "manual"): void {
-    if (this.closed) return
+    if (this.closed || this.smartBan.isBanned(`${host}:${port}`)) return
     this.dialer.add(host, port, source)
   }
 
   /** Opens one connection for the dialer, and tells it how that went. */
   private dial(host: string, port: number, address: string): void {
-    if (this.closed || this.connections.size >= this.options.maxPeers) return this.dialer.failed(address)
+    if (
+      this.closed ||
+      this.smartBan.isBanned(address) ||
+      (this.connections.size >= this.options.maxPeers &&
+        Admission.victim(this.connections, this.now()) === undefined)
+    )
+      return this.dialer.failed(address)
     // Reads land in one buffer the swarm reuses (the parser copies out everything it keeps,
     // synchronously), instead of a fresh 64 KiB Buffer per read for the GC to collect.
     // Nothing arrives before "connect", which sets the receiver.
@@ -529,10 +643,13 @@ export class SwarmCore implements SwarmLink<Connection> {
     }
   }
 
-  /** Keep-alives and dead-peer detection (the session calls it every 30 s). */
+  /** Keep-alives and dead-peer detection (the session calls it every 5 s). */
   tick(): void {
     const now = this.now()
-    for (const c of this.connections) {
+    this.updateSendCap()
+    for (const c of [...this.connections]) {
+      c.checkSendProgress(now, SEND_STALL_MS)
+      if (c.closed) continue
       if (now - c.lastReceived > 150_000) c.close("no message for 150 s")
       else if (now - c.lastSent > 60_000) c.send(Wire.encodeKeepAlive())
       if (!c.handshaken && now - c.lastReceived > 20_000) c.close("no handshake within 20 s")

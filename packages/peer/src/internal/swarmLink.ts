@@ -19,6 +19,18 @@ export type ReadResult =
   | { readonly _tag: "Success"; readonly read: DiskIo.Read }
   | { readonly _tag: "Failure"; readonly message: string }
 
+/**
+ * Uploads' share of the pool: `held` is kept by the connections; the swarm sets the limits. A
+ * peer may always hold `floor`; beyond it, at most `perPeer`, and only while all together hold
+ * less than `limit`, so peers that never read cannot take every block.
+ */
+export interface UploadBudget {
+  held: number
+  floor: number
+  perPeer: number
+  limit: number
+}
+
 /** What a connection needs of its swarm (implemented by `SwarmCore`). */
 export interface SwarmLink<C extends Requester> {
   readonly infoHash: Uint8Array
@@ -38,6 +50,8 @@ export interface SwarmLink<C extends Requester> {
   readonly pool: Pick<BufferPool.BufferPoolService, "unsafeTryAcquire" | "unsafeIsExceeded">
   /** False once the torrent is complete or a disk error stopped the download. */
   readonly downloading: boolean
+  /** The pool bytes uploads hold (reads in flight, blocks queued to sockets), and their limits. */
+  readonly uploads: UploadBudget
   /** Milliseconds, from the swarm's Clock. */
   readonly now: () => number
 
