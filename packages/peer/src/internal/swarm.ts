@@ -151,6 +151,10 @@ export class SwarmCore implements SwarmLink<Connection> {
     return this.metainfo.infoHash
   }
 
+  get infoBytes(): Uint8Array {
+    return this.metainfo.infoBytes
+  }
+
   /** Runs an effect from a callback in the swarm's FiberSet (so `close` waits for it). */
   private runThen<A, E>(effect: Effect.Effect<A, E>, onExit: (exit: Exit.Exit<A, E>) => void): void {
     this.run(effect).addObserver(onExit)
