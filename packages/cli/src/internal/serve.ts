@@ -13,6 +13,7 @@ import * as Schedule from "effect/Schedule"
 import { check, emit, engine, isTty, json, poolSize, readTorrent, trackers } from "./common.js"
 import { UsageError } from "./errors.js"
 import { formatBytes, formatRate, parseSize } from "./format.js"
+import * as Magnet from "./magnet.js"
 import * as Target from "./target.js"
 
 /** The options of `seed` and `download`, besides their arguments. */
@@ -80,11 +81,13 @@ const parsePeer = (text: string) => {
 
 const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWhenDone: boolean) =>
   Effect.gen(function* () {
-    const meta = yield* readTorrent(args.torrent)
+    const peers = yield* Effect.forEach(args.peers, parsePeer)
+    // A magnet link: its metadata from the peers, over the session the swarm then uses.
+    const fetched = yield* Magnet.fetch({ ...args, peers })
+    const meta = fetched?.meta ?? (yield* readTorrent(args.torrent))
     const uploadLimit = Option.isSome(args.uploadLimit)
       ? yield* parseSize(args.uploadLimit.value, "--upload-limit")
       : 0
-    const peers = yield* Effect.forEach(args.peers, parsePeer)
     const target = yield* Target.open({
       metainfo: meta,
       data: args.data,
@@ -104,7 +107,7 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
           `warning: ${meta.pieceCount - Bitfield.count(have)} of ${meta.pieceCount} pieces are missing or corrupt; seeding the rest`
         )
     }
-    const session = yield* Session.make({ host: args.bind, port: args.port })
+    const session = fetched?.session ?? (yield* Session.make({ host: args.bind, port: args.port }))
     const swarm = yield* session.add({
       metainfo: meta,
       storage: target.storage,
@@ -135,7 +138,7 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
           Effect.logWarning(`every tracker failed: ${errors.map((e) => e.message).join("; ")}`)
       })
     }
-    for (const peer of peers) yield* swarm.connect(peer.host, peer.port)
+    for (const peer of [...peers, ...(fetched?.peers ?? [])]) yield* swarm.connect(peer.host, peer.port)
 
     const ready = {
       event: "ready",
