@@ -321,6 +321,12 @@ export class MetadataFetcher {
   /** Asks peers for the pieces nobody is fetching. */
   fill(): void {
     if (this.closed || this.infoBytes !== undefined) return
+    // Every peer that advertised the size being fetched is gone: start over with another's.
+    if (this.size !== undefined && !this.anyPeerWith(this.size)) {
+      this.size = undefined
+      this.pieces = []
+      this.contributors.length = 0
+    }
     if (this.size === undefined) {
       for (const peer of this.peers) {
         const size = peer.size
@@ -346,6 +352,11 @@ export class MetadataFetcher {
         peer.send(Wire.encodeMetadataMessage(peer.remoteId, { _tag: "MetadataRequest", piece: i }))
       }
     }
+  }
+
+  private anyPeerWith(size: number): boolean {
+    for (const peer of this.peers) if (!peer.closed && peer.remoteId !== 0 && peer.size === size) return true
+    return false
   }
 
   removed(peer: FetchPeer, reason: string): void {
