@@ -30,6 +30,8 @@ import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as MagnetFetch from "./internal/magnetFetch.js"
+import type { MetadataFetcher } from "./internal/metadata.js"
 import { BLOCK } from "./internal/picker.js"
 import * as SwarmCore from "./internal/swarm.js"
 import * as Tracker from "./Tracker.js"
@@ -82,6 +84,14 @@ export class IncompatiblePool extends Data.TaggedError("IncompatiblePool")<{
     return `Session.make: the BufferPool "${this.pool}" has ${this.blockSize}-byte blocks; a session needs blockSize ${this.required}`
   }
 }
+
+export {
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  MetadataError
+} from "./internal/magnetFetch.js"
 
 /**
  * @since 0.1.0
@@ -137,6 +147,28 @@ export interface SwarmOptions {
   readonly uploadRateLimit?: number
   /** Ramp the upload rate up from `initialRate` over `period` (EZIO's --slow-start). */
   readonly slowStart?: { readonly initialRate: number; readonly period: Duration.DurationInput }
+}
+
+/**
+ * Where a magnet link's peers are, besides its `x.pe` peers and `tr` trackers (BEP 9).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FetchOptions = MagnetFetch.FetchOptions
+
+/**
+ * A swarm from a magnet link: the swarm's options, where to find peers, and how to open the
+ * target once the metadata tells what it holds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MagnetOptions<E, R>
+  extends Omit<SwarmOptions, "metainfo" | "storage" | "have">, FetchOptions {
+  readonly storageFor: (
+    metainfo: Metainfo.Metainfo
+  ) => Effect.Effect<{ readonly storage: Storage.StorageService; readonly have?: Bitfield.Bitfield }, E, R>
 }
 
 /**
@@ -205,6 +237,22 @@ export interface SessionService {
   readonly add: (
     options: SwarmOptions
   ) => Effect.Effect<Swarm, SessionError | InvalidSessionOptions | DiskIo.DiskIoError, Scope.Scope>
+  /**
+   * Fetches a magnet link's info dictionary from its peers (BEP 9 ut_metadata), verified against
+   * its info-hash. The connections stay open, in the current scope, and `add` of that torrent
+   * takes them over.
+   */
+  readonly fetchMetadata: (
+    options: FetchOptions
+  ) => Effect.Effect<Metainfo.Metainfo, MagnetFetch.MetadataError, Scope.Scope>
+  /** `fetchMetadata`, then `storageFor` the torrent it describes, then `add`. */
+  readonly addMagnet: <E, R>(
+    options: MagnetOptions<E, R>
+  ) => Effect.Effect<
+    Swarm,
+    SessionError | InvalidSessionOptions | DiskIo.DiskIoError | MagnetFetch.MetadataError | E,
+    Scope.Scope | R
+  >
 }
 
 /**
@@ -293,6 +341,8 @@ export const make = (
     const disk = yield* DiskIo.DiskIo
     const peerId = options.peerId ?? makePeerId()
     const swarms = new Map<string, SwarmCore.SwarmCore>()
+    // Magnet links whose metadata is being fetched, or fetched and waiting for `add`.
+    const fetchers = new Map<string, MetadataFetcher>()
 
     let port = 0
     if (options.listen !== false) {
@@ -311,8 +361,14 @@ export const make = (
           socket.setTimeout(0)
           const decoded = Wire.decodeHandshake(buffered)
           if (decoded._tag === "Left") return socket.destroy()
-          const core = swarms.get(Buffer.from(decoded.right.infoHash).toString("hex"))
-          if (core === undefined) return socket.destroy()
+          const hex = Buffer.from(decoded.right.infoHash).toString("hex")
+          const core = swarms.get(hex)
+          if (core === undefined) {
+            const fetcher = fetchers.get(hex)
+            if (fetcher === undefined) return socket.destroy()
+            fetcher.incoming(socket, decoded.right, buffered.subarray(Wire.HANDSHAKE_LENGTH))
+            return socket.resume()
+          }
           const connection = core.add(socket, false)
           connection?.startIncoming(decoded.right, buffered.subarray(Wire.HANDSHAKE_LENGTH))
           socket.resume()
@@ -388,6 +444,15 @@ export const make = (
         })
         swarms.set(hex, core)
         yield* Effect.addFinalizer(() => Effect.sync(() => swarms.delete(hex)))
+        const fetcher = fetchers.get(hex)
+        if (fetcher !== undefined) {
+          // The magnet's metadata fetch already talks to these peers: keep them.
+          fetchers.delete(hex)
+          for (const handoff of fetcher.detach()) {
+            core.add(handoff.socket, handoff.outgoing)?.adopt(handoff.handshake, handoff.replay)
+            handoff.socket.resume()
+          }
+        }
 
         // Rates over the last second, and keep-alives / dead or stuck peers every 5 s.
         let rates = { up: 0, down: 0, lastUp: 0, lastDown: 0, ticks: 0 }
@@ -478,7 +543,17 @@ export const make = (
         return swarm
       })
 
-    return { port, peerId, add } satisfies SessionService
+    const fetchMetadata = (fetchOptions: FetchOptions) =>
+      MagnetFetch.fetch({ fetchers, has: (hex) => swarms.has(hex), peerId, port }, fetchOptions)
+
+    const addMagnet = <E, R>({ storageFor, ...magnetOptions }: MagnetOptions<E, R>) =>
+      Effect.gen(function* () {
+        const metainfo = yield* fetchMetadata(magnetOptions)
+        const target = yield* storageFor(metainfo)
+        return yield* add({ ...magnetOptions, metainfo, ...target })
+      })
+
+    return { port, peerId, add, fetchMetadata, addMagnet } satisfies SessionService
   })
 
 /**

@@ -5,7 +5,8 @@
  *
  * The code lives in `internal/wire/`, one module per concern: `handshake`, `message` (models,
  * encoders, decoding a whole frame), `parser` (the frame parser), `extension` (the BEP 10
- * handshake), `fast` (the BEP 6 allowed-fast set) and `error`.
+ * handshake), `utMetadata` (BEP 9 metadata messages), `fast` (the BEP 6 allowed-fast set) and
+ * `error`.
  *
  * @since 0.1.0
  */
@@ -66,6 +67,16 @@ export {
   encodeExtensionHandshake,
   type ExtensionHandshake
 } from "./internal/wire/extension.js"
+
+// BEP 9 metadata exchange (ut_metadata)
+export {
+  decodeMetadataMessage,
+  encodeMetadataMessage,
+  METADATA_PIECE,
+  type MetadataMessage,
+  metadataPieces,
+  UT_METADATA
+} from "./internal/wire/utMetadata.js"
 
 // the BEP 6 allowed-fast set
 export { allowedFastSet } from "./internal/wire/fast.js"

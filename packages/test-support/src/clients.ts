@@ -289,7 +289,8 @@ export interface DownloadProgress {
 }
 
 /**
- * Downloads `torrent` into `saveDir` with libtorrent, dialling every peer in `peers` (repeatedly, until
+ * Downloads `torrent` (a .torrent path, or a magnet link: the metadata then comes from the peers by
+ * BEP 9) into `saveDir` with libtorrent, dialling every peer in `peers` (repeatedly, until
  * connected) — or, with `trackerOnly`, from the torrent's trackers. Resolves with the final summary
  * even when the download did not finish (check `summary.done`); fails only if the script produced no
  * summary. The script stops itself after `timeoutMs`; the process is killed 15 s after that at worst.
@@ -312,7 +313,7 @@ export const libtorrentDownload = (options: {
       const args = [
         LIBTORRENT_SCRIPT,
         "download",
-        "--torrent",
+        options.torrent.startsWith("magnet:") ? "--magnet" : "--torrent",
         options.torrent,
         "--save",
         options.saveDir,

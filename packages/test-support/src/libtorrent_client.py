@@ -8,8 +8,8 @@ stdout (one object per line); diagnostics go to stderr.
 Subcommands:
   create   --file F --out T [--piece-length N] [--tracker URL ...]        v1-only torrent of one file
   info     --torrent T                                                    {"info_hash", "num_pieces", ...}
-  download --torrent T --save DIR (--peer 127.0.0.1:PORT ... | --tracker-only) [--timeout S] [--listen-port P]
-           [--preset tuned|default|high-performance]
+  download (--torrent T | --magnet URI) --save DIR (--peer 127.0.0.1:PORT ... | --tracker-only) [--timeout S]
+           [--listen-port P] [--preset tuned|default|high-performance]
   seed     --torrent T --save DIR [--listen-port P] [--preset default|high-performance] [--recheck]
            [--peer H:P ...] [--timeout S]
 
@@ -230,7 +230,9 @@ def cmd_info(args):
 
 
 def cmd_download(args):
-    if not args.peer and not args.tracker_only:
+    if not args.torrent and not args.magnet:
+        raise SystemExit("download: give --torrent T or --magnet URI")
+    if not args.peer and not args.tracker_only and not args.magnet:
         raise SystemExit("download: give --peer 127.0.0.1:PORT (repeatable) or --tracker-only")
     peers = [parse_peer(p) for p in (args.peer or [])]
     settings = preset_settings(args.preset)
@@ -248,9 +250,16 @@ def cmd_download(args):
               "error": "listen failed", "peak_rss_kib": peak_rss_kib()})
         return 1
 
-    ti = load_torrent(args.torrent, strip_trackers=not args.tracker_only)
-    atp = lt.add_torrent_params()
-    atp.ti = ti
+    if args.magnet:
+        # BEP 9: the metadata comes from the peers (x.pe in the link, or --peer).
+        atp = lt.parse_magnet_uri(args.magnet)
+        if not args.tracker_only:
+            atp.trackers = []
+        ti = None
+    else:
+        ti = load_torrent(args.torrent, strip_trackers=not args.tracker_only)
+        atp = lt.add_torrent_params()
+        atp.ti = ti
     atp.save_path = os.path.abspath(args.save)
     atp.flags = (atp.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused) | (
         lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
@@ -258,9 +267,12 @@ def cmd_download(args):
     h = ses.add_torrent(atp)
     added = time.monotonic()
     cpu_at_add = cpu_seconds()
-    total = ti.total_size()
-    log("downloading %s (%d bytes, %d pieces) on port %d from %s" % (
-        v1_hash(ti), total, ti.num_pieces(), port, peers or "trackers"))
+    total = ti.total_size() if ti is not None else 0
+    if ti is not None:
+        log("downloading %s (%d bytes, %d pieces) on port %d from %s" % (
+            v1_hash(ti), total, ti.num_pieces(), port, peers or "trackers"))
+    else:
+        log("downloading magnet %s on port %d from %s" % (args.magnet, port, peers or "the link"))
 
     last_dial = 0.0
     last_report = time.monotonic()
@@ -320,6 +332,8 @@ def cmd_download(args):
         if isinstance(a, lt.hash_failed_alert):
             hash_failures += 1
     st = h.status()
+    if ti is None and st.has_metadata:
+        total = h.torrent_file().total_size()
     seconds = end - added
     transfer_seconds = (end - first_byte_at) if first_byte_at is not None else None
     nbytes = st.total_wanted_done
@@ -447,7 +461,8 @@ def main(argv):
     i.add_argument("--torrent", required=True)
 
     d = sub.add_parser("download")
-    d.add_argument("--torrent", required=True)
+    d.add_argument("--torrent")
+    d.add_argument("--magnet", help="a magnet link instead of --torrent (metadata from the peers, BEP 9)")
     d.add_argument("--save", required=True)
     d.add_argument("--peer", action="append", help="127.0.0.1:PORT, repeatable")
     d.add_argument("--tracker-only", action="store_true", help="no --peer: use the torrent's trackers")

@@ -418,3 +418,36 @@ export const make = (fields: Fields): Either.Either<Metainfo, MetainfoError> => 
  * @category encoding
  */
 export const encode = (metainfo: Metainfo): Uint8Array => Bencode.encode(metainfo.torrent)
+
+/**
+ * A torrent from an info dictionary's bytes and trackers, as a magnet link gives them (BEP 9):
+ * the info bytes are kept exactly, so the info-hash is their SHA-1; each tracker is its own tier.
+ * Validated like `decode`.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const fromInfo = (
+  infoBytes: Uint8Array,
+  trackers: ReadonlyArray<string> = [],
+  options: DecodeOptions = {}
+): Either.Either<Metainfo, MetainfoError> => {
+  const head: Record<string, Bencode.Value> = {}
+  const urls = trackers.filter((url) => url.length > 0)
+  if (urls.length > 0) head.announce = Bencode.text(urls[0]!)
+  if (urls.length > 1) head["announce-list"] = urls.map((url) => [Bencode.text(url)])
+  // "announce" and "announce-list" sort before "info": splice the info bytes in as they are,
+  // never re-encoded, so the info-hash stays theirs.
+  const prefix = Bencode.encode(head)
+  const infoKey = Bencode.text("4:info")
+  const bytes = new Uint8Array(prefix.length - 1 + infoKey.length + infoBytes.length + 1)
+  bytes.set(prefix.subarray(0, prefix.length - 1), 0)
+  bytes.set(infoKey, prefix.length - 1)
+  bytes.set(infoBytes, prefix.length - 1 + infoKey.length)
+  bytes[bytes.length - 1] = 0x65 // "e"
+  const decoded = decode(bytes, options)
+  // Trailing bytes after the dictionary would be read as more keys: the info is not one value.
+  if (Either.isRight(decoded) && decoded.right.infoBytes.length !== infoBytes.length)
+    return fail("Bencode", "the info dictionary has bytes after its end")
+  return decoded
+}

@@ -377,3 +377,37 @@ describe("Magnet", () => {
     }
   })
 })
+
+describe("Metainfo.fromInfo", () => {
+  it("wraps an info dictionary's exact bytes with a magnet's trackers, one tier each", () => {
+    const original = Either.getOrThrow(Metainfo.decode(torrentBytes(baseInfo())))
+    const meta = Either.getOrThrow(
+      Metainfo.fromInfo(original.infoBytes, ["http://a/announce", "udp://b:6969"])
+    )
+    expect(meta.infoHashHex).toBe(original.infoHashHex)
+    expect(Buffer.compare(meta.infoBytes, original.infoBytes)).toBe(0)
+    expect(meta.trackers).toEqual([["http://a/announce"], ["udp://b:6969"]])
+    expect(meta.announce).toBe("http://a/announce")
+    expect(meta.totalLength).toBe(40000)
+    const bare = Either.getOrThrow(Metainfo.fromInfo(original.infoBytes))
+    expect(bare.trackers).toEqual([])
+    expect(bare.infoHashHex).toBe(original.infoHashHex)
+  })
+
+  it("keeps an info dictionary's unknown keys, so the info-hash is still the SHA-1 of its bytes", () => {
+    const infoBytes = Bencode.encode({ ...baseInfo(), "x-custom": t("kept") })
+    const meta = Either.getOrThrow(Metainfo.fromInfo(infoBytes))
+    expect(meta.infoHashHex).toBe(Buffer.from(sha1(infoBytes)).toString("hex"))
+  })
+
+  it("refuses what is not one valid info dictionary", () => {
+    const good = Bencode.encode(baseInfo())
+    const trailing = new Uint8Array([...good, ...Bencode.text("4:zzzz4:abcd")])
+    for (const bad of [Bencode.text("i3e"), good.subarray(0, good.length - 1), trailing]) {
+      expect(Either.isLeft(Metainfo.fromInfo(bad))).toBe(true)
+    }
+    const noPieces = Bencode.encode(baseInfo({ pieces: undefined }))
+    const result = Metainfo.fromInfo(noPieces)
+    expect(Either.isLeft(result) && result.left.reason).toBe("Schema")
+  })
+})

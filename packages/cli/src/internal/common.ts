@@ -15,7 +15,9 @@ import { parseSize } from "./format.js"
 // ---------------------------------------------------------------------------------------------
 // Options
 
-export const torrentArg = Args.file({ name: "torrent" }).pipe(Args.withDescription("The .torrent file"))
+export const torrentArg = Args.file({ name: "torrent" }).pipe(
+  Args.withDescription("The .torrent file, or for download a magnet link (magnet:?xt=urn:btih:...)")
+)
 
 export const json = Options.boolean("json").pipe(Options.withDescription("Print JSON lines instead of text"))
 

@@ -16,6 +16,7 @@ import * as DeployWatch from "./deployWatch.js"
 import { UsageError } from "./errors.js"
 import * as Finish from "./finish.js"
 import { formatBytes, formatRate, parseSize } from "./format.js"
+import * as Magnet from "./magnet.js"
 import * as Target from "./target.js"
 
 /** The options of `seed` and `download`, besides their arguments. */
@@ -100,11 +101,13 @@ const loop = (
   extra: ServeExtra
 ) =>
   Effect.gen(function* () {
-    const meta = yield* readTorrent(args.torrent)
+    const peers = yield* Effect.forEach(args.peers, parsePeer)
+    // A magnet link: its metadata from the peers, over the session the swarm then uses.
+    const fetched = yield* Magnet.fetch({ ...args, peers })
+    const meta = fetched?.meta ?? (yield* readTorrent(args.torrent))
     const uploadLimit = Option.isSome(args.uploadLimit)
       ? yield* parseSize(args.uploadLimit.value, "--upload-limit")
       : 0
-    const peers = yield* Effect.forEach(args.peers, parsePeer)
     const target = yield* Target.open({
       metainfo: meta,
       data: args.data,
@@ -124,7 +127,7 @@ const loop = (
           `warning: ${meta.pieceCount - Bitfield.count(have)} of ${meta.pieceCount} pieces are missing or corrupt; seeding the rest`
         )
     }
-    const session = yield* Session.make({ host: args.bind, port: args.port })
+    const session = fetched?.session ?? (yield* Session.make({ host: args.bind, port: args.port }))
     const swarm = yield* session.add({
       metainfo: meta,
       storage: target.storage,
@@ -167,7 +170,7 @@ const loop = (
           Effect.logWarning(`every tracker failed: ${errors.map((e) => e.message).join("; ")}`)
       })
     }
-    for (const peer of peers) yield* swarm.connect(peer.host, peer.port)
+    for (const peer of [...peers, ...(fetched?.peers ?? [])]) yield* swarm.connect(peer.host, peer.port)
 
     const ready = {
       event: "ready",

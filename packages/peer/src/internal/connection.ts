@@ -7,6 +7,7 @@ import type * as Net from "node:net"
 import type { BufferPool } from "@ezio/pool"
 import { Bitfield } from "@ezio/storage"
 import * as Wire from "../Wire.js"
+import * as Metadata from "./metadata.js"
 import { BLOCK, type Pick as PickedBlock } from "./picker.js"
 import type * as Link from "./swarmLink.js"
 
@@ -40,6 +41,8 @@ export class Connection {
   remoteExtensions = false
   remoteClient: string | undefined
   remoteReqq = 250
+  /** The peer's id for ut_metadata (BEP 9); 0 if it does not speak it. */
+  remoteMetadataId = 0
 
   // What the remote has.
   readonly bits: Bitfield.Bitfield
@@ -111,8 +114,16 @@ export class Connection {
 
   /** Incoming: the session already read their handshake (and maybe more bytes). */
   startIncoming(handshake: Wire.Handshake, rest: Uint8Array): void {
-    this.parser = this.makeParser(false)
     this.send(this.swarm.handshakeBytes)
+    this.adopt(handshake, rest)
+  }
+
+  /**
+   * Both handshakes were exchanged already (by a magnet's metadata fetch): `rest` holds the
+   * frames the peer sent since, and the socket, paused, delivers the rest.
+   */
+  adopt(handshake: Wire.Handshake, rest: Uint8Array): void {
+    this.parser = this.makeParser(false)
     this.onHandshake(handshake)
     this.socket.on("data", (chunk: Buffer) => this.receive(chunk))
     if (rest.length > 0 && !this.closed) this.receive(rest)
@@ -153,6 +164,7 @@ export class Connection {
       this.send(
         Wire.encodeExtensionHandshake({
           m: this.swarm.extensionMap,
+          metadataSize: this.swarm.infoBytes.length,
           v: "ezio 0.1.0",
           reqq: this.swarm.options.requestQueue,
           ...(this.swarm.listenPort > 0 ? { p: this.swarm.listenPort } : {})
@@ -251,8 +263,13 @@ export class Connection {
             if (decoded.right.v !== undefined) this.remoteClient = decoded.right.v
             if (decoded.right.reqq !== undefined && decoded.right.reqq > 0)
               this.remoteReqq = Math.min(decoded.right.reqq, 2000)
+            this.remoteMetadataId = decoded.right.m[Wire.UT_METADATA] ?? 0
             this.swarm.extensionHandshake(this, decoded.right)
           }
+        } else if (message.extendedId === Metadata.LOCAL_METADATA_ID) {
+          const busy = this.socket.writableLength >= this.swarm.options.sendBufferBytes
+          const reply = Metadata.answer(this.swarm.infoBytes, this.remoteMetadataId, message.payload, busy)
+          if (reply !== undefined) this.send(reply)
         } else this.swarm.extended(this, message.extendedId, message.payload)
         return
       default:

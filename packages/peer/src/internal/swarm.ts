@@ -26,6 +26,7 @@ import * as Admission from "./admission.js"
 import * as Choker from "./choker.js"
 import { Connection } from "./connection.js"
 import * as Dialer from "./dialer.js"
+import * as Metadata from "./metadata.js"
 import * as Pex from "./pex.js"
 import { BLOCK, type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
@@ -191,7 +192,11 @@ export class SwarmCore implements SwarmLink<Connection> {
       },
       machinery.now
     )
-    this.extensionMap = params.options.pex ? { ut_pex: Pex.UT_PEX_ID } : {}
+    // Every swarm serves its metadata (BEP 9); PEX only where it is allowed.
+    this.extensionMap = {
+      [Wire.UT_METADATA]: Metadata.LOCAL_METADATA_ID,
+      ...(params.options.pex ? { ut_pex: Pex.UT_PEX_ID } : {})
+    }
     this.handshakeBytes = Wire.encodeHandshake({
       infoHash: metainfo.infoHash,
       peerId: params.peerId,
@@ -202,6 +207,10 @@ export class SwarmCore implements SwarmLink<Connection> {
 
   get infoHash(): Uint8Array {
     return this.metainfo.infoHash
+  }
+
+  get infoBytes(): Uint8Array {
+    return this.metainfo.infoBytes
   }
 
   /** Runs an effect from a callback in the swarm's FiberSet (so `close` waits for it). */

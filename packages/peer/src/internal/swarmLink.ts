@@ -34,6 +34,8 @@ export interface UploadBudget {
 /** What a connection needs of its swarm (implemented by `SwarmCore`). */
 export interface SwarmLink<C extends Requester> {
   readonly infoHash: Uint8Array
+  /** The info dictionary's bytes, served to peers that start from a magnet link (BEP 9). */
+  readonly infoBytes: Uint8Array
   readonly peerId: Uint8Array
   readonly handshakeBytes: Uint8Array
   readonly listenPort: number

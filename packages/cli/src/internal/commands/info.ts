@@ -6,9 +6,11 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { json, readTorrent, torrentArg } from "../common.js"
 import { formatBytes } from "../format.js"
+import * as Magnet from "../magnet.js"
 
 export const info = Command.make("info", { torrent: torrentArg, json }, ({ json, torrent }) =>
   Effect.gen(function* () {
+    if (Magnet.isMagnet(torrent)) return yield* magnetInfo(torrent, json)
     const meta = yield* readTorrent(torrent)
     const raw = RawImage.fromMetainfo(meta)
     if (json) {
@@ -57,4 +59,34 @@ export const info = Command.make("info", { torrent: torrentArg, json }, ({ json,
     }
     yield* Console.log(lines.join("\n"))
   })
-).pipe(Command.withDescription("Show what a .torrent holds"))
+).pipe(Command.withDescription("Show what a .torrent (or a magnet link) holds"))
+
+// A magnet link says only where the torrent is: the rest comes from peers (BEP 9).
+const magnetInfo = (torrent: string, json: boolean) =>
+  Effect.gen(function* () {
+    const magnet = yield* Magnet.parse(torrent)
+    const hex = (bytes: Uint8Array | undefined) =>
+      bytes === undefined ? undefined : Buffer.from(bytes).toString("hex")
+    const note = "the size, pieces and files come from peers: ezio download fetches them (BEP 9)"
+    if (json)
+      return yield* Console.log(
+        JSON.stringify({
+          magnet: true,
+          infoHash: hex(magnet.infoHash),
+          infoHashV2: hex(magnet.infoHashV2),
+          name: magnet.name,
+          trackers: magnet.trackers,
+          peers: magnet.peers,
+          needsPeers: true
+        })
+      )
+    yield* Console.log(
+      [
+        ...(magnet.name !== undefined ? [`name:         ${magnet.name}`] : []),
+        `info-hash:    ${hex(magnet.infoHash) ?? "none (v2 only)"}`,
+        ...magnet.trackers.map((url) => `tracker:      ${url}`),
+        ...magnet.peers.map((peer) => `peer:         ${peer}`),
+        `magnet link:  ${note}`
+      ].join("\n")
+    )
+  })
