@@ -4,7 +4,10 @@
  * @since 0.1.0
  */
 import * as NFS from "node:fs"
-import { Args, Command, Options, ValidationError } from "@effect/cli"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
 import { DiskIo } from "@ezio/disk-io"
 import { EmbeddedTracker, Session, Tracker } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
