@@ -1,16 +1,19 @@
 // Bundles the `ezio` command into one CommonJS file, packages/cli/build/bundle/ezio.cjs: what the
 // installed npm bin runs (one file to parse instead of a few thousand modules, so it starts at
-// once) and the main script of the single executable (scripts/build-sea.mjs).
+// once) and what the single executable runs (scripts/build-sea.mjs). Then records V8's code cache
+// for it, ezio.cache beside it, from one run of `ezio --version` (see bin/run-bundle.cjs).
 //
 // The hashing worker is bundled too and its code is put on globalThis (see Hasher's
 // `embeddedWorker`), so the bundle needs no file beside it. Bundled from the TypeScript sources
 // (esbuild strips the types), so it does not wait for `tsc -b`.
+import * as NChild from "node:child_process"
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
 import * as esbuild from "esbuild"
 
 const root = NPath.resolve(import.meta.dirname, "..")
 export const bundleFile = NPath.join(root, "packages/cli/build/bundle/ezio.cjs")
+export const cacheFile = NPath.join(root, "packages/cli/build/bundle/ezio.cache")
 
 /** The hashing worker's source, in whichever package holds it. */
 const findWorker = () => {
@@ -44,6 +47,12 @@ export const bundle = async () => {
       ].join("\n")
     }
   })
+  NFS.rmSync(cacheFile, { force: true })
+  NChild.execFileSync(process.execPath, [NPath.join(root, "packages/cli/bin/run-bundle.cjs"), "--version"], {
+    env: { ...process.env, EZIO_WRITE_CODE_CACHE: "1", EZIO_V8_HEAP_GROWING_PERCENT: "0" },
+    stdio: "ignore"
+  })
+  if (!NFS.existsSync(cacheFile)) throw new Error(`no code cache written to ${cacheFile}`)
   return bundleFile
 }
 
