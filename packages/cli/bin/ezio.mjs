@@ -1,7 +1,17 @@
 #!/usr/bin/env node
-// The installed `ezio` command: runs the TypeScript sources through tsx (a dependency of this
-// package), so `pnpm exec ezio` and `npx ezio` behave as `pnpm ezio` does from a checkout.
-import { register } from "tsx/esm/api"
+// The `ezio` command. Installed from the packed tarball it runs the one-file bundle that
+// `pnpm build` makes, through its code cache (run-bundle.cjs): no TypeScript tool, one file to
+// load, little to compile, so it starts at once. In a checkout, where src/ is and build/ may be
+// stale or absent, it runs the TypeScript sources through tsx (a dev dependency), as `pnpm ezio`
+// does.
+import * as NFS from "node:fs"
+import { createRequire } from "node:module"
 
-register()
-await import("../src/bin.ts")
+const source = new URL("../src/bin.ts", import.meta.url)
+if (NFS.existsSync(source)) {
+  const { register } = await import("tsx/esm/api")
+  register()
+  await import(source.href)
+} else {
+  createRequire(import.meta.url)("./run-bundle.cjs").runInstalled()
+}

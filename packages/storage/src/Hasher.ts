@@ -121,6 +121,17 @@ export class Hasher extends Context.Tag("@ezio/storage/Hasher")<Hasher, HasherSe
 
 const workerUrl = new URL("./internal/hashWorker.mjs", import.meta.url)
 
+/**
+ * The bundled `ezio` (npm bin and single executable) has no worker file beside it: its bundle puts
+ * the worker's code, as a CommonJS script, on globalThis under this key.
+ */
+const embeddedWorker = Symbol.for("ezio.hashWorkerSource")
+
+const newWorker = (): Worker => {
+  const source = (globalThis as { readonly [embeddedWorker]?: unknown })[embeddedWorker]
+  return typeof source === "string" ? new Worker(source, { eval: true }) : new Worker(workerUrl)
+}
+
 /** Views the worker can read in place; anything else is copied into shared memory first. */
 const shareable = (views: ReadonlyArray<Uint8Array>): Array<Uint8Array> =>
   views.map((view) => {
@@ -163,7 +174,7 @@ export const make = (
     let closed = false
 
     const spawn = (thread: Thread | undefined): Thread => {
-      const worker = new Worker(workerUrl)
+      const worker = newWorker()
       const t: Thread = thread ?? { worker, inFlight: 0, pending: new Map() }
       t.worker = worker
       worker.on("message", (answer: Answer & { id: number }) => {

@@ -1,5 +1,6 @@
 // What several commands share: options, the disk engine, .torrent files, progress and output lines.
-import { Args, Options } from "@effect/cli"
+import * as Args from "@effect/cli/Args"
+import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { DiskIo } from "@ezio/disk-io"
 import { BufferPool, Size } from "@ezio/pool"

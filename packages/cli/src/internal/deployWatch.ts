@@ -1,6 +1,6 @@
 // `ezio seed` watching its deploy: the live table on a terminal, the dashboard, `--expect N`
 // (end once N targets are done) with `--deploy-timeout`, and the summary at the end.
-import { Options } from "@effect/cli"
+import * as Options from "@effect/cli/Options"
 import type { Deploy } from "@ezio/peer"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"

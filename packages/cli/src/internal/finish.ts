@@ -1,7 +1,7 @@
 // When a completed target stops seeding. EZIO pauses a finished target once it has uploaded
 // 3 × its size or has been finished a while and idle; here the default is "the swarm no longer
 // needs us": no block sent to anyone for --seed-idle, or every connected peer is complete.
-import { Options } from "@effect/cli"
+import * as Options from "@effect/cli/Options"
 import { DiskIo } from "@ezio/disk-io"
 import type { Session } from "@ezio/peer"
 import * as Clock from "effect/Clock"

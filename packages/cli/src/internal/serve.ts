@@ -1,6 +1,6 @@
 // The loop `ezio seed` and `ezio download` share: open the data, join the swarm, report until
 // interrupted (or, for `download --exit`, until every piece is written and verified).
-import { Options } from "@effect/cli"
+import * as Options from "@effect/cli/Options"
 import { DiskIo } from "@ezio/disk-io"
 import { Deploy, EmbeddedTracker, Session, Tracker } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"

@@ -1,5 +1,7 @@
 // `ezio create`: a .torrent of a file, a directory, or a raw disk image.
-import { Args, Command, Options } from "@effect/cli"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Create, Hasher } from "@ezio/storage"
 import { Metainfo } from "@ezio/torrent"
 import * as Duration from "effect/Duration"

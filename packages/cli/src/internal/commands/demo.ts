@@ -4,7 +4,8 @@
 // the two images are compared byte for byte.
 import * as NCrypto from "node:crypto"
 import * as NPath from "node:path"
-import { Command, Options } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { DiskIo } from "@ezio/disk-io"
 import { EmbeddedTracker, Session, Tracker } from "@ezio/peer"

@@ -1,6 +1,8 @@
 // `ezio download`: fetch a torrent into a target while seeding what it has; once complete, seed
 // while the swarm needs it, then exit.
-import { Args, Command, Options } from "@effect/cli"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { torrentArg } from "../common.js"

@@ -1,5 +1,5 @@
 // `ezio info`: what a .torrent holds.
-import { Command } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
 import { RawImage } from "@ezio/torrent"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"

@@ -1,5 +1,7 @@
 // `ezio seed`: serve a torrent's data until interrupted, or, with --expect, until the deploy is done.
-import { Args, Command, Options } from "@effect/cli"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import { torrentArg } from "../common.js"
 import * as DeployWatch from "../deployWatch.js"

@@ -1,5 +1,6 @@
 // `ezio verify`: re-hash the data against a .torrent's piece hashes.
-import { Args, Command } from "@effect/cli"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
 import { Bitfield } from "@ezio/storage"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
