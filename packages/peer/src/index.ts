@@ -15,3 +15,6 @@ export * as EmbeddedTracker from "./EmbeddedTracker.js"
 
 /** @since 0.1.0 */
 export * as Session from "./Session.js"
+
+/** @since 0.1.0 */
+export * as PeerMetrics from "./PeerMetrics.js"

@@ -170,6 +170,7 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
               uploaded: s.uploaded,
               downloadRate: s.downloadRate,
               downloaded: s.downloaded,
+              redundant: s.redundant,
               have: s.have,
               pieces: s.pieces,
               poolInUse: p.inUse * p.blockSize,
@@ -185,6 +186,7 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
           (mode === "download" || s.downloaded > 0
             ? `  down ${formatRate(s.downloadRate)} (${formatBytes(s.downloaded)})  ${s.have}/${s.pieces} pieces`
             : "") +
+          (s.redundant > 0 ? `  redundant ${formatBytes(s.redundant)}` : "") +
           `  pool ${poolUse}`
         if (isTty) process.stdout.write(`\r\x1b[K${line}`)
         else if (now - lastLine >= 10_000) {
@@ -203,6 +205,7 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
             seconds: (now - started) / 1000,
             uploaded: s.uploaded,
             downloaded: s.downloaded,
+            redundant: s.redundant,
             have: s.have,
             pieces: s.pieces,
             poolPeak: pool.unsafeStats().peak * pool.blockSize

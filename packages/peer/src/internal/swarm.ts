@@ -23,7 +23,8 @@ import * as Take from "effect/Take"
 import * as Wire from "../Wire.js"
 import * as Choker from "./choker.js"
 import { Connection } from "./connection.js"
-import { type Pick, Picker } from "./picker.js"
+import { InitialSeeding } from "./initialSeeding.js"
+import { BLOCK, type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
 import type { BlockWrite, ReadResult, SwarmLink } from "./swarmLink.js"
 
@@ -35,7 +36,15 @@ export interface CoreOptions {
   readonly uploadSlots: number
   readonly uploadRateLimit: number
   readonly slowStart: RateLimiter.SlowStart | undefined
+  /** A swarm that starts complete refuses ezio peers pieces already sent (initialSeeding.ts). */
+  readonly initialSeeding: boolean
 }
+
+/** Seconds of a peer's measured rate kept requested from it, and the fewest requests kept. */
+const QUEUE_SECONDS = 1
+const MIN_QUEUE = 8
+/** A piece a peer refused is asked of it again after this long. */
+const REFUSED_MS = 5_000
 
 export interface SwarmParams {
   readonly metainfo: Metainfo.Metainfo
@@ -111,6 +120,12 @@ export class SwarmCore implements SwarmLink<Connection> {
   private readonly run: Run
   uploadedBytes = 0
   downloadedBytes = 0
+  /** Bytes received that were not needed (end-game duplicates, blocks cancelled too late). */
+  redundantBytes = 0
+  /** Initial seeding, while the swarm started complete and some piece has not left it. */
+  readonly seeding: InitialSeeding<Connection> | undefined
+  /** Unsent pieces suggested to each ezio peer at a time: about 4 MiB of them. */
+  private readonly suggestions: number
   hashFailures = 0
   errors: Array<string> = []
   downloading: boolean
@@ -138,6 +153,11 @@ export class SwarmCore implements SwarmLink<Connection> {
     const metainfo = params.metainfo
     this.picker = new Picker(metainfo.pieceCount, metainfo.pieceLength, metainfo.totalLength, params.have)
     this.downloading = !this.picker.complete
+    this.seeding =
+      this.picker.complete && params.options.initialSeeding
+        ? new InitialSeeding(metainfo.pieceCount, this.picker.availability, () => true)
+        : undefined
+    this.suggestions = Math.min(32, Math.max(2, Math.ceil((4 * 1024 * 1024) / metainfo.pieceLength) + 1))
     if (this.picker.complete) this.markComplete()
     this.handshakeBytes = Wire.encodeHandshake({
       infoHash: metainfo.infoHash,
@@ -171,8 +191,30 @@ export class SwarmCore implements SwarmLink<Connection> {
     return true
   }
 
-  peerHasPiece(piece: number): void {
-    this.picker.addPiece(piece)
+  peerHasPiece(piece: number, bits: Bitfield.Bitfield): void {
+    this.picker.addPiece(piece, bits)
+  }
+
+  peerIsEzio(c: Connection): void {
+    this.suggestTo(c)
+  }
+
+  serves(c: Connection, piece: number): boolean {
+    const seeding = this.seeding
+    if (seeding === undefined || !seeding.active) return true
+    const strict = c.remoteEzio && c.remoteFast
+    const before = seeding.unsent
+    if (!seeding.serve(c, piece, strict)) return false
+    if (strict && seeding.unsent < before) this.suggestTo(c)
+    return true
+  }
+
+  /** Tops up the unsent pieces suggested to an ezio peer (initial seeding). */
+  private suggestTo(c: Connection): void {
+    const seeding = this.seeding
+    if (seeding === undefined || !seeding.active || !c.remoteEzio || !c.remoteFast) return
+    const pieces = seeding.suggest(c, this.suggestions, (piece) => !c.peerHas(piece))
+    for (const index of pieces) c.send(Wire.encode({ _tag: "Suggest", index }))
   }
 
   peerBitfield(bits: Bitfield.Bitfield | "all", delta: 1 | -1): void {
@@ -210,7 +252,34 @@ export class SwarmCore implements SwarmLink<Connection> {
   }
 
   pick(c: Connection, want: number): Array<Pick> {
-    return this.picker.pick(c, c.peerHas, want)
+    const picker = this.picker
+    if (c.suggested.length > 0)
+      c.suggested = c.suggested.filter((piece) => !picker.has(piece) && !picker.partial.has(piece))
+    let peerHas = c.peerHas
+    if (c.refused.size > 0) {
+      const now = this.now()
+      for (const [piece, at] of c.refused) if (now - at >= REFUSED_MS) c.refused.delete(piece)
+      if (c.refused.size > 0) peerHas = (piece) => c.peerHas(piece) && !c.refused.has(piece)
+    }
+    return picker.pick(c, peerHas, want, {
+      busy: c.outstanding.size,
+      seed: c.isSeed,
+      suggested: c.suggested
+    })
+  }
+
+  redundant(bytes: number): void {
+    this.redundantBytes += bytes
+  }
+
+  /** Once a second: each peer's request queue follows its measured rate. */
+  sampleRates(): void {
+    const max = this.options.downloadQueue
+    for (const c of this.connections) {
+      c.rate = Math.max(c.downloaded - c.downloadedAtSample, c.rate / 2)
+      c.downloadedAtSample = c.downloaded
+      c.requestDepth = Math.min(max, Math.max(MIN_QUEUE, Math.ceil((c.rate * QUEUE_SECONDS) / BLOCK)))
+    }
   }
 
   received(c: Connection, piece: number, begin: number, length: number): boolean {
@@ -335,6 +404,7 @@ export class SwarmCore implements SwarmLink<Connection> {
       if (this.peerIds.get(id) === c) this.peerIds.delete(id)
     }
     this.choker.removed(c)
+    this.seeding?.removed(c)
     if (c.closeReason !== undefined && c.handshaken) this.log(`peer ${c.address} left: ${c.closeReason}`)
     if (!this.closed) for (const other of this.connections) other.fill()
   }
