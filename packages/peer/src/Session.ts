@@ -132,7 +132,8 @@ export interface SwarmOptions {
   /**
    * A swarm that starts with every piece sends ezio peers no piece twice while some piece has
    * not left it yet: it refuses (BEP 6) a request for a piece a connected peer has or is getting,
-   * and suggests pieces nobody has. Other clients are served as usual. Default true.
+   * and suggests pieces nobody has. Afterwards too it refuses a piece a connected peer has, unless
+   * asked for it again a few seconds later. Other clients are served as usual. Default true.
    */
   readonly initialSeeding?: boolean
 }

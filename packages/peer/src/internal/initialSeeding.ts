@@ -3,19 +3,26 @@
 // handshake). A request for a piece already sent to a peer still connected, or already had by one,
 // is refused (BEP 6 reject_request): the requester can get it from that peer. Each such peer is
 // suggested (BEP 6 suggest_piece) pieces nobody has yet, a few at a time and none to two peers, so
-// it rarely asks for one it would be refused. Once every piece is out, or when every holder of a
-// piece has left, requests are served as usual. Plain JS: it runs per request on the event loop.
+// it rarely asks for one it would be refused. When every holder of a piece has left, it is served
+// as usual. Once every piece is out the refusals go on (the targets' links, together, are faster
+// than the seeder's), but a peer that asks again for a refused piece, `RETRY_MS` later, could not
+// get it elsewhere and is served. Plain JS: it runs per request on the event loop.
 
 /** A peer, as the policy tells peers apart. */
 export interface Holder {
   readonly id: number
 }
 
+/** A peer asking again this long after a refusal is served: nobody else gave it the piece. */
+export const RETRY_MS = 4_000
+
 interface PeerState {
   /** Pieces sent to this peer. */
   readonly sent: Array<number>
   /** Pieces suggested to it (stale entries are skipped). */
   reserved: Array<number>
+  /** Pieces refused to it, and when first. */
+  readonly refused: Map<number, number>
 }
 
 export class InitialSeeding<R extends Holder> {
@@ -67,22 +74,26 @@ export class InitialSeeding<R extends Holder> {
   }
 
   /**
-   * Whether to serve `who`'s request for `piece` (recorded as sent to it if so). `strict` for a
-   * peer that plays along (it goes elsewhere when refused); others are always served.
+   * Whether to serve `who`'s request for `piece` at `now` (ms; recorded as sent to it if so).
+   * `strict` for a peer that plays along (it goes elsewhere when refused); others are always
+   * served.
    */
-  serve(who: R, piece: number, strict: boolean): boolean {
-    if (this.unsentCount === 0) return true
+  serve(who: R, piece: number, strict: boolean, now: number): boolean {
     const sent = this.sentTo[piece]
     if (this.everSent[piece] === 0) {
       this.everSent[piece] = 1
       this.unsentCount--
       this.reservedBy[piece] = undefined
       this.record(who, piece)
-      if (this.unsentCount === 0) this.forget()
       return true
     }
     if (sent !== undefined && sent.includes(who)) return true
-    if (strict && ((sent !== undefined && sent.length > 0) || this.availability[piece]! > 0)) return false
+    if (strict && ((sent !== undefined && sent.length > 0) || this.availability[piece]! > 0)) {
+      const refused = this.peer(who).refused
+      const at = refused.get(piece)
+      if (at === undefined) refused.set(piece, now)
+      if (at === undefined || now - at < RETRY_MS) return false
+    }
     this.record(who, piece)
     return true
   }
@@ -97,7 +108,7 @@ export class InitialSeeding<R extends Holder> {
   private peer(who: R): PeerState {
     let state = this.peers.get(who)
     if (state === undefined) {
-      state = { sent: [], reserved: [] }
+      state = { sent: [], reserved: [], refused: new Map() }
       this.peers.set(who, state)
     }
     return state
@@ -137,12 +148,5 @@ export class InitialSeeding<R extends Holder> {
       if (at >= 0) sent.splice(at, 1)
     }
     for (const piece of state.reserved) if (this.reservedBy[piece] === who) this.reservedBy[piece] = undefined
-  }
-
-  /** Every piece is out: nothing to track any more. */
-  private forget(): void {
-    this.sentTo.fill(undefined)
-    this.reservedBy.fill(undefined)
-    this.peers.clear()
   }
 }

@@ -36,7 +36,7 @@ export interface CoreOptions {
   readonly uploadSlots: number
   readonly uploadRateLimit: number
   readonly slowStart: RateLimiter.SlowStart | undefined
-  /** A swarm that starts complete refuses ezio peers pieces already sent (initialSeeding.ts). */
+  /** A swarm that starts complete refuses ezio peers pieces others have (initialSeeding.ts). */
   readonly initialSeeding: boolean
 }
 
@@ -201,10 +201,10 @@ export class SwarmCore implements SwarmLink<Connection> {
 
   serves(c: Connection, piece: number): boolean {
     const seeding = this.seeding
-    if (seeding === undefined || !seeding.active) return true
+    if (seeding === undefined) return true
     const strict = c.remoteEzio && c.remoteFast
     const before = seeding.unsent
-    if (!seeding.serve(c, piece, strict)) return false
+    if (!seeding.serve(c, piece, strict, this.now())) return false
     if (strict && seeding.unsent < before) this.suggestTo(c)
     return true
   }
