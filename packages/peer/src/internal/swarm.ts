@@ -43,8 +43,12 @@ export interface CoreOptions {
 /** Seconds of a peer's measured rate kept requested from it, and the fewest requests kept. */
 const QUEUE_SECONDS = 1
 const MIN_QUEUE = 8
-/** A piece a peer refused is asked of it again after this long. */
+/**
+ * A piece a peer refused is asked of it again after this long, or, while another (non-seed) peer
+ * has it, after the longer time: that peer is where it should come from.
+ */
 const REFUSED_MS = 5_000
+const REFUSED_HELD_MS = 30_000
 
 export interface SwarmParams {
   readonly metainfo: Metainfo.Metainfo
@@ -258,7 +262,10 @@ export class SwarmCore implements SwarmLink<Connection> {
     let peerHas = c.peerHas
     if (c.refused.size > 0) {
       const now = this.now()
-      for (const [piece, at] of c.refused) if (now - at >= REFUSED_MS) c.refused.delete(piece)
+      for (const [piece, at] of c.refused) {
+        const held = picker.availability[piece]! > picker.seeds
+        if (now - at >= (held ? REFUSED_HELD_MS : REFUSED_MS)) c.refused.delete(piece)
+      }
       if (c.refused.size > 0) peerHas = (piece) => c.peerHas(piece) && !c.refused.has(piece)
     }
     return picker.pick(c, peerHas, want, {
