@@ -25,6 +25,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
@@ -34,6 +35,7 @@ import * as MagnetFetch from "./internal/magnetFetch.js"
 import type { MetadataFetcher } from "./internal/metadata.js"
 import { BLOCK } from "./internal/picker.js"
 import * as SwarmCore from "./internal/swarm.js"
+import * as PeerMetrics from "./PeerMetrics.js"
 import * as Tracker from "./Tracker.js"
 import * as Wire from "./Wire.js"
 
@@ -134,7 +136,10 @@ export interface SwarmOptions {
    * (transmission) are otherwise held to one queue-full per refill.
    */
   readonly requestQueue?: number
-  /** Requests we keep outstanding per peer when downloading. Default 256 (4 MiB). */
+  /**
+   * Requests we keep outstanding per peer when downloading, at most: each peer's queue follows
+   * its measured rate (a second of it, at least 8 requests). Default 256 (4 MiB).
+   */
   readonly downloadQueue?: number
   /** Bytes queued in a peer's socket before we stop reading for it. Default 4 MiB. */
   readonly sendBufferBytes?: number
@@ -147,6 +152,13 @@ export interface SwarmOptions {
   readonly uploadRateLimit?: number
   /** Ramp the upload rate up from `initialRate` over `period` (EZIO's --slow-start). */
   readonly slowStart?: { readonly initialRate: number; readonly period: Duration.DurationInput }
+  /**
+   * A swarm that starts with every piece sends ezio peers no piece twice while some piece has
+   * not left it yet: it refuses (BEP 6) a request for a piece a connected peer has or is getting,
+   * and suggests pieces nobody has. Afterwards too it refuses a piece a connected peer has, unless
+   * asked for it again a few seconds later. Other clients are served as usual. Default true.
+   */
+  readonly initialSeeding?: boolean
 }
 
 /**
@@ -182,6 +194,8 @@ export interface Status {
   /** Bytes per second over the last second. */
   readonly uploadRate: number
   readonly downloadRate: number
+  /** Bytes received that were not needed: end-game duplicates, blocks cancelled too late. */
+  readonly redundant: number
   readonly have: number
   readonly pieces: number
   readonly complete: boolean
@@ -439,7 +453,8 @@ export const make = (
             slowStart:
               slowStart === undefined
                 ? undefined
-                : { initialRate: slowStart.initialRate, periodMs: Duration.toMillis(slowStart.period) }
+                : { initialRate: slowStart.initialRate, periodMs: Duration.toMillis(slowStart.period) },
+            initialSeeding: swarmOptions.initialSeeding ?? true
           }
         })
         swarms.set(hex, core)
@@ -456,11 +471,13 @@ export const make = (
 
         // Rates over the last second, and keep-alives / dead or stuck peers every 5 s.
         let rates = { up: 0, down: 0, lastUp: 0, lastDown: 0, ticks: 0 }
+        const redundantMetric = PeerMetrics.redundantBytes.pipe(Metric.tagged("torrent", metainfo.name))
+        let redundantCounted = 0
         yield* Effect.forkScoped(
           Effect.forever(
             Effect.zipRight(
               Effect.sleep("1 second"),
-              Effect.sync(() => {
+              Effect.suspend(() => {
                 rates = {
                   up: core.uploadedBytes - rates.lastUp,
                   down: core.downloadedBytes - rates.lastDown,
@@ -468,7 +485,11 @@ export const make = (
                   lastDown: core.downloadedBytes,
                   ticks: rates.ticks + 1
                 }
+                core.sampleRates()
                 if (rates.ticks % 5 === 0) core.tick()
+                const redundant = core.redundantBytes - redundantCounted
+                redundantCounted = core.redundantBytes
+                return redundant > 0 ? Metric.incrementBy(redundantMetric, redundant) : Effect.void
               })
             )
           )
@@ -488,6 +509,7 @@ export const make = (
             downloaded: core.downloadedBytes,
             uploadRate: rates.up,
             downloadRate: rates.down,
+            redundant: core.redundantBytes,
             have: core.picker.count,
             pieces: metainfo.pieceCount,
             complete: core.picker.complete,

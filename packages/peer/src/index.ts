@@ -18,3 +18,4 @@ export * as Session from "./Session.js"
 
 /** @since 0.1.0 */
 export * as Deploy from "./Deploy.js"
+export * as PeerMetrics from "./PeerMetrics.js"

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Bitfield } from "@ezio/storage"
-import { BLOCK, Picker } from "../src/internal/picker.js"
+import { BLOCK, END_GAME_BLOCKS, Picker } from "../src/internal/picker.js"
 
 const peer = (id: number) => ({ id })
 const all = () => true
@@ -122,5 +122,88 @@ describe("Picker", () => {
     assert.strictEqual(keys.size, 3 * 8192)
     assert.strictEqual(picker.blockKey(0, 8192 * BLOCK), -1, "past the piece's end")
     assert.strictEqual(picker.blockKey(0, 100), -1, "not a block start")
+  })
+
+  it("end game: no duplicate while any block of any missing piece is unrequested, even one this peer lacks", () => {
+    const picker = make(2, 2)
+    const a = peer(1)
+    const b = peer(2)
+    // a has both pieces and is asked for piece 0; b has piece 0 only.
+    assert.strictEqual(picker.pick(a, only(0), 10).length, 2)
+    assert.deepStrictEqual(picker.pick(b, only(0), 10), [], "piece 1 is not requested yet: no end game")
+    assert.strictEqual(picker.pick(a, only(1), 1).length, 1)
+    assert.deepStrictEqual(picker.pick(b, only(0), 10), [], "one block of piece 1 is still unrequested")
+    assert.strictEqual(picker.pick(a, only(1), 1).length, 1)
+    assert.isTrue(picker.allRequested)
+    // Everything is requested: b may duplicate blocks of piece 0, the one it has.
+    assert.deepStrictEqual(
+      picker.pick(b, only(0), 10).map((p) => [p.piece, p.begin]),
+      [
+        [0, 0],
+        [0, BLOCK]
+      ]
+    )
+  })
+
+  it("end game: only idle peers get duplicates, a few at a time", () => {
+    const picker = make(1, 8)
+    const a = peer(1)
+    const b = peer(2)
+    assert.strictEqual(picker.pick(a, all, 8).length, 8)
+    assert.deepStrictEqual(picker.pick(b, all, 10, { busy: 1 }), [], "b still waits for a block")
+    const dup = picker.pick(b, all, 10, { busy: 0 })
+    assert.strictEqual(dup.length, END_GAME_BLOCKS)
+    // The first copy in cancels the other request; the second copy is not wanted.
+    assert.deepStrictEqual(picker.received(a, 0, 0, BLOCK), [a, b])
+    assert.isUndefined(picker.received(b, 0, 0, BLOCK))
+  })
+
+  it("from a seed, only pieces no other peer has while there are such; suggested pieces first", () => {
+    const picker = make(4, 1)
+    // A seed (every piece) and a peer with pieces 0 and 1.
+    picker.addAvailability("all", 1)
+    const other = Bitfield.make(4)
+    Bitfield.set(other, 0)
+    Bitfield.set(other, 1)
+    picker.addAvailability(other, 1)
+    assert.strictEqual(picker.seeds, 1)
+    const seed = peer(1)
+    const picks = picker.pick(seed, all, 10, { seed: true })
+    assert.deepStrictEqual(picks.map((p) => p.piece).sort(), [2, 3], "0 and 1 come from the other peer")
+    assert.deepStrictEqual(picker.pick(seed, all, 10, { seed: true }), [], "2 and 3 are still on the way")
+    // Once pieces 2 and 3 are in, the seed may serve the rest.
+    for (const piece of [2, 3]) {
+      picker.received(seed, piece, 0, BLOCK)
+      picker.markHave(piece)
+    }
+    assert.deepStrictEqual(
+      picker
+        .pick(seed, all, 10, { seed: true })
+        .map((p) => p.piece)
+        .sort(),
+      [0, 1]
+    )
+
+    const fresh = make(4, 1)
+    fresh.addAvailability("all", 1)
+    assert.deepStrictEqual(
+      fresh.pick(seed, all, 2, { seed: true, suggested: [3, 1] }).map((p) => p.piece),
+      [3, 1],
+      "suggested pieces before the rarest"
+    )
+  })
+
+  it("counts a peer as a seed from a full bitfield or once its haves complete it", () => {
+    const picker = make(2, 1)
+    const bits = Bitfield.make(2)
+    Bitfield.set(bits, 0)
+    picker.addAvailability(bits, 1)
+    assert.strictEqual(picker.seeds, 0)
+    Bitfield.set(bits, 1)
+    picker.addPiece(1, bits)
+    assert.strictEqual(picker.seeds, 1)
+    picker.addAvailability(bits, -1)
+    assert.strictEqual(picker.seeds, 0)
+    assert.deepStrictEqual([...picker.availability], [0, 0])
   })
 })

@@ -381,6 +381,17 @@ describe("Wire", () => {
     assert.isTrue(Either.isLeft(garbage) && garbage.left.reason === "Malformed")
   })
 
+  it("extension handshake carries ezio's key; a handshake without it has none", () => {
+    const decode = (frame: Uint8Array) => {
+      const parsed = Wire.parseAll([frame], { handshake: false })
+      const message = Either.isRight(parsed) ? parsed.right.messages[0] : undefined
+      if (message?._tag !== "Extended") throw new Error("not an extended message")
+      return Either.getOrThrow(Wire.decodeExtensionHandshake(message.payload))
+    }
+    assert.strictEqual(decode(Wire.encodeExtensionHandshake({ m: {}, ezio: 1 })).ezio, 1)
+    assert.isUndefined(decode(Wire.encodeExtensionHandshake({ m: {}, v: "other" })).ezio)
+  })
+
   it("keep-alives split byte by byte", () => {
     const parsed = parseViews(chunk(concat([Wire.encodeKeepAlive(), Wire.encodeKeepAlive()]), [1]), {
       handshake: false

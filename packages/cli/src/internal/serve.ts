@@ -205,6 +205,7 @@ const loop = (
               uploaded: s.uploaded,
               downloadRate: s.downloadRate,
               downloaded: s.downloaded,
+              redundant: s.redundant,
               have: s.have,
               pieces: s.pieces,
               poolInUse: p.inUse * p.blockSize,
@@ -220,6 +221,7 @@ const loop = (
           (mode === "download" || s.downloaded > 0
             ? `  down ${formatRate(s.downloadRate)} (${formatBytes(s.downloaded)})  ${s.have}/${s.pieces} pieces`
             : "") +
+          (s.redundant > 0 ? `  redundant ${formatBytes(s.redundant)}` : "") +
           `  pool ${poolUse}`
         if (isTty) process.stdout.write(`\r\x1b[K${line}`)
         else if (now - lastLine >= 10_000) {
@@ -238,6 +240,7 @@ const loop = (
             seconds: (now - started) / 1000,
             uploaded: s.uploaded,
             downloaded: s.downloaded,
+            redundant: s.redundant,
             have: s.have,
             pieces: s.pieces,
             poolPeak: pool.unsafeStats().peak * pool.blockSize

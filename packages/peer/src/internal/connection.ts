@@ -43,6 +43,8 @@ export class Connection {
   remoteReqq = 250
   /** The peer's id for ut_metadata (BEP 9); 0 if it does not speak it. */
   remoteMetadataId = 0
+  /** The peer is ezio (its extension handshake says so) and follows ezio's piece flow. */
+  remoteEzio = false
 
   // What the remote has.
   readonly bits: Bitfield.Bitfield
@@ -67,6 +69,15 @@ export class Connection {
   amInterested = false
   readonly outstanding = new Map<number, PickedBlock>()
   downloaded = 0
+  /** Requests kept outstanding: the swarm sizes it to this peer's rate (`sampleRates`). */
+  requestDepth: number
+  /** Received bytes per second, smoothed, and `downloaded` when last sampled. */
+  rate = 0
+  downloadedAtSample = 0
+  /** Pieces the peer suggested (BEP 6), asked for first. */
+  suggested: Array<number> = []
+  /** Pieces an ezio peer refused (initial seeding), and when: not asked of it again for a while. */
+  readonly refused = new Map<number, number>()
   private target: BufferPool.Block | undefined
   private writeBatch: Array<Link.BlockWrite> = []
 
@@ -91,6 +102,7 @@ export class Connection {
   ) {
     this.address = `${socket.remoteAddress}:${socket.remotePort}`
     this.bits = Bitfield.make(swarm.picker.pieceCount)
+    this.requestDepth = swarm.options.downloadQueue
     this.lastReceived =
       this.lastSent =
       this.connectedAt =
@@ -167,6 +179,7 @@ export class Connection {
           metadataSize: this.swarm.infoBytes.length,
           v: "ezio 0.1.0",
           reqq: this.swarm.options.requestQueue,
+          ezio: 1,
           ...(this.swarm.listenPort > 0 ? { p: this.swarm.listenPort } : {})
         })
       )
@@ -251,9 +264,17 @@ export class Connection {
       }
       case "RejectRequest": {
         const k = this.swarm.picker.blockKey(message.index, message.begin)
-        if (this.outstanding.delete(k)) this.swarm.abandon(this, message.index, message.begin)
+        if (this.outstanding.delete(k)) {
+          // Unchoked, an ezio peer refuses a piece another peer can give us (initial seeding).
+          if (this.remoteEzio && !this.peerChoking) this.refused.set(message.index, this.swarm.now())
+          this.swarm.abandon(this, message.index, message.begin)
+        }
         return
       }
+      case "Suggest":
+        if (this.suggested.length < 64 && message.index < this.swarm.picker.pieceCount)
+          this.suggested.push(message.index)
+        return
       case "Piece":
         return this.onPiece(message.index, message.begin, message.block)
       case "Extended":
@@ -265,6 +286,10 @@ export class Connection {
               this.remoteReqq = Math.min(decoded.right.reqq, 2000)
             this.remoteMetadataId = decoded.right.m[Wire.UT_METADATA] ?? 0
             this.swarm.extensionHandshake(this, decoded.right)
+            if (decoded.right.ezio !== undefined && !this.remoteEzio) {
+              this.remoteEzio = true
+              this.swarm.peerIsEzio(this)
+            }
           }
         } else if (message.extendedId === Metadata.LOCAL_METADATA_ID) {
           const busy = this.socket.writableLength >= this.swarm.options.sendBufferBytes
@@ -282,7 +307,7 @@ export class Connection {
       return this.close(`have for piece ${index}, past the last piece`)
     if (this.hasAll || Bitfield.has(this.bits, index)) return
     Bitfield.set(this.bits, index)
-    this.swarm.peerHasPiece(index)
+    this.swarm.peerHasPiece(index, this.bits)
     this.updateInterest()
   }
 
@@ -354,6 +379,8 @@ export class Connection {
       if (++this.invalid > MAX_INVALID) this.close("request flood past the advertised queue depth")
       return
     }
+    // Initial seeding: a piece another peer already has or is getting goes from that peer.
+    if (!this.swarm.serves(this, piece)) return this.rejectOrDrop(piece, begin, length)
     this.requests.push({ piece, begin, length })
   }
 
@@ -487,7 +514,7 @@ export class Connection {
 
   fill(): void {
     if (this.closed || this.peerChoking || !this.amInterested || !this.swarm.downloading) return
-    const depth = Math.min(this.swarm.options.downloadQueue, this.remoteReqq)
+    const depth = Math.min(this.requestDepth, this.remoteReqq)
     const want = depth - this.outstanding.size
     // Refill in batches of a quarter of the queue: each socket write costs tens of µs of main
     // thread on loopback whatever its size, so one per received block would be a wall.
@@ -518,6 +545,7 @@ export class Connection {
       !this.swarm.received(this, piece, begin, data.length)
     ) {
       if (block !== undefined) block.release()
+      this.swarm.redundant(data.length)
       return
     }
     if (block === undefined) {

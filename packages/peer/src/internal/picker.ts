@@ -1,7 +1,9 @@
 // Which blocks to request from which peer: rarest piece first (so a swarm of targets spreads the
 // pieces among themselves instead of all fetching the same ones from the seeder), partial pieces
-// before new ones, and an end game that asks a second peer for blocks still outstanding. Plain JS:
-// it runs per block on the event loop.
+// before new ones, pieces the peer suggested before the rarest, from a seed only pieces no other
+// peer has (while there are such), and an end game that asks an idle peer for blocks still
+// outstanding once every block of every missing piece is requested. Plain JS: it runs per batch
+// of requests on the event loop.
 import { Bitfield } from "@ezio/storage"
 
 /** The block size of requests, and of the pool blocks received blocks land in. */
@@ -30,13 +32,32 @@ export interface Pick {
   readonly length: number
 }
 
+/** What the picker knows of the peer it picks for, besides which pieces it has. */
+export interface PickContext {
+  /** Requests already outstanding to this peer: end-game duplicates go to idle peers only. */
+  readonly busy?: number
+  /** The peer has every piece: ask it only for pieces no other (non-seed) peer has, if any. */
+  readonly seed?: boolean
+  /** Pieces the peer suggested (BEP 6 suggest_piece), tried before the rarest. */
+  readonly suggested?: ReadonlyArray<number>
+}
+
+/**
+ * End-game duplicates an idle peer is asked for at once: each one is a block one of the two
+ * senders sends for nothing, so a few at a time, and only to peers with nothing else to do.
+ */
+export const END_GAME_BLOCKS = 2
+
 const NONE: ReadonlyArray<never> = []
+const NO_CONTEXT: PickContext = {}
 
 export class Picker<R extends Requester = Requester> {
   readonly availability: Uint32Array
   readonly partial = new Map<number, PieceState<R>>()
   /** Blocks in a full piece: what `blockKey` counts in. */
   readonly blocksPerPiece: number
+  /** Connected peers with every piece (counted in `availability` too). */
+  seeds = 0
   private haveCount: number
 
   /** `have` is the picker's own from here on: `markHave` sets its bits. */
@@ -83,15 +104,24 @@ export class Picker<R extends Requester = Requester> {
     this.partial.delete(piece)
   }
 
-  /** A peer has one more piece (a `have`). */
-  addPiece(piece: number): void {
+  /** A peer has one more piece (a `have`); `bits` (its pieces, this one set) tells when it is a seed. */
+  addPiece(piece: number, bits?: Bitfield.Bitfield): void {
     this.availability[piece]!++
+    if (bits !== undefined && Bitfield.isComplete(bits)) this.seeds++
   }
 
   /** A peer's whole bitfield (or all pieces) joins (+1) or leaves (-1) the swarm's counts. */
   addAvailability(bits: Bitfield.Bitfield | "all", delta: 1 | -1): void {
+    if (bits === "all" || Bitfield.isComplete(bits)) this.seeds += delta
     for (let i = 0; i < this.pieceCount; i++)
       if (bits === "all" || Bitfield.has(bits, i)) this.availability[i]! += delta
+  }
+
+  /** Every block of every missing piece is requested (or in): the end game may start. */
+  get allRequested(): boolean {
+    if (this.pieceCount - this.haveCount > this.partial.size) return false
+    for (const state of this.partial.values()) if (!state.hashing && state.unrequested > 0) return false
+    return true
   }
 
   private start(piece: number): PieceState<R> {
@@ -124,53 +154,77 @@ export class Picker<R extends Requester = Requester> {
   }
 
   /** Up to `want` blocks to request from a peer that has the pieces `peerHas` says it has. */
-  pick(who: R, peerHas: (piece: number) => boolean, want: number): Array<Pick> {
+  pick(who: R, peerHas: (piece: number) => boolean, want: number, context = NO_CONTEXT): Array<Pick> {
     const out: Array<Pick> = []
     for (const state of this.partial.values()) {
       if (want === 0) return out
       if (state.hashing || state.unrequested === 0 || !peerHas(state.piece)) continue
       want = this.take(state, who, want, out)
     }
-    while (want > 0) {
-      // The rarest piece the peer has that nobody is fetching yet; ties broken by a random start.
-      let best = -1
-      let bestAvailability = Infinity
-      const n = this.pieceCount
-      const offset = Math.floor(this.random() * n)
-      for (let k = 0; k < n; k++) {
-        const i = (k + offset) % n
-        if (this.has(i) || this.partial.has(i) || !peerHas(i)) continue
-        const a = this.availability[i]!
-        if (a < bestAvailability) {
-          best = i
-          bestAvailability = a
-          if (a <= 1) break
-        }
+    if (context.suggested !== undefined)
+      for (const piece of context.suggested) {
+        if (want === 0) return out
+        if (piece >= this.pieceCount || this.has(piece) || this.partial.has(piece) || !peerHas(piece))
+          continue
+        want = this.take(this.start(piece), who, want, out)
       }
+    while (want > 0) {
+      const best = this.rarest(peerHas, context.seed === true)
       if (best < 0) break
       want = this.take(this.start(best), who, want, out)
     }
-    if (want > 0) {
-      // End game: everything is requested; ask this peer too for blocks others still owe.
-      for (const state of this.partial.values()) {
-        if (want === 0) break
-        if (state.hashing || !peerHas(state.piece)) continue
-        for (let b = 0; b < state.blocks && want > 0; b++) {
-          const requesters = state.requesters[b]
-          if (
-            state.state[b] !== 1 ||
-            requesters === undefined ||
-            requesters.includes(who) ||
-            requesters.length > 1
-          )
-            continue
-          requesters.push(who)
-          want--
-          out.push({ piece: state.piece, begin: b * BLOCK, length: Math.min(BLOCK, state.size - b * BLOCK) })
-        }
+    if (want > 0 && (context.busy ?? 0) === 0 && out.length === 0 && this.allRequested)
+      this.endGame(who, peerHas, Math.min(want, END_GAME_BLOCKS), out)
+    return out
+  }
+
+  /**
+   * The rarest piece the peer has that nobody is fetching yet, ties broken by a random start; -1
+   * if none. From a seed, -1 rather than a piece another peer has while some missing piece
+   * (started or not) is on seeds only: the seed's link is for those.
+   */
+  private rarest(peerHas: (piece: number) => boolean, fromSeed: boolean): number {
+    let best = -1
+    let bestAvailability = Infinity
+    let onSeedsOnly = false
+    // Every seed has every piece: nothing is rarer than a piece on seeds only.
+    const floor = Math.max(1, this.seeds)
+    const n = this.pieceCount
+    const offset = Math.floor(this.random() * n)
+    for (let k = 0; k < n; k++) {
+      const i = (k + offset) % n
+      if (this.has(i) || !peerHas(i)) continue
+      const a = this.availability[i]!
+      if (a <= this.seeds) onSeedsOnly = true
+      if (this.partial.has(i)) continue
+      if (a < bestAvailability) {
+        best = i
+        bestAvailability = a
+        if (a <= floor && (onSeedsOnly || !fromSeed)) break
       }
     }
-    return out
+    return fromSeed && onSeedsOnly && bestAvailability > this.seeds ? -1 : best
+  }
+
+  /** End game: everything is requested; ask this (idle) peer too for blocks others still owe. */
+  private endGame(who: R, peerHas: (piece: number) => boolean, want: number, out: Array<Pick>): void {
+    for (const state of this.partial.values()) {
+      if (want === 0) return
+      if (state.hashing || !peerHas(state.piece)) continue
+      for (let b = 0; b < state.blocks && want > 0; b++) {
+        const requesters = state.requesters[b]
+        if (
+          state.state[b] !== 1 ||
+          requesters === undefined ||
+          requesters.includes(who) ||
+          requesters.length > 1
+        )
+          continue
+        requesters.push(who)
+        want--
+        out.push({ piece: state.piece, begin: b * BLOCK, length: Math.min(BLOCK, state.size - b * BLOCK) })
+      }
+    }
   }
 
   /**

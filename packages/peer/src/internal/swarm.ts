@@ -28,6 +28,7 @@ import { Connection } from "./connection.js"
 import * as Dialer from "./dialer.js"
 import * as Metadata from "./metadata.js"
 import * as Pex from "./pex.js"
+import { InitialSeeding } from "./initialSeeding.js"
 import { BLOCK, type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
 import { blockDigests, SmartBan, type Verdict } from "./smartBan.js"
@@ -45,7 +46,19 @@ export interface CoreOptions {
   readonly uploadSlots: number
   readonly uploadRateLimit: number
   readonly slowStart: RateLimiter.SlowStart | undefined
+  /** A swarm that starts complete refuses ezio peers pieces others have (initialSeeding.ts). */
+  readonly initialSeeding: boolean
 }
+
+/** Seconds of a peer's measured rate kept requested from it, and the fewest requests kept. */
+const QUEUE_SECONDS = 1
+const MIN_QUEUE = 8
+/**
+ * A piece a peer refused is asked of it again after this long, or, while another (non-seed) peer
+ * has it, after the longer time: that peer is where it should come from.
+ */
+const REFUSED_MS = 5_000
+const REFUSED_HELD_MS = 30_000
 
 export interface SwarmParams {
   readonly metainfo: Metainfo.Metainfo
@@ -149,6 +162,12 @@ export class SwarmCore implements SwarmLink<Connection> {
   /** When we last sent a block (only incomplete peers ask for blocks), on the swarm's Clock. */
   lastUploadAt: number | undefined
   downloadedBytes = 0
+  /** Bytes received that were not needed (end-game duplicates, blocks cancelled too late). */
+  redundantBytes = 0
+  /** Initial seeding, while the swarm started complete and some piece has not left it. */
+  readonly seeding: InitialSeeding<Connection> | undefined
+  /** Unsent pieces suggested to each ezio peer at a time: about 4 MiB of them. */
+  private readonly suggestions: number
   hashFailures = 0
   errors: Array<string> = []
   downloading: boolean
@@ -181,6 +200,11 @@ export class SwarmCore implements SwarmLink<Connection> {
     const metainfo = params.metainfo
     this.picker = new Picker(metainfo.pieceCount, metainfo.pieceLength, metainfo.totalLength, params.have)
     this.downloading = !this.picker.complete
+    this.seeding =
+      this.picker.complete && params.options.initialSeeding
+        ? new InitialSeeding(metainfo.pieceCount, this.picker.availability, () => true)
+        : undefined
+    this.suggestions = Math.min(32, Math.max(2, Math.ceil((4 * 1024 * 1024) / metainfo.pieceLength) + 1))
     this.updateSendCap()
     if (this.picker.complete) this.markComplete()
     this.dialer = new Dialer.Dialer(
@@ -251,8 +275,30 @@ export class SwarmCore implements SwarmLink<Connection> {
     return Buffer.compare(opener(c), opener(existing)) < 0
   }
 
-  peerHasPiece(piece: number): void {
-    this.picker.addPiece(piece)
+  peerHasPiece(piece: number, bits: Bitfield.Bitfield): void {
+    this.picker.addPiece(piece, bits)
+  }
+
+  peerIsEzio(c: Connection): void {
+    this.suggestTo(c)
+  }
+
+  serves(c: Connection, piece: number): boolean {
+    const seeding = this.seeding
+    if (seeding === undefined) return true
+    const strict = c.remoteEzio && c.remoteFast
+    const before = seeding.unsent
+    if (!seeding.serve(c, piece, strict, this.now())) return false
+    if (strict && seeding.unsent < before) this.suggestTo(c)
+    return true
+  }
+
+  /** Tops up the unsent pieces suggested to an ezio peer (initial seeding). */
+  private suggestTo(c: Connection): void {
+    const seeding = this.seeding
+    if (seeding === undefined || !seeding.active || !c.remoteEzio || !c.remoteFast) return
+    const pieces = seeding.suggest(c, this.suggestions, (piece) => !c.peerHas(piece))
+    for (const index of pieces) c.send(Wire.encode({ _tag: "Suggest", index }))
   }
 
   peerBitfield(bits: Bitfield.Bitfield | "all", delta: 1 | -1): void {
@@ -309,11 +355,47 @@ export class SwarmCore implements SwarmLink<Connection> {
   }
 
   pick(c: Connection, want: number): Array<Pick> {
+    const picker = this.picker
+    if (c.suggested.length > 0)
+      c.suggested = c.suggested.filter((piece) => !picker.has(piece) && !picker.partial.has(piece))
+    let peerHas = c.peerHas
+    if (c.refused.size > 0) {
+      const now = this.now()
+      for (const [piece, at] of c.refused) {
+        const held = picker.availability[piece]! > picker.seeds
+        if (now - at >= (held ? REFUSED_HELD_MS : REFUSED_MS)) c.refused.delete(piece)
+      }
+      if (c.refused.size > 0) {
+        const refused = c.refused
+        peerHas = (piece) => c.peerHas(piece) && !refused.has(piece)
+      }
+    }
     const ban = this.smartBan
-    if (!ban.suspicious) return this.picker.pick(c, c.peerHas, want)
-    // A piece that failed goes to one peer at a time, not back at once to a peer that spoiled it.
-    const now = this.now()
-    return this.picker.pick(c, (piece) => c.peerHas(piece) && ban.allows(piece, c.address, now), want)
+    if (ban.suspicious) {
+      // A piece that failed goes to one peer at a time, not back at once to a peer that spoiled it.
+      const now = this.now()
+      const has = peerHas
+      peerHas = (piece) => has(piece) && ban.allows(piece, c.address, now)
+    }
+    return picker.pick(c, peerHas, want, {
+      busy: c.outstanding.size,
+      seed: c.isSeed,
+      suggested: c.suggested
+    })
+  }
+
+  redundant(bytes: number): void {
+    this.redundantBytes += bytes
+  }
+
+  /** Once a second: each peer's request queue follows its measured rate. */
+  sampleRates(): void {
+    const max = this.options.downloadQueue
+    for (const c of this.connections) {
+      c.rate = Math.max(c.downloaded - c.downloadedAtSample, c.rate / 2)
+      c.downloadedAtSample = c.downloaded
+      c.requestDepth = Math.min(max, Math.max(MIN_QUEUE, Math.ceil((c.rate * QUEUE_SECONDS) / BLOCK)))
+    }
   }
 
   received(c: Connection, piece: number, begin: number, length: number): boolean {
@@ -500,6 +582,7 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.choker.removed(c)
     this.smartBan.left(c.address)
     if (c.peerInterested) this.updateSendCap()
+    this.seeding?.removed(c)
     if (c.closeReason !== undefined && c.handshaken) this.log(`peer ${c.address} left: ${c.closeReason}`)
     if (!this.closed) for (const other of this.connections) other.fill()
   }

@@ -72,12 +72,16 @@ export interface SwarmLink<C extends Requester> {
   readonly whenPoolNormal: (f: () => void) => void
 
   /** The peer has one more piece, or its whole bitfield joins (+1) or leaves (-1). */
-  readonly peerHasPiece: (piece: number) => void
+  readonly peerHasPiece: (piece: number, bits: Bitfield.Bitfield) => void
   readonly peerBitfield: (bits: Bitfield.Bitfield | "all", delta: 1 | -1) => void
   readonly peerInterested: (c: C) => void
   readonly peerNotInterested: (c: C) => void
+  /** The peer's extension handshake says it is ezio (it follows initial seeding's refusals). */
+  readonly peerIsEzio: (c: C) => void
 
   /** Upload: 0 if `bytes` may go now, else ms to wait (then `wakeUpload`); one read per batch. */
+  /** False if `c`'s request for `piece` is to be refused (initial seeding). */
+  readonly serves: (c: C, piece: number) => boolean
   readonly uploadDelay: (bytes: number) => number
   readonly wakeUpload: (delay: number, f: () => void) => void
   readonly read: (piece: number, begin: number, length: number, done: (result: ReadResult) => void) => void
@@ -87,6 +91,8 @@ export interface SwarmLink<C extends Requester> {
   readonly pick: (c: C, want: number) => Array<PickedBlock>
   /** A block `c` sent arrived; false if unwanted. Others asked for it are cancelled. */
   readonly received: (c: C, piece: number, begin: number, length: number) => boolean
+  /** Bytes received that were not needed (a duplicate, or a block cancelled too late). */
+  readonly redundant: (bytes: number) => void
   /** `c` will not send this block (choked, rejected, closed). */
   readonly abandon: (c: C, piece: number, begin: number) => void
   /** A received block is lost after all (no pool block for it): fetch it again. */

@@ -27,6 +27,11 @@ export interface ExtensionHandshake {
   readonly yourip?: Uint8Array
   /** BEP 9 metadata size, if the sender has the info dictionary. */
   readonly metadataSize?: number
+  /**
+   * ezio's own key: the sender is ezio and follows its piece flow (a refused request is fetched
+   * from another peer, suggested pieces come first). The value is the flow's version, now 1.
+   */
+  readonly ezio?: number
   readonly raw?: Bencode.Dict
 }
 
@@ -45,6 +50,7 @@ export const encodeExtensionHandshake = (handshake: ExtensionHandshake): Uint8Ar
   if (handshake.p !== undefined) dict["p"] = handshake.p
   if (handshake.yourip !== undefined) dict["yourip"] = handshake.yourip
   if (handshake.metadataSize !== undefined) dict["metadata_size"] = handshake.metadataSize
+  if (handshake.ezio !== undefined) dict["ezio"] = handshake.ezio
   return encodeExtended(0, Bencode.encode(dict))
 }
 
@@ -92,6 +98,7 @@ export const decodeExtensionHandshake = (
   const p = dict["p"]
   const yourip = dict["yourip"]
   const metadataSize = dict["metadata_size"]
+  const ezio = dict["ezio"]
   return Either.right({
     m,
     ...(v instanceof Uint8Array ? { v: Bencode.toText(v) } : {}),
@@ -99,6 +106,7 @@ export const decodeExtensionHandshake = (
     ...(typeof p === "number" ? { p } : {}),
     ...(yourip instanceof Uint8Array && (yourip.length === 4 || yourip.length === 16) ? { yourip } : {}),
     ...(typeof metadataSize === "number" ? { metadataSize } : {}),
+    ...(typeof ezio === "number" ? { ezio } : {}),
     raw: dict
   })
 }

@@ -1,0 +1,152 @@
+// Initial seeding, the seeder's side of a deploy: while some piece has never left the seeder, it
+// sends no piece twice to peers that play along (ezio targets, told apart by a key in the BEP 10
+// handshake). A request for a piece already sent to a peer still connected, or already had by one,
+// is refused (BEP 6 reject_request): the requester can get it from that peer. Each such peer is
+// suggested (BEP 6 suggest_piece) pieces nobody has yet, a few at a time and none to two peers, so
+// it rarely asks for one it would be refused. When every holder of a piece has left, it is served
+// as usual. Once every piece is out the refusals go on (the targets' links, together, are faster
+// than the seeder's), but a peer that asks again for a refused piece, `RETRY_MS` later, could not
+// get it elsewhere and is served. Plain JS: it runs per request on the event loop.
+
+/** A peer, as the policy tells peers apart. */
+export interface Holder {
+  readonly id: number
+}
+
+/** A peer asking again this long after a refusal is served: nobody else gave it the piece. */
+export const RETRY_MS = 4_000
+
+interface PeerState {
+  /** Pieces sent to this peer. */
+  readonly sent: Array<number>
+  /** Pieces suggested to it (stale entries are skipped). */
+  reserved: Array<number>
+  /** Pieces refused to it, and when first. */
+  readonly refused: Map<number, number>
+}
+
+export class InitialSeeding<R extends Holder> {
+  private readonly sentTo: Array<Array<R> | undefined>
+  private readonly everSent: Uint8Array
+  private readonly reservedBy: Array<R | undefined>
+  /** The pieces in a random order, for suggestions; everything before `cursor` is sent. */
+  private readonly order: Uint32Array
+  private cursor = 0
+  private unsentCount: number
+  private readonly peers = new Map<R, PeerState>()
+
+  /**
+   * `availability` counts, per piece, the connected peers that have it (the swarm's picker keeps
+   * it); `have` tells which pieces we have to send at all.
+   */
+  constructor(
+    readonly pieceCount: number,
+    private readonly availability: ArrayLike<number>,
+    have: (piece: number) => boolean,
+    random: () => number = Math.random
+  ) {
+    this.sentTo = new Array(pieceCount)
+    this.everSent = new Uint8Array(pieceCount)
+    this.reservedBy = new Array(pieceCount)
+    this.order = new Uint32Array(pieceCount)
+    this.unsentCount = 0
+    for (let i = 0; i < pieceCount; i++) {
+      this.order[i] = i
+      if (have(i)) this.unsentCount++
+      else this.everSent[i] = 1 // Not ours to send: never wait for it.
+    }
+    for (let i = pieceCount - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1))
+      const t = this.order[i]!
+      this.order[i] = this.order[j]!
+      this.order[j] = t
+    }
+  }
+
+  /** Some piece has not left the seeder yet: the policy is on. */
+  get active(): boolean {
+    return this.unsentCount > 0
+  }
+
+  /** Pieces that have not left the seeder yet. */
+  get unsent(): number {
+    return this.unsentCount
+  }
+
+  /**
+   * Whether to serve `who`'s request for `piece` at `now` (ms; recorded as sent to it if so).
+   * `strict` for a peer that plays along (it goes elsewhere when refused); others are always
+   * served.
+   */
+  serve(who: R, piece: number, strict: boolean, now: number): boolean {
+    const sent = this.sentTo[piece]
+    if (this.everSent[piece] === 0) {
+      this.everSent[piece] = 1
+      this.unsentCount--
+      this.reservedBy[piece] = undefined
+      this.record(who, piece)
+      return true
+    }
+    if (sent !== undefined && sent.includes(who)) return true
+    if (strict && ((sent !== undefined && sent.length > 0) || this.availability[piece]! > 0)) {
+      const refused = this.peer(who).refused
+      const at = refused.get(piece)
+      if (at === undefined) refused.set(piece, now)
+      if (at === undefined || now - at < RETRY_MS) return false
+    }
+    this.record(who, piece)
+    return true
+  }
+
+  private record(who: R, piece: number): void {
+    const sent = this.sentTo[piece]
+    if (sent === undefined) this.sentTo[piece] = [who]
+    else sent.push(who)
+    this.peer(who).sent.push(piece)
+  }
+
+  private peer(who: R): PeerState {
+    let state = this.peers.get(who)
+    if (state === undefined) {
+      state = { sent: [], reserved: [], refused: new Map() }
+      this.peers.set(who, state)
+    }
+    return state
+  }
+
+  /**
+   * Pieces to suggest to `who` now so that `keep` unsent pieces are suggested to it and to no
+   * other peer; `wants(piece)` is false for pieces it has. Empty once every piece is out.
+   */
+  suggest(who: R, keep: number, wants: (piece: number) => boolean): Array<number> {
+    const out: Array<number> = []
+    if (this.unsentCount === 0) return out
+    const state = this.peer(who)
+    state.reserved = state.reserved.filter((p) => this.everSent[p] === 0 && this.reservedBy[p] === who)
+    let need = keep - state.reserved.length
+    while (this.cursor < this.pieceCount && this.everSent[this.order[this.cursor]!] === 1) this.cursor++
+    for (let k = this.cursor; k < this.pieceCount && need > 0; k++) {
+      const piece = this.order[k]!
+      if (this.everSent[piece] === 1 || this.reservedBy[piece] !== undefined || !wants(piece)) continue
+      this.reservedBy[piece] = who
+      state.reserved.push(piece)
+      out.push(piece)
+      need--
+    }
+    return out
+  }
+
+  /** `who` left: the pieces sent to it count as out no more, its suggestions are free again. */
+  removed(who: R): void {
+    const state = this.peers.get(who)
+    if (state === undefined) return
+    this.peers.delete(who)
+    for (const piece of state.sent) {
+      const sent = this.sentTo[piece]
+      if (sent === undefined) continue
+      const at = sent.indexOf(who)
+      if (at >= 0) sent.splice(at, 1)
+    }
+    for (const piece of state.reserved) if (this.reservedBy[piece] === who) this.reservedBy[piece] = undefined
+  }
+}

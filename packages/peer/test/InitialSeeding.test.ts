@@ -1,0 +1,92 @@
+import { assert, describe, it } from "@effect/vitest"
+import { InitialSeeding, RETRY_MS } from "../src/internal/initialSeeding.js"
+
+const peer = (id: number) => ({ id })
+const everything = () => true
+
+/** `pieces` pieces, all ours; `availability` is the swarm's count of peers having each. */
+const make = (pieces: number) => {
+  const availability = new Uint32Array(pieces)
+  return { availability, seeding: new InitialSeeding<{ id: number }>(pieces, availability, everything) }
+}
+
+describe("InitialSeeding", () => {
+  it("sends no piece twice to strict peers while some piece has not left", () => {
+    const { seeding } = make(3)
+    const a = peer(1)
+    const b = peer(2)
+    assert.isTrue(seeding.active)
+    assert.isTrue(seeding.serve(a, 0, true, 0), "a piece that never left")
+    assert.isTrue(seeding.serve(a, 0, true, 0), "the rest of it, to the same peer")
+    assert.isFalse(seeding.serve(b, 0, true, 0), "b can get piece 0 from a")
+    assert.isTrue(seeding.serve(b, 1, true, 0))
+    assert.strictEqual(seeding.unsent, 1)
+    assert.isTrue(seeding.serve(b, 2, true, 0), "the last piece leaves")
+    assert.isFalse(seeding.active)
+  })
+
+  it("once every piece is out, still refuses a piece a connected peer has, until asked again", () => {
+    const { seeding } = make(2)
+    const a = peer(1)
+    const b = peer(2)
+    seeding.serve(a, 0, true, 0)
+    seeding.serve(a, 1, true, 0)
+    assert.isFalse(seeding.active)
+    assert.isFalse(seeding.serve(b, 0, true, 1_000), "a has it")
+    assert.isFalse(seeding.serve(b, 0, true, 1_000), "the rest of the same batch")
+    assert.isFalse(seeding.serve(b, 0, true, 1_000 + RETRY_MS - 1), "too soon to tell")
+    assert.isTrue(seeding.serve(b, 0, true, 1_000 + RETRY_MS), "b could not get it from a")
+    assert.isTrue(seeding.serve(b, 0, true, 1_000 + RETRY_MS), "and gets the rest of it")
+  })
+
+  it("serves a piece again once its holders have left, and peers that do not play along always", () => {
+    const { availability, seeding } = make(3)
+    const a = peer(1)
+    const b = peer(2)
+    const other = peer(3)
+    seeding.serve(a, 0, true, 0)
+    assert.isTrue(seeding.serve(other, 0, false, 0), "a client that knows nothing of it")
+    assert.isFalse(seeding.serve(b, 0, true, 0))
+    seeding.removed(a)
+    assert.isFalse(seeding.serve(b, 0, true, 0), "the other client still holds it")
+    seeding.removed(other)
+    assert.isTrue(seeding.serve(b, 0, true, 0), "nobody connected holds it")
+    // A peer that has a piece (its bitfield or a have) holds it too.
+    seeding.serve(a, 1, true, 0)
+    seeding.removed(a)
+    availability[1] = 1
+    assert.isFalse(seeding.serve(b, 1, true, 0))
+    availability[1] = 0
+    assert.isTrue(seeding.serve(b, 1, true, 0))
+  })
+
+  it("suggests unsent pieces, each to one peer, topped up as they go", () => {
+    const { seeding } = make(6)
+    const a = peer(1)
+    const b = peer(2)
+    const toA = seeding.suggest(a, 2, everything)
+    const toB = seeding.suggest(b, 2, everything)
+    assert.strictEqual(toA.length, 2)
+    assert.strictEqual(toB.length, 2)
+    assert.strictEqual(new Set([...toA, ...toB]).size, 4, "no piece suggested to two peers")
+    assert.deepStrictEqual(seeding.suggest(a, 2, everything), [], "a still has two")
+    seeding.serve(a, toA[0]!, true, 0)
+    const more = seeding.suggest(a, 2, everything)
+    assert.strictEqual(more.length, 1)
+    assert.notInclude([...toA, ...toB], more[0])
+    // b leaves: its suggestions are free for a; a piece a has is never suggested to it.
+    seeding.removed(b)
+    const rest = seeding.suggest(a, 6, (piece) => piece !== toB[0])
+    assert.include(rest, toB[1])
+    assert.notInclude(rest, toB[0])
+  })
+
+  it("never waits for pieces it does not have", () => {
+    const seeding = new InitialSeeding<{ id: number }>(3, new Uint32Array(3), (piece) => piece !== 2)
+    assert.strictEqual(seeding.unsent, 2)
+    seeding.serve(peer(1), 0, true, 0)
+    seeding.serve(peer(1), 1, true, 0)
+    assert.isFalse(seeding.active)
+    assert.deepStrictEqual(seeding.suggest(peer(2), 4, everything), [])
+  })
+})
