@@ -143,6 +143,10 @@ export interface Status {
   readonly downloading: boolean
   readonly hashFailures: number
   readonly errors: ReadonlyArray<string>
+  /** The disk error that stopped the download (writing or hashing would fail again). */
+  readonly failure?: string
+  /** Pieces we lack that at least one connected peer has (0 with no peers: a stall's reason). */
+  readonly missingAvailable: number
 }
 
 /**
@@ -156,7 +160,7 @@ export interface Swarm {
   readonly connect: (host: string, port: number) => Effect.Effect<void>
   readonly status: Effect.Effect<Status>
   readonly unsafeStatus: () => Status
-  /** Waits until every piece is verified on the target (at once when seeding). */
+  /** Waits until every piece is verified on the target and synced to stable storage (at once when seeding). */
   readonly complete: Effect.Effect<void>
   /**
    * Each piece verified after the stream starts, in order; ends when the torrent is complete or
@@ -383,6 +387,14 @@ export const make = (
           )
         )
 
+        const missingAvailable = () => {
+          const picker = core.picker
+          if (picker.complete || core.connections.size === 0) return 0
+          let n = 0
+          for (let i = 0; i < picker.pieceCount; i++) if (!picker.has(i) && picker.availability[i]! > 0) n++
+          return n
+        }
+
         const unsafeStatus = (): Status => {
           let peers = 0
           for (const c of core.connections) if (c.handshaken) peers++
@@ -397,7 +409,9 @@ export const make = (
             complete: core.picker.complete,
             downloading: core.downloading,
             hashFailures: core.hashFailures,
-            errors: core.errors
+            errors: core.errors,
+            ...(core.failure === undefined ? {} : { failure: core.failure }),
+            missingAvailable: missingAvailable()
           }
         }
 

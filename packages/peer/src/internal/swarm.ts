@@ -51,6 +51,12 @@ export interface SwarmParams {
 
 type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
 
+/** A failure's own message (an expected error names what and where), a stack only for a defect. */
+const messageOf = (cause: Cause.Cause<{ readonly message: string }>): string => {
+  const failure = Cause.failureOption(cause)
+  return failure._tag === "Some" ? failure.value.message : Cause.pretty(cause)
+}
+
 /**
  * A swarm in the current scope: its fibers (disk batches, rate-limit waits, the choker's
  * rotation) end with it, and closing it closes every peer and waits for the writes in flight.
@@ -114,6 +120,10 @@ export class SwarmCore implements SwarmLink<Connection> {
   hashFailures = 0
   errors: Array<string> = []
   downloading: boolean
+  /** The disk error that stopped the download (it would fail again): the first one. */
+  failure: string | undefined
+  /** Pieces we have but could not read (a failing disk): their requests are dropped. */
+  readonly unreadablePieces = new Set<number>()
   closed = false
   private poolWaiters: Array<() => void> = []
   private poolWait: Fiber.RuntimeFiber<void> | undefined
@@ -200,13 +210,16 @@ export class SwarmCore implements SwarmLink<Connection> {
   }
 
   read(piece: number, begin: number, length: number, done: (result: ReadResult) => void): void {
-    this.runThen(this.disk.readOwned(this.handle, piece, begin, length), (exit) =>
-      done(
-        Exit.isSuccess(exit)
-          ? { _tag: "Success", read: exit.value }
-          : { _tag: "Failure", message: Cause.pretty(exit.cause) }
-      )
-    )
+    this.runThen(this.disk.readOwned(this.handle, piece, begin, length), (exit) => {
+      if (Exit.isSuccess(exit)) return done({ _tag: "Success", read: exit.value })
+      // Asking the disk again for every re-request would spin: serve this piece no more.
+      if (!Cause.isInterruptedOnly(exit.cause)) this.unreadablePieces.add(piece)
+      done({ _tag: "Failure", message: `reading piece ${piece}: ${messageOf(exit.cause)}` })
+    })
+  }
+
+  unreadable(piece: number): boolean {
+    return this.unreadablePieces.size > 0 && this.unreadablePieces.has(piece)
   }
 
   pick(c: Connection, want: number): Array<Pick> {
@@ -257,7 +270,7 @@ export class SwarmCore implements SwarmLink<Connection> {
             this.fail(`writing piece ${batch[i]!.piece}: ${result.left.message}`)
           }
         }
-      } else this.fail(`writing: ${Cause.pretty(exit.cause)}`)
+      } else this.fail(`writing: ${messageOf(exit.cause)}`)
       for (const w of batch) this.maybeHash(w.piece)
       done(exceeded)
     })
@@ -281,7 +294,12 @@ export class SwarmCore implements SwarmLink<Connection> {
         this.pieces.unsafeOffer(Take.of(piece))
         if (this.picker.complete) {
           this.downloading = false
-          this.markComplete()
+          // Complete means durable: every file's data and every new file's directory entry.
+          this.runThen(this.disk.sync(this.handle), (synced) => {
+            if (this.closed) return
+            if (Exit.isSuccess(synced)) this.markComplete()
+            else this.fail(`syncing the completed download: ${messageOf(synced.cause)}`)
+          })
           // Two seeds have nothing to trade.
           for (const c of this.connections) if (c.handshaken && c.isSeed) c.close("both sides are seeds")
         }
@@ -289,7 +307,7 @@ export class SwarmCore implements SwarmLink<Connection> {
         if (Exit.isSuccess(exit)) {
           this.hashFailures++
           this.log(`piece ${piece} failed its hash check; fetching it again`)
-        } else this.fail(`hashing piece ${piece}: ${Cause.pretty(exit.cause)}`)
+        } else this.fail(`hashing piece ${piece}: ${messageOf(exit.cause)}`)
         this.runThen(Effect.either(this.disk.clearPiece(this.handle, piece)), () => this.picker.reset(piece))
       }
       for (const c of this.connections) c.fill()
@@ -304,6 +322,7 @@ export class SwarmCore implements SwarmLink<Connection> {
   /** A write or hash failed for a reason other than bad data: stop downloading, keep seeding. */
   private fail(message: string): void {
     this.reportError(message)
+    this.failure ??= message
     if (this.downloading) {
       this.downloading = false
       this.log("downloading stopped after a disk error; still serving the pieces we have")
