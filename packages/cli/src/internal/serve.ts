@@ -1,5 +1,7 @@
 // The loop `ezio seed` and `ezio download` share: open the data, join the swarm, report until
-// interrupted (or, for `download --exit`, until every piece is written and verified).
+// interrupted (or, for `download --exit`, until every piece is written, verified and synced). A
+// download also ends on a disk error that stopped it (exit 4) or on no progress for
+// --stall-timeout (exit 6); see `watch.ts`.
 import { Options } from "@effect/cli"
 import { DiskIo } from "@ezio/disk-io"
 import { EmbeddedTracker, Session, Tracker } from "@ezio/peer"
@@ -8,12 +10,14 @@ import { Bitfield } from "@ezio/storage"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { check, emit, engine, isTty, json, poolSize, readTorrent, trackers } from "./common.js"
-import { UsageError } from "./errors.js"
+import { ExitCode, interrupted, Stalled, UsageError } from "./errors.js"
 import { formatBytes, formatRate, parseSize } from "./format.js"
 import * as Target from "./target.js"
+import * as Watch from "./watch.js"
 
 /** The options of `seed` and `download`, besides their arguments. */
 export const serveOptions = {
@@ -51,6 +55,12 @@ export const serveOptions = {
   slowStart: Options.integer("slow-start").pipe(
     Options.optional,
     Options.withDescription("Ramp the upload rate up over this many seconds (EZIO's --slow-start)")
+  ),
+  stallTimeout: Options.integer("stall-timeout").pipe(
+    Options.withDefault(180),
+    Options.withDescription(
+      "download: exit with code 6 after this many seconds without a new verified piece (0: wait for ever)"
+    )
   )
 }
 
@@ -68,6 +78,7 @@ export interface ServeArgs {
   readonly uploadSlots: Option.Option<number>
   readonly uploadLimit: Option.Option<string>
   readonly slowStart: Option.Option<number>
+  readonly stallTimeout: number
 }
 
 const parsePeer = (text: string) => {
@@ -85,6 +96,11 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
       ? yield* parseSize(args.uploadLimit.value, "--upload-limit")
       : 0
     const peers = yield* Effect.forEach(args.peers, parsePeer)
+    if (!Number.isSafeInteger(args.stallTimeout) || args.stallTimeout < 0)
+      return yield* new UsageError({
+        option: "--stall-timeout",
+        detail: `${args.stallTimeout} must be a whole number of seconds >= 0`
+      })
     const target = yield* Target.open({
       metainfo: meta,
       data: args.data,
@@ -126,7 +142,8 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
     if (args.trackers.length > 0) tiers.push([...args.trackers])
     tiers.push(...meta.trackers.map((tier) => [...tier]))
     if (tiers.length > 0) {
-      const tracker = yield* Tracker.make()
+      // UDP trackers are reached from the address peers are served on, as HTTP ones are.
+      const tracker = yield* Tracker.make(args.bind === "0.0.0.0" ? {} : { udpBindAddress: args.bind })
       yield* swarm.announce(tracker, {
         tiers,
         minInterval: "5 seconds",
@@ -193,11 +210,19 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
         }
       })
     )
-    yield* Effect.addFinalizer(() =>
+    if (mode === "download" && !Bitfield.isComplete(have)) interrupted.code = ExitCode.incomplete
+    yield* Effect.addFinalizer((exit) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.sync(() => {
           const s = swarm.unsafeStatus()
           if (isTty && !args.json) process.stdout.write("\n")
+          if (mode === "download" && !s.complete && Exit.isInterrupted(exit)) {
+            const missing = s.pieces - s.have
+            const reason = "stopped before complete; a restart resumes"
+            console.error(
+              `ezio: ${new Stalled({ path: args.data, missing, pieces: s.pieces, reason }).message}`
+            )
+          }
           const summary = {
             event: "stopped",
             seconds: (now - started) / 1000,
@@ -215,9 +240,19 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
         })
       )
     )
-    const reporting = Effect.repeat(report, Schedule.spaced("1 second"))
+    const watch =
+      mode === "download"
+        ? Watch.make({
+            path: args.data,
+            stallTimeoutMs: args.stallTimeout * 1000,
+            status: swarm.unsafeStatus
+          })
+        : Effect.void
+    const reporting = Effect.repeat(Effect.zipRight(report, watch), Schedule.spaced("1 second"))
+    // `complete` resolves once every piece is verified and synced (the swarm syncs first).
+    const completed = Effect.tap(swarm.complete, () => Effect.sync(() => (interrupted.code = ExitCode.ok)))
     if (mode === "download" && exitWhenDone) {
-      yield* Effect.raceFirst(reporting, swarm.complete)
+      yield* Effect.raceFirst(reporting, completed)
       const disk = yield* DiskIo.DiskIo
       yield* disk.sync(swarm.disk)
       yield* emit(args.json, { event: "complete" }, `\ncomplete: ${meta.name} verified`)
@@ -226,7 +261,7 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
     if (mode === "download")
       yield* Effect.fork(
         Effect.zipRight(
-          swarm.complete,
+          completed,
           emit(args.json, { event: "complete" }, `\ncomplete: ${meta.name}; seeding on`)
         )
       )

@@ -51,10 +51,17 @@ export interface SwarmParams {
 
 type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
 
-/** A failure's own message (an expected error names what and where), a stack only for a defect. */
-const messageOf = (cause: Cause.Cause<{ readonly message: string }>): string => {
+/**
+ * A failure's own message (an expected error names what and where), the storage error's when it
+ * wraps one (the errno and the path are what a user acts on), a stack only for a defect.
+ */
+const messageOf = (cause: Cause.Cause<{ readonly message: string; readonly cause?: unknown }>): string => {
   const failure = Cause.failureOption(cause)
-  return failure._tag === "Some" ? failure.value.message : Cause.pretty(cause)
+  if (failure._tag === "None") return Cause.pretty(cause)
+  const inner = failure.value.cause as { readonly _tag?: unknown; readonly message?: unknown } | undefined
+  return inner?._tag === "StorageError" && typeof inner.message === "string"
+    ? inner.message
+    : failure.value.message
 }
 
 /**
@@ -321,8 +328,12 @@ export class SwarmCore implements SwarmLink<Connection> {
 
   /** A write or hash failed for a reason other than bad data: stop downloading, keep seeding. */
   private fail(message: string): void {
-    this.reportError(message)
-    this.failure ??= message
+    // The first stops the download and is the status's `failure`, for the caller to report; the
+    // rest (every piece in flight fails the same way) are only counted.
+    if (this.errors.length < 100) this.errors.push(message)
+    if (this.failure !== undefined) return
+    this.failure = message
+    this.log(message)
     if (this.downloading) {
       this.downloading = false
       this.log("downloading stopped after a disk error; still serving the pieces we have")
