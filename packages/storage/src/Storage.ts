@@ -307,7 +307,8 @@ export const makeDirectory = (
           return vectored(io, kind, handle, buffers, span.fileOffset, piece)
         }
         const opened = Effect.mapError(open(span.file, forWrite), (error) =>
-          error.piece === undefined ? new StorageError({ ...error, piece }) : error
+          // `cause` is not an own enumerable field of an Effect error: carried over by name (the errno).
+          error.piece === undefined ? new StorageError({ ...error, piece, cause: error.cause }) : error
         )
         return Effect.flatMap(opened, (h) =>
           forWrite

@@ -113,3 +113,18 @@ describe("errno mapping", () => {
     })
   )
 })
+
+describe("errors keep their errno", () => {
+  it.scoped("a failing open on the first write names the piece and keeps the errno code", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir("ezio-durable-")
+      const layout = Layout.make({ name: "f", pieceLength: 64, files: [{ path: ["f"], length: 64 }] })
+      const io = FileIo.faulty((call) => (call === "open" ? "EROFS" : undefined))
+      const storage = yield* Storage.makeDirectory({ layout, root: dir, fileIo: io })
+      const error = yield* Effect.flip(storage.write(0, 0, [random(64, 1)]))
+      assert.strictEqual(error.reason, "ReadOnly")
+      assert.strictEqual(error.piece, 0)
+      assert.include(error.message, "read-only [EROFS]")
+    })
+  )
+})
