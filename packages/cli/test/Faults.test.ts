@@ -259,14 +259,15 @@ describe("download faults", () => {
         const dir = yield* tempDir
         const f = fixture(dir, 8 * 1024 * 1024)
         const target = NPath.join(dir, "out.img")
-        const seeder = yield* seed(f.torrent, f.image, ["--upload-limit", "2MiB"])
+        // Slow enough that the kills land while pieces are in flight, not after the end.
+        const seeder = yield* seed(f.torrent, f.image, ["--upload-limit", "512KiB"])
         const haves: Array<number> = []
         for (let i = 0; i < 10; i++) {
           yield* Effect.scoped(
             Effect.gen(function* () {
               const download = yield* start(downloadArgs(f.torrent, target, seeder.port))
               haves.push(Number(download.ready.have))
-              yield* Effect.sleep(`${Math.floor(Math.random() * 1500)} millis`)
+              yield* Effect.sleep(`${300 + Math.floor(Math.random() * 1700)} millis`)
               download.child.kill("SIGKILL")
               yield* download.exited.pipe(Effect.timeout("30 seconds"))
             })
