@@ -101,6 +101,8 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
         option: "--stall-timeout",
         detail: `${args.stallTimeout} must be a whole number of seconds >= 0`
       })
+    // A download stopped (Ctrl-C, SIGTERM) before it is complete exits 6, even while checking.
+    if (mode === "download") interrupted.code = ExitCode.incomplete
     const target = yield* Target.open({
       metainfo: meta,
       data: args.data,
@@ -210,7 +212,7 @@ const loop = (args: ServeArgs, mode: "seed" | "download", trust: boolean, exitWh
         }
       })
     )
-    if (mode === "download" && !Bitfield.isComplete(have)) interrupted.code = ExitCode.incomplete
+    if (mode === "download" && Bitfield.isComplete(have)) interrupted.code = ExitCode.ok
     yield* Effect.addFinalizer((exit) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.sync(() => {
