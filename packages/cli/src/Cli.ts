@@ -19,7 +19,7 @@ import { info } from "./internal/commands/info.js"
 import { seed } from "./internal/commands/seed.js"
 import { verify } from "./internal/commands/verify.js"
 import { sizeHelp } from "./internal/common.js"
-import { type CliError, ExitCode, exitCode } from "./internal/errors.js"
+import { type CliError, ExitCode, exitCode, interrupted } from "./internal/errors.js"
 
 export {
   /**
@@ -54,8 +54,8 @@ export type { CliError } from "./internal/errors.js"
  */
 export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
   if (Exit.isSuccess(exit)) return ExitCode.ok
-  // Ctrl-C and SIGTERM interrupt the program: a clean stop, not a failure.
-  if (Cause.isInterruptedOnly(exit.cause)) return ExitCode.ok
+  // Ctrl-C and SIGTERM interrupt the program: a clean stop, unless a download was incomplete.
+  if (Cause.isInterruptedOnly(exit.cause)) return interrupted.code
   const failure = Cause.failureOption(exit.cause)
   if (Option.isNone(failure)) return ExitCode.internal
   if (ValidationError.isValidationError(failure.value)) return ExitCode.usage
@@ -67,8 +67,10 @@ const root = Command.make("ezio").pipe(
   Command.withDescription(
     [
       "Deploy disk images over BitTorrent: `ezio seed` on the source, `ezio download` on every target.",
-      "Exit codes: 0 done (also after Ctrl-C or SIGTERM), 1 internal error, 2 bad arguments, 3 invalid torrent,",
-      "4 data error (missing, too small, unreadable, disk full), 5 network error (cannot listen), 6 data incomplete.",
+      "Exit codes: 0 done (a download: complete and synced; also Ctrl-C or SIGTERM of a seed or a finished download),",
+      "1 internal error, 2 bad arguments, 3 invalid torrent, 4 data error (missing, too small, unreadable, disk full,",
+      "read-only; a download stopped by one keeps its verified pieces), 5 network error (cannot listen),",
+      "6 data incomplete (verify found bad pieces; a download stalled for --stall-timeout or stopped before complete).",
       `Sizes take ${sizeHelp}.`
     ].join(" ")
   ),

@@ -13,6 +13,9 @@ import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { exitCodeOf, run } from "./Cli.js"
+import * as CliLogger from "./internal/logger.js"
+
+const debug = process.env.EZIO_LOG === "debug"
 
 run(process.argv).pipe(
   // @effect/cli prints usage errors itself; ours are printed here, one line, then mapped to an exit code.
@@ -28,7 +31,13 @@ run(process.argv).pipe(
       } else console.error(`ezio: internal error\n${Cause.pretty(cause)}`)
     })
   ),
-  Effect.provide(Logger.minimumLogLevel(process.env.EZIO_LOG === "debug" ? LogLevel.Debug : LogLevel.Info)),
+  Effect.provide(Logger.minimumLogLevel(debug ? LogLevel.Debug : LogLevel.Info)),
+  Effect.provide(CliLogger.layer({ debug })),
   Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({ disableErrorReporting: true, teardown: (exit, done) => done(exitCodeOf(exit)) })
+  // No pretty logger: the CLI's own (internal/logger.ts) writes every log line to stderr.
+  NodeRuntime.runMain({
+    disableErrorReporting: true,
+    disablePrettyLogger: true,
+    teardown: (exit, done) => done(exitCodeOf(exit))
+  })
 )

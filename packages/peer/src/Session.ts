@@ -208,6 +208,10 @@ export interface Status {
   readonly seeds: number
   /** When we last sent a block to a peer (ms on the Clock); only incomplete peers ask for blocks. */
   readonly lastUploadAt: number | undefined
+  /** The disk error that stopped the download (writing or hashing would fail again). */
+  readonly failure?: string
+  /** Pieces we lack that at least one connected peer has (0 with no peers: a stall's reason). */
+  readonly missingAvailable: number
 }
 
 /**
@@ -225,7 +229,7 @@ export interface Swarm {
   readonly connect: (host: string, port: number) => Effect.Effect<void>
   readonly status: Effect.Effect<Status>
   readonly unsafeStatus: () => Status
-  /** Waits until every piece is verified on the target (at once when seeding). */
+  /** Waits until every piece is verified on the target and synced to stable storage (at once when seeding). */
   readonly complete: Effect.Effect<void>
   /**
    * Each piece verified after the stream starts, in order; ends when the torrent is complete or
@@ -495,6 +499,14 @@ export const make = (
           )
         )
 
+        const missingAvailable = () => {
+          const picker = core.picker
+          if (picker.complete || core.connections.size === 0) return 0
+          let n = 0
+          for (let i = 0; i < picker.pieceCount; i++) if (!picker.has(i) && picker.availability[i]! > 0) n++
+          return n
+        }
+
         const unsafeStatus = (): Status => {
           let peers = 0
           let seeds = 0
@@ -518,7 +530,9 @@ export const make = (
             banned: core.banned,
             errors: core.errors,
             seeds,
-            lastUploadAt: core.lastUploadAt
+            lastUploadAt: core.lastUploadAt,
+            ...(core.failure === undefined ? {} : { failure: core.failure }),
+            missingAvailable: missingAvailable()
           }
         }
 

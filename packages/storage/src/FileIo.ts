@@ -28,6 +28,8 @@ export interface FileIo {
     callback: Callback<number>
   ) => void
   readonly fdatasync: (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void
+  /** A full fsync: what makes a directory's new entries durable. */
+  readonly fsync: (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void
   readonly fstat: (fd: number, callback: Callback<NFS.Stats>) => void
   readonly ftruncate: (
     fd: number,
@@ -52,6 +54,7 @@ export const node: FileIo = {
   writev: (fd, buffers, position, callback) =>
     NFS.writev(fd, buffers as Array<Uint8Array>, position, callback),
   fdatasync: (fd, callback) => NFS.fdatasync(fd, callback),
+  fsync: (fd, callback) => NFS.fsync(fd, callback),
   fstat: (fd, callback) => NFS.fstat(fd, callback),
   ftruncate: (fd, length, callback) => NFS.ftruncate(fd, length, callback),
   mkdir: (path, callback) => NFS.mkdir(path, { recursive: true }, (error) => callback(error)),
@@ -106,6 +109,7 @@ export const faulty = (
     readv: vectored("readv"),
     writev: vectored("writev"),
     fdatasync: simple("fdatasync", base.fdatasync),
+    fsync: simple("fsync", base.fsync),
     fstat: simple("fstat", base.fstat),
     ftruncate: simple("ftruncate", base.ftruncate),
     mkdir: simple("mkdir", base.mkdir),

@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as FileIo from "./FileIo.js"
-import { call, callVoid, type Handle, vectored } from "./internal/io.js"
+import { call, callVoid, type Handle, syncDirectories, vectored } from "./internal/io.js"
 import { readWrite } from "./internal/request.js"
 import * as Layout from "./Layout.js"
 import { StorageError } from "./StorageError.js"
@@ -63,7 +63,10 @@ export interface StorageService {
   ) => Effect.Effect<void, StorageError>
   /** Makes a finished piece durable according to the storage's `Durability` (a no-op unless "piece"). */
   readonly flushPiece: (piece: number) => Effect.Effect<void, StorageError>
-  /** Forces everything written so far to stable storage, whatever the durability. */
+  /**
+   * Forces everything written so far to stable storage, whatever the durability: `fdatasync` of
+   * every file written, and `fsync` of the directory of each file this storage created.
+   */
   readonly sync: Effect.Effect<void, StorageError>
   /** Closes open file handles (after syncing them unless durability is "none"); they reopen on demand. */
   readonly releaseFiles: Effect.Effect<void, StorageError>
@@ -206,18 +209,35 @@ export const makeDirectory = (
       return handle
     }
 
+    // Directories holding files (or directories) this storage created: `sync` fsyncs them.
+    const newEntries = new Set<string>()
+    const noteCreated = (path: string) => {
+      for (let dir = NPath.dirname(path); ; dir = NPath.dirname(dir)) {
+        newEntries.add(dir)
+        if (dir === root || dir.length <= root.length) break
+      }
+    }
+
     const openFd = (file: number, forWrite: boolean): Effect.Effect<number, StorageError> => {
       const path = paths[file]!
-      const flags = mode === "read" ? O.O_RDONLY : O.O_RDWR | (forWrite ? O.O_CREAT : 0)
-      const attempt = call<number>("open", path, (cb) => io.open(path, flags, 0o644, cb))
-      if (!forWrite || mode === "read") return attempt
-      return attempt.pipe(
+      const open = (flags: number) => call<number>("open", path, (cb) => io.open(path, flags, 0o644, cb))
+      if (mode === "read") return open(O.O_RDONLY)
+      if (!forWrite) return open(O.O_RDWR)
+      // Without O_CREAT first, so a file this run creates is known (its directory needs an fsync).
+      return open(O.O_RDWR).pipe(
         Effect.catchIf(
           (error) => error.reason === "NotFound",
           () =>
-            Effect.zipRight(
-              callVoid("mkdir", NPath.dirname(path), (cb) => io.mkdir(NPath.dirname(path), cb)),
-              attempt
+            open(O.O_RDWR | O.O_CREAT).pipe(
+              Effect.catchIf(
+                (error) => error.reason === "NotFound",
+                () =>
+                  Effect.zipRight(
+                    callVoid("mkdir", NPath.dirname(path), (cb) => io.mkdir(NPath.dirname(path), cb)),
+                    open(O.O_RDWR | O.O_CREAT)
+                  )
+              ),
+              Effect.tap(() => Effect.sync(() => noteCreated(path)))
             )
         )
       )
@@ -287,7 +307,8 @@ export const makeDirectory = (
           return vectored(io, kind, handle, buffers, span.fileOffset, piece)
         }
         const opened = Effect.mapError(open(span.file, forWrite), (error) =>
-          error.piece === undefined ? new StorageError({ ...error, piece }) : error
+          // `cause` is not an own enumerable field of an Effect error: carried over by name (the errno).
+          error.piece === undefined ? new StorageError({ ...error, piece, cause: error.cause }) : error
         )
         return Effect.flatMap(opened, (h) =>
           forWrite
@@ -317,14 +338,16 @@ export const makeDirectory = (
 
     const sync = Effect.zipRight(
       Effect.suspend(() => syncHandles(cache.values())),
-      surfaceLateErrors
+      Effect.zipRight(surfaceLateErrors, syncDirectories(io, newEntries))
     )
 
     const releaseFiles = Effect.zipRight(
       Effect.suspend(() => {
         const handles = [...cache]
         return Effect.zipRight(
-          durability === "none" ? Effect.void : syncHandles(handles.map(([, h]) => h)),
+          durability === "none"
+            ? Effect.void
+            : Effect.zipRight(syncHandles(handles.map(([, h]) => h)), syncDirectories(io, newEntries)),
           Effect.sync(() => handles.forEach(([file, h]) => retire(file, h)))
         )
       }),
@@ -403,20 +426,35 @@ export const makeRaw = (options: RawOptions): Effect.Effect<StorageService, Stor
     const mode = options.mode ?? "readwrite"
     const durability = options.durability ?? "close"
     const path = NPath.resolve(options.path)
-    const flags = mode === "read" ? O.O_RDONLY : O.O_RDWR | (options.grow === true ? O.O_CREAT : 0)
-    const fd = yield* Effect.acquireRelease(
-      call<number>("open", path, (cb) => io.open(path, flags, 0o644, cb)),
-      (fd) =>
-        Effect.zipRight(
-          durability === "none" || mode === "read"
-            ? Effect.void
-            : callVoid("sync", path, (cb) => io.fdatasync(fd, cb)).pipe(
-                Effect.catchAll((error) => Effect.logError(`storage ${path}: ${error.message}`))
-              ),
-          callVoid("close", path, (cb) => io.close(fd, cb)).pipe(
-            Effect.catchAll((error) => Effect.logError(`storage ${path}: ${error.message}`))
-          )
+    const newEntries = new Set<string>()
+    const openAt = (flags: number) => call<number>("open", path, (cb) => io.open(path, flags, 0o644, cb))
+    const opening =
+      mode === "read"
+        ? openAt(O.O_RDONLY)
+        : options.grow !== true
+          ? openAt(O.O_RDWR)
+          : // Without O_CREAT first, so a new image is known (its directory needs an fsync).
+            openAt(O.O_RDWR).pipe(
+              Effect.catchIf(
+                (error) => error.reason === "NotFound",
+                () =>
+                  Effect.tap(openAt(O.O_RDWR | O.O_CREAT), () =>
+                    Effect.sync(() => newEntries.add(NPath.dirname(path)))
+                  )
+              )
+            )
+    const fd = yield* Effect.acquireRelease(opening, (fd) =>
+      Effect.zipRight(
+        durability === "none" || mode === "read"
+          ? Effect.void
+          : Effect.zipRight(
+              callVoid("sync", path, (cb) => io.fdatasync(fd, cb)),
+              syncDirectories(io, newEntries)
+            ).pipe(Effect.catchAll((error) => Effect.logError(`storage ${path}: ${error.message}`))),
+        callVoid("close", path, (cb) => io.close(fd, cb)).pipe(
+          Effect.catchAll((error) => Effect.logError(`storage ${path}: ${error.message}`))
         )
+      )
     )
     const stats = yield* call<NFS.Stats>("stat", path, (cb) => io.fstat(fd, cb))
     const isDevice = stats.isBlockDevice()
@@ -441,13 +479,16 @@ export const makeRaw = (options: RawOptions): Effect.Effect<StorageService, Stor
     const perSpan =
       (kind: "read" | "write", piece: number) => (span: Layout.Span, buffers: ReadonlyArray<Uint8Array>) =>
         vectored(io, kind, handle, buffers, diskOffsets[span.file]! + span.fileOffset, piece)
-    const sync = Effect.suspend(() =>
-      handle.dirty
-        ? Effect.tap(
-            callVoid("sync", path, (cb) => io.fdatasync(fd, cb)),
-            () => Effect.sync(() => (handle.dirty = false))
-          )
-        : Effect.void
+    const sync = Effect.zipRight(
+      Effect.suspend(() =>
+        handle.dirty
+          ? Effect.tap(
+              callVoid("sync", path, (cb) => io.fdatasync(fd, cb)),
+              () => Effect.sync(() => (handle.dirty = false))
+            )
+          : Effect.void
+      ),
+      syncDirectories(io, newEntries)
     )
     return {
       layout,

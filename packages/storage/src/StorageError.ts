@@ -13,7 +13,8 @@ import * as Data from "effect/Data"
  */
 export type Reason =
   | "NotFound" // ENOENT
-  | "NoSpace" // ENOSPC, EDQUOT, EFBIG
+  | "NoSpace" // ENOSPC, EDQUOT
+  | "TooLarge" // EFBIG: past the largest file the file system allows
   | "Io" // EIO and anything unclassified
   | "Permission" // EACCES, EPERM
   | "ReadOnly" // EROFS
@@ -76,6 +77,7 @@ export const where = (at: {
 const describe: Record<Reason, string> = {
   NotFound: "no such file or directory",
   NoSpace: "no space left on the target",
+  TooLarge: "the file would be larger than the file system allows",
   Io: "input/output error",
   Permission: "permission denied",
   ReadOnly: "the target is read-only",
@@ -100,8 +102,9 @@ export const reasonOf = (error: NodeJS.ErrnoException): Reason => {
       return "NotFound"
     case "ENOSPC":
     case "EDQUOT":
-    case "EFBIG":
       return "NoSpace"
+    case "EFBIG":
+      return "TooLarge"
     case "EACCES":
     case "EPERM":
       return "Permission"

@@ -210,6 +210,17 @@ export const decode = (
   const maxBytes = options.maxBytes ?? 64 * 1024 * 1024
   if (bytes.length > maxBytes)
     return fail("TooLarge", `the file is ${bytes.length} bytes, more than the limit of ${maxBytes}`)
+  const first = bytes[0]
+  const notDict =
+    first === 0x6c
+      ? "a list"
+      : first === 0x69
+        ? "an integer"
+        : first !== undefined && first >= 0x30 && first <= 0x39
+          ? "a string"
+          : undefined
+  if (notDict !== undefined)
+    return fail("Schema", `the file holds ${notDict} where a torrent holds a dictionary (d...e)`)
   const decoded = Bencode.decodeDict(bytes, { maxBytes })
   if (Either.isLeft(decoded)) return fail("Bencode", decoded.left.message, { cause: decoded.left })
   const { value: torrent, spans } = decoded.right

@@ -68,6 +68,8 @@ export const fromMetainfo = (metainfo: Metainfo): Either.Either<RawImage, Metain
     if (big > BigInt(Number.MAX_SAFE_INTEGER)) return fail(`file ${i} ("${name}") has an offset past 2^53`, i)
     const diskOffset = Number(big)
     if (file.length === 0) return fail(`file ${i} ("${name}") is an empty extent`, i)
+    if (diskOffset + file.length > Number.MAX_SAFE_INTEGER)
+      return fail(`file ${i} ("${name}") ends past 2^53 bytes, beyond any disk`, i)
     if (diskOffset < previousEnd)
       return fail(
         `file ${i} ("${name}") starts at ${diskOffset}, ${
@@ -83,6 +85,16 @@ export const fromMetainfo = (metainfo: Metainfo): Either.Either<RawImage, Metain
   }
   return Either.right({ extents, diskEnd: previousEnd, width })
 }
+
+/**
+ * Whether a torrent's files are all named as EZIO's extents are (one hexadecimal component each):
+ * it is meant as a raw image, so an invalid extent is an error rather than a directory torrent.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const namedAsExtents = (metainfo: Metainfo): boolean =>
+  metainfo.multiFile && metainfo.files.every((file) => file.path.length === 1 && HEX.test(file.path[0]!))
 
 /**
  * Whether a torrent is in EZIO's raw-image format (its files are valid hex-offset extents).

@@ -83,6 +83,19 @@ describe("Metainfo", () => {
     expect(meta.trackers).toEqual([["http://a/announce", "http://b/announce"], ["udp://c:80"]])
   })
 
+  it("says what a file holds when it is bencode but not a dictionary", () => {
+    for (const [bytes, what] of [
+      ["le", "a list"],
+      ["li1ee", "a list"],
+      ["i5e", "an integer"],
+      ["3:abc", "a string"]
+    ] as const) {
+      const error = decodeError(Buffer.from(bytes))
+      expect(error.reason).toBe("Schema")
+      expect(error.message).toContain(`holds ${what} where a torrent holds a dictionary`)
+    }
+  })
+
   it("recognises hybrid torrents through their v1 part and refuses pure v2", () => {
     const hybrid = Either.getOrThrow(
       Metainfo.decode(torrentBytes(baseInfo({ "meta version": 2, "file tree": {} })))
@@ -101,7 +114,7 @@ describe("Metainfo", () => {
     ["not bencode", t("d8:announce"), "Bencode", "invalid bencode at byte"],
     ["trailing garbage", new Uint8Array([...torrentBytes(baseInfo()), 0x78]), "Bencode", "bytes follow"],
     ["unsorted keys", t("d4:infod4:name1:xe8:announce0:e"), "Bencode", "not sorted"],
-    ["not a dictionary", t("li1ee"), "Bencode", "expected a value"],
+    ["not a dictionary", t("li1ee"), "Schema", "holds a list where a torrent holds a dictionary"],
     ["no info", Bencode.encode({ announce: t("x") }), "Schema", "info"],
     ["name is a number", torrentBytes(baseInfo({ name: 5 })), "Schema", "info.name"],
     ["negative length", torrentBytes(baseInfo({ length: -1 })), "Schema", "info.length"],
@@ -258,6 +271,20 @@ describe("RawImage", () => {
       })
     )
 
+  it("tells a torrent meant as a raw image (hex-named files) from a directory torrent", () => {
+    expect(RawImage.namedAsExtents(raw([["1ffffffffff000", 4096]]))).toBe(true)
+    expect(RawImage.isRawImage(raw([["1ffffffffff000", 4096]]))).toBe(false)
+    const directory = Either.getOrThrow(
+      Metainfo.make({
+        name: "d",
+        pieceLength: 16384,
+        pieces: new Uint8Array(20),
+        files: [{ path: ["readme.txt"], length: 10 }]
+      })
+    )
+    expect(RawImage.namedAsExtents(directory)).toBe(false)
+  })
+
   it("turns hex-named files into extents, any width", () => {
     const meta = raw([
       ["0000000000000000", 4096],
@@ -309,7 +336,8 @@ describe("RawImage", () => {
       ],
       "empty extent"
     ],
-    ["an offset past 2^53", [["ffffffffffffffffff", 10]], "past 2^53"]
+    ["an offset past 2^53", [["ffffffffffffffffff", 10]], "past 2^53"],
+    ["an extent ending at 2^53", [["1ffffffffff000", 4096]], "ends past 2^53"]
   ]
   for (const [name, files, text] of bad) {
     it(`rejects ${name}`, () => {

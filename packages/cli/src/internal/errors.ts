@@ -116,6 +116,24 @@ export class DeployIncomplete extends Data.TaggedError("DeployIncomplete")<{
 }
 
 /**
+ * A download stopped by a disk error that would happen again (no space, EIO, read-only, a file
+ * too large): what verified pieces it had are synced, and a restart resumes from them.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DownloadFailed extends Data.TaggedError("DownloadFailed")<{
+  readonly path: string
+  readonly detail: string
+  readonly have: number
+  readonly pieces: number
+}> {
+  override get message(): string {
+    return `${this.path}: download stopped: ${this.detail} (${this.have} of ${this.pieces} pieces verified and kept; a restart resumes)`
+  }
+}
+
+/**
  * The dashboard (`seed --dashboard PORT`) cannot listen.
  *
  * @since 0.1.0
@@ -129,6 +147,33 @@ export class DashboardError extends Data.TaggedError("DashboardError")<{
     return `dashboard: cannot listen on ${this.address}: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
   }
 }
+
+/**
+ * A download that made no progress for the stall timeout, or was stopped (SIGTERM, Ctrl-C)
+ * before it was complete.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Stalled extends Data.TaggedError("Stalled")<{
+  readonly path: string
+  readonly missing: number
+  readonly pieces: number
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${this.path}: ${this.missing} of ${this.pieces} piece(s) missing: ${this.reason}`
+  }
+}
+
+/**
+ * The exit code of a stop by Ctrl-C or SIGTERM: 0, unless a download still incomplete set it to
+ * `incomplete` (the process's exit code is process-wide state, like `process.exitCode`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const interrupted = { code: 0 as number }
 
 /**
  * `ezio demo` did not end with a byte-identical copy.
@@ -158,6 +203,8 @@ export type CliError =
   | Incomplete
   | DeployIncomplete
   | DashboardError
+  | DownloadFailed
+  | Stalled
   | DemoFailed
   | Metainfo.MetainfoError
   | Bencode.BencodeError
@@ -193,6 +240,7 @@ export const exitCode = (error: CliError): number => {
     case "HashError":
     case "StorageError":
     case "DiskIoError":
+    case "DownloadFailed":
       return ExitCode.data
     case "SessionError":
     case "TrackerError":
@@ -200,6 +248,7 @@ export const exitCode = (error: CliError): number => {
       return ExitCode.network
     case "Incomplete":
     case "DeployIncomplete":
+    case "Stalled":
     case "DemoFailed":
       return ExitCode.incomplete
     case "PoolClosed":

@@ -1,5 +1,7 @@
 // The loop `ezio seed` and `ezio download` share: open the data, join the swarm, report until
-// interrupted (or, for `download --exit`, until every piece is written and verified).
+// interrupted (or, for `download --exit`, until every piece is written, verified and synced). A
+// download also ends on a disk error that stopped it (exit 4) or on no progress for
+// --stall-timeout (exit 6); see `watch.ts`.
 import * as Options from "@effect/cli/Options"
 import { DiskIo } from "@ezio/disk-io"
 import { Deploy, EmbeddedTracker, Session, Tracker } from "@ezio/peer"
@@ -8,16 +10,18 @@ import { Bitfield } from "@ezio/storage"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { check, emit, engine, isTty, json, poolSize, readTorrent, trackers } from "./common.js"
 import { metricsText } from "./dashboard/metrics.js"
 import * as DeployWatch from "./deployWatch.js"
-import { UsageError } from "./errors.js"
+import { ExitCode, interrupted, Stalled, UsageError } from "./errors.js"
 import * as Finish from "./finish.js"
 import { formatBytes, formatRate, parseSize } from "./format.js"
 import * as Magnet from "./magnet.js"
 import * as Target from "./target.js"
+import * as Watch from "./watch.js"
 
 /** The options of `seed` and `download`, besides their arguments. */
 export const serveOptions = {
@@ -55,6 +59,12 @@ export const serveOptions = {
   slowStart: Options.integer("slow-start").pipe(
     Options.optional,
     Options.withDescription("Ramp the upload rate up over this many seconds (EZIO's --slow-start)")
+  ),
+  stallTimeout: Options.integer("stall-timeout").pipe(
+    Options.withDefault(180),
+    Options.withDescription(
+      "download: exit with code 6 after this many seconds without a new verified piece (0: wait for ever)"
+    )
   )
 }
 
@@ -72,6 +82,7 @@ export interface ServeArgs {
   readonly uploadSlots: Option.Option<number>
   readonly uploadLimit: Option.Option<string>
   readonly slowStart: Option.Option<number>
+  readonly stallTimeout: number
 }
 
 const parsePeer = (text: string) => {
@@ -108,6 +119,13 @@ const loop = (
     const uploadLimit = Option.isSome(args.uploadLimit)
       ? yield* parseSize(args.uploadLimit.value, "--upload-limit")
       : 0
+    if (!Number.isSafeInteger(args.stallTimeout) || args.stallTimeout < 0)
+      return yield* new UsageError({
+        option: "--stall-timeout",
+        detail: `${args.stallTimeout} must be a whole number of seconds >= 0`
+      })
+    // A download stopped (Ctrl-C, SIGTERM) before it is complete exits 6, even while checking.
+    if (mode === "download") interrupted.code = ExitCode.incomplete
     const target = yield* Target.open({
       metainfo: meta,
       data: args.data,
@@ -160,7 +178,8 @@ const loop = (
     if (args.trackers.length > 0) tiers.push([...args.trackers])
     tiers.push(...meta.trackers.map((tier) => [...tier]))
     if (tiers.length > 0) {
-      const tracker = yield* Tracker.make()
+      // UDP trackers are reached from the address peers are served on, as HTTP ones are.
+      const tracker = yield* Tracker.make(args.bind === "0.0.0.0" ? {} : { udpBindAddress: args.bind })
       yield* swarm.announce(tracker, {
         tiers: tiers.map((tier) => tier.map((url) => withName(url, extra.name))),
         minInterval: "5 seconds",
@@ -230,11 +249,19 @@ const loop = (
         }
       })
     )
-    yield* Effect.addFinalizer(() =>
+    if (mode === "download" && Bitfield.isComplete(have)) interrupted.code = ExitCode.ok
+    yield* Effect.addFinalizer((exit) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.sync(() => {
           const s = swarm.unsafeStatus()
           if (isTty && !args.json) process.stdout.write("\n")
+          if (mode === "download" && !s.complete && Exit.isInterrupted(exit)) {
+            const missing = s.pieces - s.have
+            const reason = "stopped before complete; a restart resumes"
+            console.error(
+              `ezio: ${new Stalled({ path: args.data, missing, pieces: s.pieces, reason }).message}`
+            )
+          }
           const summary = {
             event: "stopped",
             seconds: (now - started) / 1000,
@@ -253,7 +280,19 @@ const loop = (
         })
       )
     )
-    const reporting = Effect.repeat(report, Schedule.spaced("1 second"))
+    const watch =
+      mode === "download"
+        ? Watch.make({
+            path: args.data,
+            stallTimeoutMs: args.stallTimeout * 1000,
+            status: swarm.unsafeStatus
+          })
+        : Effect.void
+    const reporting = Effect.repeat(Effect.zipRight(report, watch), Schedule.spaced("1 second"))
+    // `complete` resolves once every piece is verified and synced (the swarm syncs first); from
+    // then on a stop is a clean one (exit 0).
+    const completed = Effect.tap(swarm.complete, () => Effect.sync(() => (interrupted.code = ExitCode.ok)))
+    if (mode === "download") yield* Effect.forkScoped(completed)
     if (deploy !== undefined && extra.deploy !== undefined) {
       yield* Effect.forkScoped(reporting)
       return yield* DeployWatch.watch({
@@ -274,7 +313,7 @@ const loop = (
     if (mode === "download" && finish._tag === "WhenIdle")
       return yield* Effect.raceFirst(reporting, Finish.untilFinished(swarm, finish, args.json))
     if (mode === "download" && finish._tag === "Exit") {
-      yield* Effect.raceFirst(reporting, swarm.complete)
+      yield* Effect.raceFirst(reporting, completed)
       const disk = yield* DiskIo.DiskIo
       yield* disk.sync(swarm.disk)
       yield* emit(args.json, { event: "complete" }, `\ncomplete: ${meta.name} verified`)
@@ -283,7 +322,7 @@ const loop = (
     if (mode === "download")
       yield* Effect.fork(
         Effect.zipRight(
-          swarm.complete,
+          completed,
           emit(args.json, { event: "complete" }, `\ncomplete: ${meta.name}; seeding on`)
         )
       )

@@ -360,6 +360,8 @@ export class Connection {
   }
 
   private onRequest(piece: number, begin: number, length: number): void {
+    // Dropped, not rejected: a reject brings the same request straight back.
+    if (this.swarm.unreadable(piece)) return
     const picker = this.swarm.picker
     const valid =
       piece < picker.pieceCount &&

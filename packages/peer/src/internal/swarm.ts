@@ -83,6 +83,19 @@ const SEND_STALL_MS = 30_000
 const UPLOAD_FLOOR = 256 * 1024
 
 /**
+ * A failure's own message (an expected error names what and where), the storage error's when it
+ * wraps one (the errno and the path are what a user acts on), a stack only for a defect.
+ */
+const messageOf = (cause: Cause.Cause<{ readonly message: string; readonly cause?: unknown }>): string => {
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "None") return Cause.pretty(cause)
+  const inner = failure.value.cause as { readonly _tag?: unknown; readonly message?: unknown } | undefined
+  return inner?._tag === "StorageError" && typeof inner.message === "string"
+    ? inner.message
+    : failure.value.message
+}
+
+/**
  * A swarm in the current scope: its fibers (disk batches, rate-limit waits, the choker's
  * rotation) end with it, and closing it closes every peer and waits for the writes in flight.
  */
@@ -171,6 +184,10 @@ export class SwarmCore implements SwarmLink<Connection> {
   hashFailures = 0
   errors: Array<string> = []
   downloading: boolean
+  /** The disk error that stopped the download (it would fail again): the first one. */
+  failure: string | undefined
+  /** Pieces we have but could not read (a failing disk): their requests are dropped. */
+  readonly unreadablePieces = new Set<number>()
   closed = false
   /** Who sent bad data; banned peers are closed and not dialled or admitted again. */
   readonly smartBan = new SmartBan()
@@ -345,13 +362,16 @@ export class SwarmCore implements SwarmLink<Connection> {
   }
 
   read(piece: number, begin: number, length: number, done: (result: ReadResult) => void): void {
-    this.runThen(this.disk.readOwned(this.handle, piece, begin, length), (exit) =>
-      done(
-        Exit.isSuccess(exit)
-          ? { _tag: "Success", read: exit.value }
-          : { _tag: "Failure", message: Cause.pretty(exit.cause) }
-      )
-    )
+    this.runThen(this.disk.readOwned(this.handle, piece, begin, length), (exit) => {
+      if (Exit.isSuccess(exit)) return done({ _tag: "Success", read: exit.value })
+      // Asking the disk again for every re-request would spin: serve this piece no more.
+      if (!Cause.isInterruptedOnly(exit.cause)) this.unreadablePieces.add(piece)
+      done({ _tag: "Failure", message: `reading piece ${piece}: ${messageOf(exit.cause)}` })
+    })
+  }
+
+  unreadable(piece: number): boolean {
+    return this.unreadablePieces.size > 0 && this.unreadablePieces.has(piece)
   }
 
   pick(c: Connection, want: number): Array<Pick> {
@@ -443,7 +463,7 @@ export class SwarmCore implements SwarmLink<Connection> {
             this.fail(`writing piece ${batch[i]!.piece}: ${result.left.message}`)
           }
         }
-      } else this.fail(`writing: ${Cause.pretty(exit.cause)}`)
+      } else this.fail(`writing: ${messageOf(exit.cause)}`)
       for (const w of batch) this.maybeHash(w.piece)
       done(exceeded)
     })
@@ -472,7 +492,12 @@ export class SwarmCore implements SwarmLink<Connection> {
         this.pieces.unsafeOffer(Take.of(piece))
         if (this.picker.complete) {
           this.downloading = false
-          this.markComplete()
+          // Complete means durable: every file's data and every new file's directory entry.
+          this.runThen(this.disk.sync(this.handle), (synced) => {
+            if (this.closed) return
+            if (Exit.isSuccess(synced)) this.markComplete()
+            else this.fail(`syncing the completed download: ${messageOf(synced.cause)}`)
+          })
           // Two seeds have nothing to trade.
           for (const c of this.connections) if (c.handshaken && c.isSeed) c.close("both sides are seeds")
         }
@@ -492,7 +517,7 @@ export class SwarmCore implements SwarmLink<Connection> {
             }
           )
         } else {
-          this.fail(`hashing piece ${piece}: ${Cause.pretty(exit.cause)}`)
+          this.fail(`hashing piece ${piece}: ${messageOf(exit.cause)}`)
           this.runThen(Effect.either(this.disk.clearPiece(this.handle, piece)), () =>
             this.picker.reset(piece)
           )
@@ -546,7 +571,12 @@ export class SwarmCore implements SwarmLink<Connection> {
 
   /** A write or hash failed for a reason other than bad data: stop downloading, keep seeding. */
   private fail(message: string): void {
-    this.reportError(message)
+    // The first stops the download and is the status's `failure`, for the caller to report; the
+    // rest (every piece in flight fails the same way) are only counted.
+    if (this.errors.length < 100) this.errors.push(message)
+    if (this.failure !== undefined) return
+    this.failure = message
+    this.log(message)
     if (this.downloading) {
       this.downloading = false
       this.log("downloading stopped after a disk error; still serving the pieces we have")

@@ -85,6 +85,8 @@ export interface SwarmLink<C extends Requester> {
   readonly uploadDelay: (bytes: number) => number
   readonly wakeUpload: (delay: number, f: () => void) => void
   readonly read: (piece: number, begin: number, length: number, done: (result: ReadResult) => void) => void
+  /** A piece we have whose read failed: its requests are dropped, not re-read again and again. */
+  readonly unreadable: (piece: number) => boolean
   readonly uploaded: (bytes: number) => void
 
   /** Download: up to `want` blocks to ask `c` for. */

@@ -101,11 +101,27 @@ export const call = <A>(
   run: (callback: (error: NodeJS.ErrnoException | null, value: A) => void) => void
 ): Effect.Effect<A, StorageError> =>
   Effect.uninterruptible(
-    Effect.async<A, StorageError>((resume) =>
-      run((error, value) =>
-        resume(error === null ? Effect.succeed(value) : Effect.fail(fromErrno(error, operation, path)))
-      )
-    )
+    Effect.async<A, StorageError>((resume) => {
+      try {
+        run((error, value) =>
+          resume(error === null ? Effect.succeed(value) : Effect.fail(fromErrno(error, operation, path)))
+        )
+      } catch (cause) {
+        // node:fs validates its arguments synchronously (a length past 2^53 throws a RangeError):
+        // an input no file can hold, not a bug to die on.
+        resume(
+          Effect.fail(
+            new StorageError({
+              reason: "OutOfRange",
+              operation,
+              path,
+              cause,
+              detail: cause instanceof Error ? cause.message : String(cause)
+            })
+          )
+        )
+      }
+    })
   )
 
 /** @internal */
@@ -115,3 +131,28 @@ export const callVoid = (
   run: (callback: (error: NodeJS.ErrnoException | null) => void) => void
 ): Effect.Effect<void, StorageError> =>
   call<void>(operation, path, (callback) => run((error) => callback(error, undefined)))
+
+/**
+ * `fsync` of each directory (open read-only, fsync, close): what makes the entries of files
+ * created in them durable, which `fdatasync` of the files themselves does not.
+ *
+ * @internal
+ */
+export const syncDirectories = (io: FileIo, directories: Set<string>): Effect.Effect<void, StorageError> =>
+  Effect.suspend(() => {
+    const list = [...directories]
+    return Effect.forEach(
+      list,
+      (directory) =>
+        Effect.flatMap(
+          call<number>("open", directory, (cb) => io.open(directory, 0, 0, cb)),
+          (fd) =>
+            callVoid("sync", directory, (cb) => io.fsync(fd, cb)).pipe(
+              // A failed close of a read-only directory descriptor loses nothing.
+              Effect.ensuring(Effect.ignore(callVoid("close", directory, (cb) => io.close(fd, cb)))),
+              Effect.tap(() => Effect.sync(() => directories.delete(directory)))
+            )
+        ),
+      { discard: true }
+    )
+  })

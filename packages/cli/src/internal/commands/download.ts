@@ -14,7 +14,9 @@ export const download = Command.make(
   {
     torrent: torrentArg,
     data: Args.path({ name: "target" }).pipe(
-      Args.withDescription("Where the data goes: a file, a directory, an image or a block device")
+      Args.withDescription(
+        "Where the data goes: a file or a block device (a single-file torrent, written from the device's offset 0), a directory (multi-file), an image file or a block device (raw image)"
+      )
     ),
     ...serveOptions,
     ...Finish.finishOptions,

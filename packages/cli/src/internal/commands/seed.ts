@@ -12,7 +12,9 @@ export const seed = Command.make(
   {
     torrent: torrentArg,
     data: Args.path({ name: "data" }).pipe(
-      Args.withDescription("The file, directory, image or block device to serve")
+      Args.withDescription(
+        "What to serve: a file or a block device (a single-file torrent, from the device's offset 0), a directory (multi-file), an image file or a block device (raw image)"
+      )
     ),
     ...serveOptions,
     ...DeployWatch.deployOptions,

@@ -1,0 +1,126 @@
+/**
+ * Running the real `ezio` process from tests: to completion (bounded), or in the background until
+ * its JSON ready line (killed by PID when the scope closes).
+ */
+import * as NChild from "node:child_process"
+import * as NFS from "node:fs"
+import * as NOS from "node:os"
+import * as NPath from "node:path"
+import { assert } from "@effect/vitest"
+import { Effect } from "effect"
+
+const bin = NPath.resolve(import.meta.dirname, "../src/bin.ts")
+
+export interface Result {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+  readonly ms: number
+}
+
+/** Runs `ezio args` to completion; killed after `timeoutMs`. */
+export const run = (
+  args: ReadonlyArray<string>,
+  options: { timeoutMs?: number; env?: Record<string, string> } = {}
+) =>
+  Effect.promise(
+    () =>
+      new Promise<Result>((resolve) => {
+        const started = Date.now()
+        NChild.execFile(
+          process.execPath,
+          ["--import", "tsx", bin, ...args],
+          {
+            timeout: options.timeoutMs ?? 90_000,
+            maxBuffer: 16 * 1024 * 1024,
+            env: { ...process.env, ...options.env }
+          },
+          (error, stdout, stderr) =>
+            resolve({
+              code: error === null ? 0 : typeof error.code === "number" ? error.code : null,
+              stdout,
+              stderr,
+              ms: Date.now() - started
+            })
+        )
+      })
+  )
+
+export interface Running {
+  readonly child: NChild.ChildProcess
+  readonly ready: Record<string, unknown>
+  readonly port: number
+  readonly exited: Effect.Effect<number | null>
+  readonly output: () => string
+  readonly errors: () => string
+  /** The last JSON status line's fields, if any. */
+  readonly status: () => Record<string, unknown> | undefined
+}
+
+/** Starts `ezio args` (with --json) and resolves once it prints its ready line. */
+export const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  Effect.gen(function* () {
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        NChild.spawn(process.execPath, ["--import", "tsx", bin, ...args], {
+          stdio: ["ignore", "pipe", "pipe"],
+          env: { ...process.env, ...env }
+        })
+      ),
+      (child) =>
+        Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
+    )
+    let stdout = ""
+    let stderr = ""
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
+    const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+    const ready = yield* Effect.async<Record<string, unknown>, Error>((resume) => {
+      child.stdout!.on("data", (d: Buffer) => {
+        stdout += d.toString()
+        const line = stdout.split("\n").find((l) => l.includes('"event":"ready"'))
+        if (line !== undefined) resume(Effect.succeed(JSON.parse(line)))
+      })
+      void exit.then((code) => resume(Effect.fail(new Error(`exited early with ${code}: ${stderr}`))))
+    }).pipe(Effect.timeout("90 seconds"))
+    const status = () => {
+      const lines = stdout.split("\n").filter((l) => l.includes('"event":"status"'))
+      return lines.length === 0
+        ? undefined
+        : (JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>)
+    }
+    return {
+      child,
+      ready,
+      port: Number(String(ready.listen).split(":").pop()),
+      exited: Effect.promise(() => exit),
+      output: () => stdout,
+      errors: () => stderr,
+      status
+    } satisfies Running
+  })
+
+export const tempDir = Effect.acquireRelease(
+  Effect.sync(() => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-faults-"))),
+  (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
+)
+
+/** The one stderr line of an expected error: `ezio: ...`, no stack trace. */
+export const oneLine = (stderr: string): string => {
+  const lines = stderr.trim().split("\n")
+  assert.strictEqual(lines.length, 1, stderr)
+  assert.match(lines[0]!, /^ezio: /)
+  assert.notInclude(stderr, "    at ")
+  return lines[0]!
+}
+
+/** Every stdout line is JSON (with --json). */
+export const allJson = (stdout: string): void => {
+  for (const line of stdout.split("\n"))
+    if (line.trim() !== "") assert.doesNotThrow(() => JSON.parse(line), line)
+}
+
+/** Polls `check` every 100 ms, for at most `ms`. */
+export const waitUntil = (check: () => boolean, ms = 90_000) =>
+  Effect.repeat(Effect.sleep("100 millis"), { until: check }).pipe(Effect.timeout(ms))
+
+export const isRoot = process.getuid?.() === 0
