@@ -192,13 +192,7 @@ export class Dialer {
 
   /** The dial did not end in a handshake (refused, timed out, closed early, wrong torrent). */
   failed(address: string): void {
-    const k = this.known.get(address)
-    if (k === undefined) return
-    this.settle(k)
-    k.connected = false
-    k.due = this.now() + k.backoff
-    k.backoff = Math.min(k.backoff * 2, this.maxBackoff)
-    this.poke()
+    this.retryLater(address)
   }
 
   /** The peer answered with a handshake: the backoff starts over. */
@@ -213,6 +207,11 @@ export class Dialer {
 
   /** A handshaken connection closed: dial it again after its (reset) backoff. */
   lost(address: string): void {
+    this.retryLater(address)
+  }
+
+  /** Dial `address` again after its backoff, which doubles (up to the maximum) for the next time. */
+  private retryLater(address: string): void {
     const k = this.known.get(address)
     if (k === undefined) return
     this.settle(k)
