@@ -113,6 +113,18 @@ export const oneLine = (stderr: string): string => {
   return lines[0]!
 }
 
+/**
+ * The stderr of an expected error that warnings may precede (a banned peer, say): the last line is
+ * the error, every other line a warning, no stack trace.
+ */
+export const lastLine = (stderr: string): string => {
+  const lines = stderr.trim().split("\n")
+  for (const warning of lines.slice(0, -1)) assert.match(warning, /^ezio: warning: /, stderr)
+  assert.match(lines.at(-1)!, /^ezio: /)
+  assert.notInclude(stderr, "    at ")
+  return lines.at(-1)!
+}
+
 /** Every stdout line is JSON (with --json). */
 export const allJson = (stdout: string): void => {
   for (const line of stdout.split("\n"))

@@ -10,7 +10,9 @@ import { DownloadFailed, Stalled } from "./errors.js"
 /** Why nothing arrives, from what the swarm sees now. */
 export const stallReason = (s: Session.Status, badSinceLastPiece: number): string =>
   s.peers === 0
-    ? "no peers"
+    ? s.banned.length > 0
+      ? `no peers: ${s.banned.length} banned for bad data (${s.banned[0]})`
+      : "no peers"
     : badSinceLastPiece > 0
       ? `only bad data (${badSinceLastPiece} piece(s) failed their hash check)`
       : s.missingAvailable === 0
