@@ -52,7 +52,7 @@ export class Connection {
   amInterested = false
   readonly outstanding = new Map<number, PickedBlock>()
   downloaded = 0
-  /** Requests kept outstanding: the swarm sizes it to this peer's rate (`sampleRates`). */
+  /** Requests kept outstanding: the swarm sizes it to this peer's rate (swarmStatus.ts `sampleRates`). */
   requestDepth: number
   /** Received bytes per second, smoothed, and `downloaded` when last sampled. */
   rate = 0

@@ -5,7 +5,8 @@
 // in a pool block (the parser's `blockTarget`); `Connection.onPiece` reports it to `received`
 // (the picker's bookkeeping, cancels to other peers in the end game) and queues it; after the
 // socket read, `write` sends the batch to DiskIo and, once a piece's blocks are all written,
-// `maybeHash` verifies it and announces it.
+// `maybeHash` (swarmVerify.ts) verifies it and announces it. Dialing and PEX are swarmPeers.ts,
+// initial seeding's hooks swarmSeeding.ts, the 1 s loop and the status swarmStatus.ts.
 import type * as Net from "node:net"
 import type { DiskIo } from "@ezio/disk-io"
 import type { BufferPool } from "@ezio/pool"
@@ -25,8 +26,6 @@ import * as Wire from "../Wire.js"
 import * as Choker from "./choker.js"
 import { Connection } from "./connection.js"
 import * as Dialer from "./dialer.js"
-import * as Peers from "./swarmPeers.js"
-import * as Seeding from "./swarmSeeding.js"
 import * as Metadata from "./metadata.js"
 import * as Pex from "./pex.js"
 import { InitialSeeding } from "./initialSeeding.js"
@@ -34,7 +33,10 @@ import { BLOCK, type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
 import { SmartBan } from "./smartBan.js"
 import type { BlockWrite, ReadResult, SwarmLink, UploadBudget } from "./swarmLink.js"
+import * as Peers from "./swarmPeers.js"
+import * as Seeding from "./swarmSeeding.js"
 import * as Verify from "./swarmVerify.js"
+import * as Upload from "./upload.js"
 
 export interface CoreOptions {
   readonly maxPeers: number
@@ -72,9 +74,6 @@ export interface SwarmParams {
 }
 
 type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
-
-/** The pool bytes one peer's uploads may always hold, whatever the others hold. */
-const UPLOAD_FLOOR = 256 * 1024
 
 /**
  * A swarm in the current scope: its fibers (disk batches, rate-limit waits, the choker's
@@ -174,7 +173,7 @@ export class SwarmCore implements SwarmLink<Connection> {
   readonly smartBan = new SmartBan()
   readonly bannedIds = new Set<string>()
   /** Uploads' share of the pool, recomputed as peers come, go and turn interested. */
-  readonly uploads: UploadBudget = { held: 0, floor: UPLOAD_FLOOR, perPeer: UPLOAD_FLOOR, limit: 0 }
+  readonly uploads: UploadBudget = Upload.makeBudget()
   private poolWaiters: Array<() => void> = []
   private poolWait: Fiber.RuntimeFiber<void> | undefined
 
@@ -277,20 +276,11 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.updateSendCap()
   }
 
-  /**
-   * Uploads may hold half the pool below its high watermark, shared among the peers that want
-   * data (each at most what it could hold without a budget: its send buffer and four 1 MiB reads).
-   */
+  /** Re-shares the uploads' pool budget among the peers that want data (upload.ts). */
   updateSendCap(): void {
     let wanting = 0
     for (const c of this.connections) if (c.peerInterested) wanting++
-    const stats = this.pool.unsafeStats()
-    const limit = Math.floor((stats.highWatermarkBlocks * stats.blockSize) / 2)
-    this.uploads.limit = limit
-    this.uploads.perPeer = Math.max(
-      UPLOAD_FLOOR,
-      Math.min(this.options.sendBufferBytes + 4 * 1024 * 1024, Math.floor(limit / Math.max(1, wanting)))
-    )
+    Upload.shareBudget(this.uploads, this.pool.unsafeStats(), wanting, this.options.sendBufferBytes)
   }
 
   uploadDelay(bytes: number): number {

@@ -5,7 +5,7 @@ import type * as Net from "node:net"
 import type { BufferPool } from "@ezio/pool"
 import * as Wire from "../Wire.js"
 import { BLOCK, type Requester } from "./picker.js"
-import type { SwarmLink } from "./swarmLink.js"
+import type { SwarmLink, UploadBudget } from "./swarmLink.js"
 
 /** What the upload side needs of its connection. */
 export interface UploadPeer<C extends Requester> extends Requester {
@@ -19,6 +19,35 @@ export interface UploadPeer<C extends Requester> extends Requester {
   lastPayload: number
   readonly send: (bytes: Uint8Array) => void
   readonly close: (reason: string) => void
+}
+
+/** The pool bytes one peer's uploads may always hold, whatever the others hold. */
+const UPLOAD_FLOOR = 256 * 1024
+
+/** A swarm's uploads' budget before `shareBudget` first sizes it. */
+export const makeBudget = (): UploadBudget => ({
+  held: 0,
+  floor: UPLOAD_FLOOR,
+  perPeer: UPLOAD_FLOOR,
+  limit: 0
+})
+
+/**
+ * Uploads may hold half the pool below its high watermark, shared among the `wanting` peers
+ * (each at most what it could hold without a budget: its send buffer and four 1 MiB reads).
+ */
+export const shareBudget = (
+  budget: UploadBudget,
+  pool: BufferPool.Stats,
+  wanting: number,
+  sendBufferBytes: number
+): void => {
+  const limit = Math.floor((pool.highWatermarkBlocks * pool.blockSize) / 2)
+  budget.limit = limit
+  budget.perPeer = Math.max(
+    UPLOAD_FLOOR,
+    Math.min(sendBufferBytes + 4 * 1024 * 1024, Math.floor(limit / Math.max(1, wanting)))
+  )
 }
 
 interface QueuedRequest {
