@@ -12,7 +12,6 @@
  * @since 0.1.0
  */
 import * as NCrypto from "node:crypto"
-import * as Net from "node:net"
 import { DiskIo } from "@ezio/disk-io"
 import { BufferPool } from "@ezio/pool"
 import { Bitfield, type Storage } from "@ezio/storage"
@@ -25,19 +24,18 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Listener from "./internal/listener.js"
 import * as MagnetFetch from "./internal/magnetFetch.js"
 import type { MetadataFetcher } from "./internal/metadata.js"
 import { BLOCK } from "./internal/picker.js"
 import * as SwarmCore from "./internal/swarm.js"
-import * as PeerMetrics from "./PeerMetrics.js"
+import * as SwarmStatus from "./internal/swarmStatus.js"
 import * as Tracker from "./Tracker.js"
-import * as Wire from "./Wire.js"
 
 /**
  * @since 0.1.0
@@ -364,57 +362,17 @@ export const make = (
 
     let port = 0
     if (options.listen !== false) {
-      const server = Net.createServer({ noDelay: true })
-      server.on("connection", (socket) => {
-        // Read the 68-byte handshake, then hand the socket to the swarm it names.
-        let buffered = Buffer.alloc(0)
-        socket.setTimeout(20_000, () => socket.destroy())
-        socket.on("error", () => socket.destroy())
-        const onData = (chunk: Buffer) => {
-          buffered = Buffer.concat([buffered, chunk])
-          if (buffered.length > 0 && buffered[0] !== Wire.PROTOCOL.length) return socket.destroy()
-          if (buffered.length < Wire.HANDSHAKE_LENGTH) return
-          socket.off("data", onData)
-          socket.pause()
-          socket.setTimeout(0)
-          const decoded = Wire.decodeHandshake(buffered)
-          if (decoded._tag === "Left") return socket.destroy()
-          const hex = Buffer.from(decoded.right.infoHash).toString("hex")
-          const core = swarms.get(hex)
-          if (core === undefined) {
-            const fetcher = fetchers.get(hex)
-            if (fetcher === undefined) return socket.destroy()
-            fetcher.incoming(socket, decoded.right, buffered.subarray(Wire.HANDSHAKE_LENGTH))
-            return socket.resume()
-          }
-          const connection = core.add(socket, false)
-          connection?.startIncoming(decoded.right, buffered.subarray(Wire.HANDSHAKE_LENGTH))
-          socket.resume()
-        }
-        socket.on("data", onData)
-      })
       const host = options.host ?? "0.0.0.0"
-      port = yield* Effect.async<number, SessionError>((resume) => {
-        const onError = (cause: Error) =>
-          resume(
-            Effect.fail(
-              new SessionError({
-                reason: "Listen",
-                detail: `cannot listen on ${host}:${options.port ?? 6881}: ${cause.message}`,
-                cause
-              })
-            )
-          )
-        server.once("error", onError)
-        server.listen({ host, port: options.port ?? 6881 }, () => {
-          server.off("error", onError)
-          resume(Effect.succeed((server.address() as Net.AddressInfo).port))
-        })
-      })
-      yield* Effect.addFinalizer(() =>
-        Effect.async<void>((resume) => {
-          server.close(() => resume(Effect.void))
-        })
+      const wanted = options.port ?? 6881
+      port = yield* Listener.listen(host, wanted, { swarms, fetchers }).pipe(
+        Effect.mapError(
+          (cause) =>
+            new SessionError({
+              reason: "Listen",
+              detail: `cannot listen on ${host}:${wanted}: ${cause.message}`,
+              cause
+            })
+        )
       )
     }
 
@@ -474,67 +432,8 @@ export const make = (
         }
 
         // Rates over the last second, and keep-alives / dead or stuck peers every 5 s.
-        let rates = { up: 0, down: 0, lastUp: 0, lastDown: 0, ticks: 0 }
-        const redundantMetric = PeerMetrics.redundantBytes.pipe(Metric.tagged("torrent", metainfo.name))
-        let redundantCounted = 0
-        yield* Effect.forkScoped(
-          Effect.forever(
-            Effect.zipRight(
-              Effect.sleep("1 second"),
-              Effect.suspend(() => {
-                rates = {
-                  up: core.uploadedBytes - rates.lastUp,
-                  down: core.downloadedBytes - rates.lastDown,
-                  lastUp: core.uploadedBytes,
-                  lastDown: core.downloadedBytes,
-                  ticks: rates.ticks + 1
-                }
-                core.sampleRates()
-                if (rates.ticks % 5 === 0) core.tick()
-                const redundant = core.redundantBytes - redundantCounted
-                redundantCounted = core.redundantBytes
-                return redundant > 0 ? Metric.incrementBy(redundantMetric, redundant) : Effect.void
-              })
-            )
-          )
-        )
-
-        const missingAvailable = () => {
-          const picker = core.picker
-          if (picker.complete || core.connections.size === 0) return 0
-          let n = 0
-          for (let i = 0; i < picker.pieceCount; i++) if (!picker.has(i) && picker.availability[i]! > 0) n++
-          return n
-        }
-
-        const unsafeStatus = (): Status => {
-          let peers = 0
-          let seeds = 0
-          for (const c of core.connections)
-            if (c.handshaken) {
-              peers++
-              if (c.isSeed) seeds++
-            }
-          return {
-            peers,
-            uploaded: core.uploadedBytes,
-            downloaded: core.downloadedBytes,
-            uploadRate: rates.up,
-            downloadRate: rates.down,
-            redundant: core.redundantBytes,
-            have: core.picker.count,
-            pieces: metainfo.pieceCount,
-            complete: core.picker.complete,
-            downloading: core.downloading,
-            hashFailures: core.hashFailures,
-            banned: core.banned,
-            errors: core.errors,
-            seeds,
-            lastUploadAt: core.lastUploadAt,
-            ...(core.failure === undefined ? {} : { failure: core.failure }),
-            missingAvailable: missingAvailable()
-          }
-        }
+        const monitor = yield* SwarmStatus.monitor(core)
+        const unsafeStatus = (): Status => monitor.status()
 
         const swarm: Swarm = {
           metainfo,

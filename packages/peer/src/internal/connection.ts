@@ -2,7 +2,8 @@
 // bookkeeping, a corked write of header + pool block) stays on the event loop without Effect;
 // disk work goes through DiskIo as ONE Effect per batch of requests or received blocks.
 //
-// A connection reaches its swarm only through `SwarmLink` (swarmLink.ts).
+// A connection reaches its swarm only through `SwarmLink` (swarmLink.ts); its upload side (the
+// requests it serves) is upload.ts.
 import type * as Net from "node:net"
 import type { BufferPool } from "@ezio/pool"
 import { Bitfield } from "@ezio/storage"
@@ -10,23 +11,11 @@ import * as Wire from "../Wire.js"
 import * as Metadata from "./metadata.js"
 import { BLOCK, type Pick as PickedBlock } from "./picker.js"
 import type * as Link from "./swarmLink.js"
+import { Upload } from "./upload.js"
 
 type SwarmLink = Link.SwarmLink<Connection>
 
-interface QueuedRequest {
-  readonly piece: number
-  readonly begin: number
-  readonly length: number
-}
-
 const NO_BITS = new Uint8Array(0)
-
-/** Most invalid requests (past the end, for pieces we lack, while choked) before we hang up. */
-const MAX_INVALID = 300
-/** Largest request we serve; 16 KiB is what every client sends, some older ones ask for 32 KiB. */
-const MAX_REQUEST = 128 * 1024
-/** Blocks read per DiskIo call: a run of contiguous requests in one piece. */
-const MAX_BATCH_BYTES = 1024 * 1024
 
 let nextId = 1
 
@@ -54,22 +43,16 @@ export class Connection {
   // Upload side.
   amChoking = true
   peerInterested = false
-  private readonly requests: Array<QueuedRequest> = []
-  private readsInFlight = 0
-  /** Pool blocks the reads in flight will fill: with `sending`, what this peer holds of the pool. */
-  private readBlocks = 0
-  /** `pump` stopped at the cap: the next block the socket takes restarts it. */
-  private capped = false
-  private readonly sending = new Set<BufferPool.Block>()
-  private invalid = 0
   uploaded = 0
+  /** The requests we serve this peer and the blocks on their way to it (upload.ts). */
+  readonly upload: Upload<Connection>
 
   // Download side.
   peerChoking = true
   amInterested = false
   readonly outstanding = new Map<number, PickedBlock>()
   downloaded = 0
-  /** Requests kept outstanding: the swarm sizes it to this peer's rate (`sampleRates`). */
+  /** Requests kept outstanding: the swarm sizes it to this peer's rate (swarmStatus.ts `sampleRates`). */
   requestDepth: number
   /** Received bytes per second, smoothed, and `downloaded` when last sampled. */
   rate = 0
@@ -86,11 +69,6 @@ export class Connection {
   readonly connectedAt: number
   /** When a block last went either way (admission.ts). */
   lastPayload: number
-  // Send progress: a socket whose queue holds bytes and neither shrinks nor flushes is stuck.
-  private flushed = 0
-  private flushedSeen = 0
-  private queuedSeen = 0
-  private sendProgressAt: number
   private parser: Wire.FrameParser | undefined
   private pausedForPool = false
   private pausedForDisk = false
@@ -103,16 +81,12 @@ export class Connection {
     this.address = `${socket.remoteAddress}:${socket.remotePort}`
     this.bits = Bitfield.make(swarm.picker.pieceCount)
     this.requestDepth = swarm.options.downloadQueue
-    this.lastReceived =
-      this.lastSent =
-      this.connectedAt =
-      this.lastPayload =
-      this.sendProgressAt =
-        swarm.now()
+    this.lastReceived = this.lastSent = this.connectedAt = this.lastPayload = swarm.now()
+    this.upload = new Upload(this)
     socket.setNoDelay(true)
     socket.on("error", (error) => this.close(`socket error: ${error.message}`))
     socket.on("close", () => this.close("the peer closed the connection"))
-    socket.on("drain", () => this.pump())
+    socket.on("drain", () => this.upload.pump())
   }
 
   // ------------------------------------------------------------------------------------------
@@ -209,7 +183,7 @@ export class Connection {
     if (error !== undefined) return this.close(`protocol error: ${error.message}`)
     if (this.closed) return
     this.flushWrites()
-    this.pump()
+    this.upload.pump()
     this.fill()
     // Backpressure: past the pool's high watermark, stop reading new requests and blocks from
     // this socket until the pool is back to normal (libtorrent's disk_observer).
@@ -254,14 +228,9 @@ export class Connection {
       case "HaveNone":
         return this.onBitfield(NO_BITS)
       case "Request":
-        return this.onRequest(message.index, message.begin, message.length)
-      case "Cancel": {
-        const i = this.requests.findIndex(
-          (r) => r.piece === message.index && r.begin === message.begin && r.length === message.length
-        )
-        if (i >= 0) this.requests.splice(i, 1)
-        return
-      }
+        return this.upload.request(message.index, message.begin, message.length)
+      case "Cancel":
+        return this.upload.cancel(message.index, message.begin, message.length)
       case "RejectRequest": {
         const k = this.swarm.picker.blockKey(message.index, message.begin)
         if (this.outstanding.delete(k)) {
@@ -351,163 +320,9 @@ export class Connection {
     }
   }
 
-  // ------------------------------------------------------------------------------------------
-  // Upload: requests → DiskIo.readOwned (one Effect per run of blocks) → corked header + block
-  // writes straight from pool blocks, released in the socket's write callbacks.
-
-  private rejectOrDrop(piece: number, begin: number, length: number): void {
-    if (this.remoteFast) this.send(Wire.encodeRejectRequest(piece, begin, length))
-  }
-
-  private onRequest(piece: number, begin: number, length: number): void {
-    // Dropped, not rejected: a reject brings the same request straight back.
-    if (this.swarm.unreadable(piece)) return
-    const picker = this.swarm.picker
-    const valid =
-      piece < picker.pieceCount &&
-      picker.has(piece) &&
-      length > 0 &&
-      length <= MAX_REQUEST &&
-      begin + length <= picker.pieceSize(piece)
-    if (!valid || this.amChoking) {
-      this.rejectOrDrop(piece, begin, length)
-      if (!valid && ++this.invalid > MAX_INVALID)
-        this.close(`more than ${MAX_INVALID} invalid requests (last: piece ${piece}, ${begin}+${length})`)
-      return
-    }
-    if (this.requests.length >= this.swarm.options.requestQueue) {
-      // A flood past the queue depth we advertised: refuse the excess instead of queueing it.
-      this.rejectOrDrop(piece, begin, length)
-      if (++this.invalid > MAX_INVALID) this.close("request flood past the advertised queue depth")
-      return
-    }
-    // Initial seeding: a piece another peer already has or is getting goes from that peer.
-    if (!this.swarm.serves(this, piece)) return this.rejectOrDrop(piece, begin, length)
-    this.requests.push({ piece, begin, length })
-  }
-
-  /**
-   * Serves queued requests while the socket keeps up, the rate limit allows, and this peer holds
-   * less of the pool (reads in flight and blocks the socket has not taken) than its share.
-   */
-  pump(): void {
-    while (
-      !this.closed &&
-      this.requests.length > 0 &&
-      !this.amChoking &&
-      this.readsInFlight < 4 &&
-      this.socket.writableLength < this.swarm.options.sendBufferBytes
-    ) {
-      const held = (this.sending.size + this.readBlocks) * BLOCK
-      const budget = this.swarm.uploads
-      const cap = budget.perPeer
-      if (held > 0 && (held >= cap || (held >= budget.floor && budget.held >= budget.limit))) {
-        this.capped = true
-        return
-      }
-      // A run of contiguous requests within one piece becomes one read.
-      const first = this.requests[0]!
-      let end = first.begin + first.length
-      let count = 1
-      const most = Math.min(MAX_BATCH_BYTES, Math.max(first.length, cap - held))
-      while (count < this.requests.length) {
-        const next = this.requests[count]!
-        if (next.piece !== first.piece || next.begin !== end || end - first.begin + next.length > most) break
-        end += next.length
-        count++
-      }
-      const bytes = end - first.begin
-      const delay = this.swarm.uploadDelay(bytes)
-      if (delay > 0) {
-        this.swarm.wakeUpload(delay, () => this.pump())
-        return
-      }
-      const batch = this.requests.splice(0, count)
-      const blocks = Math.ceil(bytes / BLOCK) + (first.begin % BLOCK === 0 ? 0 : 1)
-      this.readsInFlight++
-      this.readBlocks += blocks
-      budget.held += blocks * BLOCK
-      this.swarm.read(first.piece, first.begin, bytes, (result) => {
-        this.readsInFlight--
-        this.readBlocks -= blocks
-        this.swarm.uploads.held -= blocks * BLOCK
-        if (result._tag === "Failure") {
-          // The data could not be read (a failing disk): reject what we cannot serve.
-          for (const r of batch) this.rejectOrDrop(r.piece, r.begin, r.length)
-          this.swarm.reportError(result.message)
-        } else if (this.closed) {
-          result.read.release()
-        } else {
-          this.sendPieces(batch, result.read)
-        }
-        this.pump()
-      })
-    }
-  }
-
-  private sendPieces(
-    batch: ReadonlyArray<QueuedRequest>,
-    read: { blocks: ReadonlyArray<BufferPool.Block>; views: ReadonlyArray<Uint8Array> }
-  ): void {
-    const { blocks, views } = read
-    const socket = this.socket
-    socket.cork()
-    let view = 0
-    let within = 0
-    for (const r of batch) {
-      socket.write(Wire.pieceHeader(r.piece, r.begin, r.length))
-      let left = r.length
-      while (left > 0) {
-        const v = views[view]!
-        const n = Math.min(left, v.length - within)
-        const part = within === 0 && n === v.length ? v : v.subarray(within, within + n)
-        within += n
-        left -= n
-        if (within === v.length) {
-          // The last bytes of this block: release it once the socket has taken them.
-          const block = blocks[view]!
-          this.sending.add(block)
-          this.swarm.uploads.held += BLOCK
-          socket.write(part, () => this.releaseSent(block))
-          view++
-          within = 0
-        } else {
-          socket.write(part)
-        }
-      }
-      this.uploaded += r.length
-      this.swarm.uploaded(r.length)
-    }
-    socket.uncork()
-    this.lastSent = this.lastPayload = this.swarm.now()
-  }
-
-  private releaseSent(block: BufferPool.Block): void {
-    this.flushed++
-    if (this.sending.delete(block)) {
-      this.swarm.uploads.held -= BLOCK
-      if (!block.released) block.release()
-    }
-    if (this.capped) {
-      this.capped = false
-      this.pump()
-    }
-  }
-
-  /**
-   * Closes the connection if its socket has held unsent bytes for `stallMs` with its queue
-   * neither shrinking nor flushing a block (a peer that stopped reading); called periodically.
-   */
+  /** Called periodically: closes the connection if the peer stopped reading (upload.ts). */
   checkSendProgress(now: number, stallMs: number): void {
-    const queued = this.socket.writableLength
-    if (queued === 0 || queued < this.queuedSeen || this.flushed !== this.flushedSeen)
-      this.sendProgressAt = now
-    this.queuedSeen = queued
-    this.flushedSeen = this.flushed
-    if (now - this.sendProgressAt >= stallMs)
-      this.close(
-        `sent nothing for ${Math.round(stallMs / 1000)} s: ${queued} bytes queued, the peer does not read`
-      )
+    this.upload.checkSendProgress(now, stallMs)
   }
 
   // ------------------------------------------------------------------------------------------
@@ -597,16 +412,14 @@ export class Connection {
     if (this.amChoking || this.closed) return
     this.amChoking = true
     this.send(Wire.encode({ _tag: "Choke" }))
-    if (this.remoteFast)
-      for (const r of this.requests) this.send(Wire.encodeRejectRequest(r.piece, r.begin, r.length))
-    this.requests.length = 0
+    this.upload.choked()
   }
 
   unchoke(): void {
     if (!this.amChoking || this.closed) return
     this.amChoking = false
     this.send(Wire.encode({ _tag: "Unchoke" }))
-    this.pump()
+    this.upload.pump()
   }
 
   send(bytes: Uint8Array): void {
@@ -626,11 +439,7 @@ export class Connection {
     }
     for (const { block } of this.writeBatch) block.release()
     this.writeBatch = []
-    // Blocks the socket never took: a destroyed socket may not call every write callback.
-    for (const block of this.sending) if (!block.released) block.release()
-    this.swarm.uploads.held -= this.sending.size * BLOCK
-    this.sending.clear()
-    this.requests.length = 0
+    this.upload.close()
     this.abandonAll()
     if (this.bitsCounted) this.swarm.peerBitfield(this.hasAll ? "all" : this.bits, -1)
     this.bitsCounted = false

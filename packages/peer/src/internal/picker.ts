@@ -5,6 +5,7 @@
 // outstanding once every block of every missing piece is requested. Plain JS: it runs per batch
 // of requests on the event loop.
 import { Bitfield } from "@ezio/storage"
+import { Metainfo } from "@ezio/torrent"
 
 /** The block size of requests, and of the pool blocks received blocks land in. */
 export const BLOCK = 16 * 1024
@@ -94,7 +95,7 @@ export class Picker<R extends Requester = Requester> {
   }
 
   pieceSize(piece: number): number {
-    return piece < this.pieceCount - 1 ? this.pieceLength : this.totalLength - piece * this.pieceLength
+    return Metainfo.pieceSize(this, piece)
   }
 
   markHave(piece: number): void {

@@ -5,8 +5,9 @@
 // in a pool block (the parser's `blockTarget`); `Connection.onPiece` reports it to `received`
 // (the picker's bookkeeping, cancels to other peers in the end game) and queues it; after the
 // socket read, `write` sends the batch to DiskIo and, once a piece's blocks are all written,
-// `maybeHash` verifies it and announces it.
-import * as Net from "node:net"
+// `maybeHash` (swarmVerify.ts) verifies it and announces it. Dialing and PEX are swarmPeers.ts,
+// initial seeding's hooks swarmSeeding.ts, the 1 s loop and the status swarmStatus.ts.
+import type * as Net from "node:net"
 import type { DiskIo } from "@ezio/disk-io"
 import type { BufferPool } from "@ezio/pool"
 import type { Bitfield } from "@ezio/storage"
@@ -22,7 +23,6 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Take from "effect/Take"
 import * as Wire from "../Wire.js"
-import * as Admission from "./admission.js"
 import * as Choker from "./choker.js"
 import { Connection } from "./connection.js"
 import * as Dialer from "./dialer.js"
@@ -31,8 +31,12 @@ import * as Pex from "./pex.js"
 import { InitialSeeding } from "./initialSeeding.js"
 import { BLOCK, type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
-import { blockDigests, SmartBan, type Verdict } from "./smartBan.js"
+import { SmartBan } from "./smartBan.js"
 import type { BlockWrite, ReadResult, SwarmLink, UploadBudget } from "./swarmLink.js"
+import * as Peers from "./swarmPeers.js"
+import * as Seeding from "./swarmSeeding.js"
+import * as Verify from "./swarmVerify.js"
+import * as Upload from "./upload.js"
 
 export interface CoreOptions {
   readonly maxPeers: number
@@ -50,9 +54,6 @@ export interface CoreOptions {
   readonly initialSeeding: boolean
 }
 
-/** Seconds of a peer's measured rate kept requested from it, and the fewest requests kept. */
-const QUEUE_SECONDS = 1
-const MIN_QUEUE = 8
 /**
  * A piece a peer refused is asked of it again after this long, or, while another (non-seed) peer
  * has it, after the longer time: that peer is where it should come from.
@@ -72,28 +73,7 @@ export interface SwarmParams {
   readonly options: CoreOptions
 }
 
-/** "::ffff:10.0.0.1" (an IPv4 peer on a dual-stack socket) as "10.0.0.1". */
-const unmapped = (ip: string): string => (ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip)
-
 type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
-
-/** A socket that holds unsent bytes this long without progress belongs to a peer that stopped reading. */
-const SEND_STALL_MS = 30_000
-/** The pool bytes one peer's uploads may always hold, whatever the others hold. */
-const UPLOAD_FLOOR = 256 * 1024
-
-/**
- * A failure's own message (an expected error names what and where), the storage error's when it
- * wraps one (the errno and the path are what a user acts on), a stack only for a defect.
- */
-const messageOf = (cause: Cause.Cause<{ readonly message: string; readonly cause?: unknown }>): string => {
-  const failure = Cause.failureOption(cause)
-  if (failure._tag === "None") return Cause.pretty(cause)
-  const inner = failure.value.cause as { readonly _tag?: unknown; readonly message?: unknown } | undefined
-  return inner?._tag === "StorageError" && typeof inner.message === "string"
-    ? inner.message
-    : failure.value.message
-}
 
 /**
  * A swarm in the current scope: its fibers (disk batches, rate-limit waits, the choker's
@@ -122,7 +102,7 @@ export const make = (params: SwarmParams): Effect.Effect<SwarmCore, never, Scope
     if (params.options.pex)
       yield* Effect.forkScoped(
         Effect.repeat(
-          Effect.sync(() => core.pexTick()),
+          Effect.sync(() => Peers.pexTick(core)),
           Schedule.spaced("1 second")
         )
       )
@@ -155,22 +135,22 @@ export class SwarmCore implements SwarmLink<Connection> {
   readonly now: () => number
   readonly choker: Choker.Choker<Connection>
   /** Where outgoing connections' socket reads land (see `connect`). */
-  private readonly readBuffer = Buffer.allocUnsafe(256 * 1024)
-  private readonly peerIds = new Map<string, Connection>()
+  readonly readBuffer = Buffer.allocUnsafe(256 * 1024)
+  readonly peerIds = new Map<string, Connection>()
   /** The peers we know of and when to dial them. */
   readonly dialer: Dialer.Dialer
   /** Where each connection's peer listens (the address we dialled, or its BEP 10 `p`): its dialer key. */
-  private readonly listenAddress = new Map<Connection, { ip: string; port: number; key: string }>()
+  readonly listenAddress = new Map<Connection, Peers.ListenAddress>()
   /** The ones we told `ut_pex` about, per peer that speaks it. */
-  private readonly pexSenders = new Map<Connection, Pex.PexSender>()
+  readonly pexSenders = new Map<Connection, Pex.PexSender>()
   /** Addresses of seeds, not dialled while we are one too. */
-  private readonly seeds = new Set<string>()
+  readonly seeds = new Set<string>()
   /** The extensions we speak (BEP 10 `m`), under the ids we receive them with. */
   readonly extensionMap: Readonly<Record<string, number>>
-  private readonly handle: DiskIo.TorrentHandle
-  private readonly disk: DiskIo.DiskIoService
+  readonly handle: DiskIo.TorrentHandle
+  readonly disk: DiskIo.DiskIoService
   private readonly rate: RateLimiter.RateLimiter
-  private readonly run: Run
+  readonly run: Run
   uploadedBytes = 0
   /** When we last sent a block (only incomplete peers ask for blocks), on the swarm's Clock. */
   lastUploadAt: number | undefined
@@ -180,7 +160,7 @@ export class SwarmCore implements SwarmLink<Connection> {
   /** Initial seeding, while the swarm started complete and some piece has not left it. */
   readonly seeding: InitialSeeding<Connection> | undefined
   /** Unsent pieces suggested to each ezio peer at a time: about 4 MiB of them. */
-  private readonly suggestions: number
+  readonly suggestions: number
   hashFailures = 0
   errors: Array<string> = []
   downloading: boolean
@@ -191,9 +171,9 @@ export class SwarmCore implements SwarmLink<Connection> {
   closed = false
   /** Who sent bad data; banned peers are closed and not dialled or admitted again. */
   readonly smartBan = new SmartBan()
-  private readonly bannedIds = new Set<string>()
+  readonly bannedIds = new Set<string>()
   /** Uploads' share of the pool, recomputed as peers come, go and turn interested. */
-  readonly uploads: UploadBudget = { held: 0, floor: UPLOAD_FLOOR, perPeer: UPLOAD_FLOOR, limit: 0 }
+  readonly uploads: UploadBudget = Upload.makeBudget()
   private poolWaiters: Array<() => void> = []
   private poolWait: Fiber.RuntimeFiber<void> | undefined
 
@@ -227,7 +207,7 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.dialer = new Dialer.Dialer(
       { maxPeers: params.options.maxPeers, dialLimit: params.options.dialLimit },
       {
-        dial: (host, port, address) => this.dial(host, port, address),
+        dial: (host, port, address) => Peers.dial(this, host, port, address),
         connections: () => this.connections.size,
         wanted: (address) => !this.closed && !(this.picker.complete && this.seeds.has(address))
       },
@@ -255,11 +235,11 @@ export class SwarmCore implements SwarmLink<Connection> {
   }
 
   /** Runs an effect from a callback in the swarm's FiberSet (so `close` waits for it). */
-  private runThen<A, E>(effect: Effect.Effect<A, E>, onExit: (exit: Exit.Exit<A, E>) => void): void {
+  runThen<A, E>(effect: Effect.Effect<A, E>, onExit: (exit: Exit.Exit<A, E>) => void): void {
     this.run(effect).addObserver(onExit)
   }
 
-  private log(message: string): void {
+  log(message: string): void {
     this.run(Effect.logDebug(`${this.metainfo.name}: ${message}`))
   }
 
@@ -267,29 +247,7 @@ export class SwarmCore implements SwarmLink<Connection> {
   // What connections report (SwarmLink)
 
   admit(c: Connection, peerId: Uint8Array): boolean {
-    const id = Buffer.from(peerId).toString("hex")
-    if (this.bannedIds.has(id) || this.smartBan.isBanned(c.address)) return false
-    const existing = this.peerIds.get(id)
-    const address = this.listenAddress.get(c)?.key
-    if (existing !== undefined && existing !== c && !existing.closed) {
-      if (address !== undefined) this.dialer.identify(address, id)
-      if (!this.keepsNewer(c, existing, peerId)) return false
-      existing.close("replaced by the connection the peer and we dialled at the same time")
-    }
-    this.peerIds.set(id, c)
-    this.dialer.peerConnected(id)
-    if (address !== undefined) this.dialer.handshaken(address, id)
-    return true
-  }
-
-  /**
-   * Two connections to one peer, one each way (both ends dialled at once): keep the one the
-   * lower peer id opened, which the other end chooses too, so one survives rather than none.
-   */
-  private keepsNewer(c: Connection, existing: Connection, peerId: Uint8Array): boolean {
-    if (c.outgoing === existing.outgoing) return false
-    const opener = (x: Connection) => (x.outgoing ? this.peerId : peerId)
-    return Buffer.compare(opener(c), opener(existing)) < 0
+    return Peers.admit(this, c, peerId)
   }
 
   peerHasPiece(piece: number, bits: Bitfield.Bitfield): void {
@@ -297,25 +255,11 @@ export class SwarmCore implements SwarmLink<Connection> {
   }
 
   peerIsEzio(c: Connection): void {
-    this.suggestTo(c)
+    Seeding.suggestTo(this, c)
   }
 
   serves(c: Connection, piece: number): boolean {
-    const seeding = this.seeding
-    if (seeding === undefined) return true
-    const strict = c.remoteEzio && c.remoteFast
-    const before = seeding.unsent
-    if (!seeding.serve(c, piece, strict, this.now())) return false
-    if (strict && seeding.unsent < before) this.suggestTo(c)
-    return true
-  }
-
-  /** Tops up the unsent pieces suggested to an ezio peer (initial seeding). */
-  private suggestTo(c: Connection): void {
-    const seeding = this.seeding
-    if (seeding === undefined || !seeding.active || !c.remoteEzio || !c.remoteFast) return
-    const pieces = seeding.suggest(c, this.suggestions, (piece) => !c.peerHas(piece))
-    for (const index of pieces) c.send(Wire.encode({ _tag: "Suggest", index }))
+    return Seeding.serves(this, c, piece)
   }
 
   peerBitfield(bits: Bitfield.Bitfield | "all", delta: 1 | -1): void {
@@ -332,20 +276,11 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.updateSendCap()
   }
 
-  /**
-   * Uploads may hold half the pool below its high watermark, shared among the peers that want
-   * data (each at most what it could hold without a budget: its send buffer and four 1 MiB reads).
-   */
-  private updateSendCap(): void {
+  /** Re-shares the uploads' pool budget among the peers that want data (upload.ts). */
+  updateSendCap(): void {
     let wanting = 0
     for (const c of this.connections) if (c.peerInterested) wanting++
-    const stats = this.pool.unsafeStats()
-    const limit = Math.floor((stats.highWatermarkBlocks * stats.blockSize) / 2)
-    this.uploads.limit = limit
-    this.uploads.perPeer = Math.max(
-      UPLOAD_FLOOR,
-      Math.min(this.options.sendBufferBytes + 4 * 1024 * 1024, Math.floor(limit / Math.max(1, wanting)))
-    )
+    Upload.shareBudget(this.uploads, this.pool.unsafeStats(), wanting, this.options.sendBufferBytes)
   }
 
   uploadDelay(bytes: number): number {
@@ -366,7 +301,7 @@ export class SwarmCore implements SwarmLink<Connection> {
       if (Exit.isSuccess(exit)) return done({ _tag: "Success", read: exit.value })
       // Asking the disk again for every re-request would spin: serve this piece no more.
       if (!Cause.isInterruptedOnly(exit.cause)) this.unreadablePieces.add(piece)
-      done({ _tag: "Failure", message: `reading piece ${piece}: ${messageOf(exit.cause)}` })
+      done({ _tag: "Failure", message: `reading piece ${piece}: ${Verify.messageOf(exit.cause)}` })
     })
   }
 
@@ -406,16 +341,6 @@ export class SwarmCore implements SwarmLink<Connection> {
 
   redundant(bytes: number): void {
     this.redundantBytes += bytes
-  }
-
-  /** Once a second: each peer's request queue follows its measured rate. */
-  sampleRates(): void {
-    const max = this.options.downloadQueue
-    for (const c of this.connections) {
-      c.rate = Math.max(c.downloaded - c.downloadedAtSample, c.rate / 2)
-      c.downloadedAtSample = c.downloaded
-      c.requestDepth = Math.min(max, Math.max(MIN_QUEUE, Math.ceil((c.rate * QUEUE_SECONDS) / BLOCK)))
-    }
   }
 
   received(c: Connection, piece: number, begin: number, length: number): boolean {
@@ -463,100 +388,10 @@ export class SwarmCore implements SwarmLink<Connection> {
             this.fail(`writing piece ${batch[i]!.piece}: ${result.left.message}`)
           }
         }
-      } else this.fail(`writing: ${messageOf(exit.cause)}`)
-      for (const w of batch) this.maybeHash(w.piece)
+      } else this.fail(`writing: ${Verify.messageOf(exit.cause)}`)
+      for (const w of batch) Verify.maybeHash(this, w.piece)
       done(exceeded)
     })
-  }
-
-  private maybeHash(piece: number): void {
-    const state = this.picker.partial.get(piece)
-    if (state === undefined || state.hashing || state.missing > 0) return
-    state.hashing = true
-    this.runThen(this.disk.hash(this.handle, piece), (exit) => {
-      if (this.closed) return
-      const expected = this.metainfo.pieces.subarray(piece * 20, piece * 20 + 20)
-      if (Exit.isSuccess(exit) && Buffer.compare(exit.value.sha1, expected) === 0) {
-        this.picker.markHave(piece)
-        if (this.smartBan.needsDigests(piece))
-          this.runThen(this.pieceDigests(piece), (digests) =>
-            this.judge(this.smartBan.passedPiece(piece, Exit.isSuccess(digests) ? digests.value : undefined))
-          )
-        else this.smartBan.passedPiece(piece)
-        const have = Wire.encodeHave(piece)
-        for (const c of this.connections) {
-          if (!c.handshaken) continue
-          c.send(have)
-          if (c.amInterested) c.updateInterest()
-        }
-        this.pieces.unsafeOffer(Take.of(piece))
-        if (this.picker.complete) {
-          this.downloading = false
-          // Complete means durable: every file's data and every new file's directory entry.
-          this.runThen(this.disk.sync(this.handle), (synced) => {
-            if (this.closed) return
-            if (Exit.isSuccess(synced)) this.markComplete()
-            else this.fail(`syncing the completed download: ${messageOf(synced.cause)}`)
-          })
-          // Two seeds have nothing to trade.
-          for (const c of this.connections) if (c.handshaken && c.isSeed) c.close("both sides are seeds")
-        }
-      } else {
-        if (Exit.isSuccess(exit)) {
-          this.hashFailures++
-          this.log(`piece ${piece} failed its hash check; fetching it again`)
-          // Remember what each peer sent before the bad data is dropped (smartBan.ts).
-          this.runThen(
-            Effect.flatMap(this.pieceDigests(piece), (digests) => {
-              this.judge(this.smartBan.failedPiece(piece, digests, this.now()))
-              return Effect.either(this.disk.clearPiece(this.handle, piece))
-            }),
-            () => {
-              this.picker.reset(piece)
-              if (!this.closed) for (const c of this.connections) c.fill()
-            }
-          )
-        } else {
-          this.fail(`hashing piece ${piece}: ${messageOf(exit.cause)}`)
-          this.runThen(Effect.either(this.disk.clearPiece(this.handle, piece)), () =>
-            this.picker.reset(piece)
-          )
-        }
-      }
-      for (const c of this.connections) c.fill()
-    })
-  }
-
-  /** One digest per block of `piece` as it is stored now; undefined if it cannot be read. */
-  private pieceDigests(piece: number): Effect.Effect<ReadonlyArray<string> | undefined> {
-    return this.disk.readOwned(this.handle, piece, 0, this.picker.pieceSize(piece)).pipe(
-      Effect.map((read) => {
-        const digests = blockDigests(read.views)
-        read.release()
-        return digests
-      }),
-      Effect.orElseSucceed(() => undefined)
-    )
-  }
-
-  /** Bans the peers found sending bad data: closed now, refused from here on (address and peer id). */
-  private judge(verdicts: ReadonlyArray<Verdict>): void {
-    for (const { peer, reason } of verdicts) {
-      this.reportBan(peer, reason)
-      for (const c of [...this.connections])
-        if (c.address === peer) {
-          if (c.remotePeerId !== undefined) this.bannedIds.add(Buffer.from(c.remotePeerId).toString("hex"))
-          c.close(`banned: ${reason}`)
-        }
-      // What it sent of pieces not yet hashing is fetched again from others (overwriting it).
-      for (const { block, piece } of this.smartBan.takeBlocksOf(peer))
-        this.picker.unreceive(piece, block * BLOCK)
-    }
-    if (verdicts.length > 0 && !this.closed) for (const c of this.connections) c.fill()
-  }
-
-  private reportBan(peer: string, reason: string): void {
-    this.run(Effect.logWarning(`${this.metainfo.name}: banned peer ${peer}: ${reason}`))
   }
 
   /** Banned peers and why, for the status. */
@@ -564,13 +399,13 @@ export class SwarmCore implements SwarmLink<Connection> {
     return [...this.smartBan.banned].map(([peer, reason]) => `${peer}: ${reason}`)
   }
 
-  private markComplete(): void {
+  markComplete(): void {
     Deferred.unsafeDone(this.completed, Exit.void)
     this.pieces.unsafeOffer(Take.end)
   }
 
   /** A write or hash failed for a reason other than bad data: stop downloading, keep seeding. */
-  private fail(message: string): void {
+  fail(message: string): void {
     // The first stops the download and is the status's `failure`, for the caller to report; the
     // rest (every piece in flight fails the same way) are only counted.
     if (this.errors.length < 100) this.errors.push(message)
@@ -608,7 +443,7 @@ export class SwarmCore implements SwarmLink<Connection> {
       if (this.peerIds.get(id) === c) this.peerIds.delete(id)
       if (c.handshaken) this.dialer.peerDisconnected(id)
     }
-    this.forgetPeer(c)
+    Peers.forgetPeer(this, c)
     this.choker.removed(c)
     this.smartBan.left(c.address)
     if (c.peerInterested) this.updateSendCap()
@@ -624,7 +459,7 @@ export class SwarmCore implements SwarmLink<Connection> {
     if (
       this.closed ||
       this.smartBan.isBanned(`${socket.remoteAddress}:${socket.remotePort}`) ||
-      (this.connections.size >= this.options.maxPeers && !this.makeRoom())
+      (this.connections.size >= this.options.maxPeers && !Peers.makeRoom(this))
     ) {
       socket.destroy()
       return undefined
@@ -632,14 +467,6 @@ export class SwarmCore implements SwarmLink<Connection> {
     const c = new Connection(this, socket, outgoing)
     this.connections.add(c)
     return c
-  }
-
-  /** At the connection limit: evicts the peer idle longest (admission.ts); false if none is idle. */
-  private makeRoom(): boolean {
-    const idle = Admission.victim(this.connections, this.now())
-    if (idle === undefined) return false
-    idle.close("idle at the connection limit: making room for a new peer")
-    return true
   }
 
   /**
@@ -651,131 +478,14 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.dialer.add(host, port, source)
   }
 
-  /** Opens one connection for the dialer, and tells it how that went. */
-  private dial(host: string, port: number, address: string): void {
-    if (
-      this.closed ||
-      this.smartBan.isBanned(address) ||
-      (this.connections.size >= this.options.maxPeers &&
-        Admission.victim(this.connections, this.now()) === undefined)
-    )
-      return this.dialer.failed(address)
-    // Reads land in one buffer the swarm reuses (the parser copies out everything it keeps,
-    // synchronously), instead of a fresh 64 KiB Buffer per read for the GC to collect.
-    // Nothing arrives before "connect", which sets the receiver.
-    let receiver: Connection | undefined
-    const socket = Net.connect({
-      host,
-      port,
-      onread: {
-        buffer: this.readBuffer,
-        callback: (n, buffer) => {
-          receiver?.receive(buffer.subarray(0, n))
-          return true
-        }
-      }
-    })
-    socket.setTimeout(10_000, () => socket.destroy(new Error("connect timed out")))
-    let settled = false
-    const failed = () => {
-      if (settled) return
-      settled = true
-      this.dialer.failed(address)
-    }
-    socket.once("error", failed)
-    socket.once("close", failed)
-    socket.once("connect", () => {
-      socket.setTimeout(0)
-      settled = true
-      this.dialer.opened(address)
-      receiver = this.add(socket, true)
-      if (receiver === undefined) return this.dialer.failed(address)
-      this.listenAddress.set(receiver, { ip: unmapped(socket.remoteAddress ?? host), port, key: address })
-      receiver.startOutgoing()
-    })
-  }
-
-  /** How the dialer hears that a connection is gone; its PEX state goes with it. */
-  private forgetPeer(c: Connection): void {
-    this.pexSenders.delete(c)
-    const listen = this.listenAddress.get(c)
-    this.listenAddress.delete(c)
-    if (c.isSeed && c.handshaken && listen !== undefined) this.seeds.add(listen.key)
-    if (listen !== undefined && c.outgoing) {
-      if (c.closeReason === "connected to ourselves") this.dialer.self(listen.key)
-      else if (c.handshaken) this.dialer.lost(listen.key)
-      else this.dialer.failed(listen.key)
-    }
-    this.dialer.poke()
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // Extensions (BEP 10)
-
   /** The peer's extension handshake: its listen port (a dialer address) and its `ut_pex` id. */
   extensionHandshake(c: Connection, handshake: Wire.ExtensionHandshake): void {
-    if (!c.outgoing && handshake.p !== undefined && handshake.p > 0 && handshake.p <= 65535) {
-      const ip = unmapped(c.socket.remoteAddress ?? "")
-      const key = this.dialer.add(ip, handshake.p, "incoming")
-      if (key !== undefined) {
-        this.listenAddress.set(c, { ip, port: handshake.p, key })
-        if (c.remotePeerId !== undefined)
-          this.dialer.identify(key, Buffer.from(c.remotePeerId).toString("hex"))
-      }
-    }
-    const pexId = handshake.m["ut_pex"]
-    if (this.options.pex && pexId !== undefined && pexId > 0 && pexId < 256)
-      this.pexSenders.set(c, new Pex.PexSender(pexId, this.now()))
-    else this.pexSenders.delete(c)
+    Peers.extensionHandshake(this, c, handshake)
   }
 
   /** An extended message other than the handshake, under one of the ids in `extensionMap`. */
   extended(c: Connection, id: number, payload: Uint8Array): void {
-    if (id === Pex.UT_PEX_ID && this.options.pex) this.pexReceived(c, payload)
-  }
-
-  private pexReceived(c: Connection, payload: Uint8Array): void {
-    const decoded = Pex.decode(payload)
-    if (decoded._tag === "Left") return this.log(`peer ${c.address}: ${decoded.left.message}`)
-    const added = decoded.right.added
-    for (let i = 0; i < added.length && i < Pex.MAX_RECEIVED; i++) {
-      const peer = added[i]!
-      const key = this.dialer.add(peer.ip, peer.port, "pex")
-      if (key !== undefined && (peer.flags & Pex.Flags.seed) !== 0) this.seeds.add(key)
-    }
-  }
-
-  /** Sends each peer that speaks `ut_pex` what changed since we last told it (at most once a minute). */
-  pexTick(): void {
-    if (this.closed || this.pexSenders.size === 0) return
-    const now = this.now()
-    let due = false
-    for (const sender of this.pexSenders.values()) if (sender.next <= now) due = true
-    if (!due) return
-    const current = new Map<string, Pex.PexPeer>()
-    for (const [c, listen] of this.listenAddress) {
-      if (!c.handshaken || c.closed) continue
-      const flags = (c.outgoing ? Pex.Flags.reachable : 0) | (c.isSeed ? Pex.Flags.seed : 0)
-      current.set(listen.key, { ip: listen.ip, port: listen.port, flags })
-    }
-    for (const [c, sender] of this.pexSenders) {
-      if (!c.handshaken || c.closed) continue
-      const payload = sender.poll(now, current, this.listenAddress.get(c)?.key)
-      if (payload !== undefined) c.send(Wire.encodeExtended(sender.remoteId, payload))
-    }
-  }
-
-  /** Keep-alives and dead-peer detection (the session calls it every 5 s). */
-  tick(): void {
-    const now = this.now()
-    this.updateSendCap()
-    for (const c of [...this.connections]) {
-      c.checkSendProgress(now, SEND_STALL_MS)
-      if (c.closed) continue
-      if (now - c.lastReceived > 150_000) c.close("no message for 150 s")
-      else if (now - c.lastSent > 60_000) c.send(Wire.encodeKeepAlive())
-      if (!c.handshaken && now - c.lastReceived > 20_000) c.close("no handshake within 20 s")
-    }
+    if (id === Pex.UT_PEX_ID && this.options.pex) Peers.pexReceived(this, c, payload)
   }
 
   /** Closes every peer, then waits for the disk batches in flight. */

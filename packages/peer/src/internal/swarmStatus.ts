@@ -1,0 +1,105 @@
+// A swarm's clockwork and its status: once a second the rates (the swarm's and each peer's, which
+// sizes its request queue) and the redundant-bytes metric, every 5 s keep-alives and dead or
+// stuck peers; `status` reads it all for `Swarm.unsafeStatus`.
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as PeerMetrics from "../PeerMetrics.js"
+import * as Wire from "../Wire.js"
+import { BLOCK } from "./picker.js"
+import type { SwarmCore } from "./swarm.js"
+
+/** Seconds of a peer's measured rate kept requested from it, and the fewest requests kept. */
+const QUEUE_SECONDS = 1
+const MIN_QUEUE = 8
+/** A socket that holds unsent bytes this long without progress belongs to a peer that stopped reading. */
+const SEND_STALL_MS = 30_000
+
+/** Once a second: each peer's request queue follows its measured rate. */
+export const sampleRates = (core: SwarmCore): void => {
+  const max = core.options.downloadQueue
+  for (const c of core.connections) {
+    c.rate = Math.max(c.downloaded - c.downloadedAtSample, c.rate / 2)
+    c.downloadedAtSample = c.downloaded
+    c.requestDepth = Math.min(max, Math.max(MIN_QUEUE, Math.ceil((c.rate * QUEUE_SECONDS) / BLOCK)))
+  }
+}
+
+/** Keep-alives and dead-peer detection, every 5 s. */
+export const tick = (core: SwarmCore): void => {
+  const now = core.now()
+  core.updateSendCap()
+  for (const c of [...core.connections]) {
+    c.checkSendProgress(now, SEND_STALL_MS)
+    if (c.closed) continue
+    if (now - c.lastReceived > 150_000) c.close("no message for 150 s")
+    else if (now - c.lastSent > 60_000) c.send(Wire.encodeKeepAlive())
+    if (!c.handshaken && now - c.lastReceived > 20_000) c.close("no handshake within 20 s")
+  }
+}
+
+/** Pieces we lack that at least one connected peer has. */
+const missingAvailable = (core: SwarmCore): number => {
+  const picker = core.picker
+  if (picker.complete || core.connections.size === 0) return 0
+  let n = 0
+  for (let i = 0; i < picker.pieceCount; i++) if (!picker.has(i) && picker.availability[i]! > 0) n++
+  return n
+}
+
+/** Starts the swarm's 1 s loop in the current scope; its `status` is the session's `Status`. */
+export const monitor = (core: SwarmCore) =>
+  Effect.gen(function* () {
+    let rates = { up: 0, down: 0, lastUp: 0, lastDown: 0, ticks: 0 }
+    const redundantMetric = PeerMetrics.redundantBytes.pipe(Metric.tagged("torrent", core.metainfo.name))
+    let redundantCounted = 0
+    yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.zipRight(
+          Effect.sleep("1 second"),
+          Effect.suspend(() => {
+            rates = {
+              up: core.uploadedBytes - rates.lastUp,
+              down: core.downloadedBytes - rates.lastDown,
+              lastUp: core.uploadedBytes,
+              lastDown: core.downloadedBytes,
+              ticks: rates.ticks + 1
+            }
+            sampleRates(core)
+            if (rates.ticks % 5 === 0) tick(core)
+            const redundant = core.redundantBytes - redundantCounted
+            redundantCounted = core.redundantBytes
+            return redundant > 0 ? Metric.incrementBy(redundantMetric, redundant) : Effect.void
+          })
+        )
+      )
+    )
+    const status = () => {
+      let peers = 0
+      let seeds = 0
+      for (const c of core.connections)
+        if (c.handshaken) {
+          peers++
+          if (c.isSeed) seeds++
+        }
+      return {
+        peers,
+        uploaded: core.uploadedBytes,
+        downloaded: core.downloadedBytes,
+        uploadRate: rates.up,
+        downloadRate: rates.down,
+        redundant: core.redundantBytes,
+        have: core.picker.count,
+        pieces: core.metainfo.pieceCount,
+        complete: core.picker.complete,
+        downloading: core.downloading,
+        hashFailures: core.hashFailures,
+        banned: core.banned,
+        errors: core.errors,
+        seeds,
+        lastUploadAt: core.lastUploadAt,
+        ...(core.failure === undefined ? {} : { failure: core.failure }),
+        missingAvailable: missingAvailable(core)
+      }
+    }
+    return { status }
+  })

@@ -1,0 +1,264 @@
+// A connection's upload side: requests → DiskIo.readOwned (one Effect per run of blocks, through
+// the swarm's `read`) → corked header + block writes straight from pool blocks, released in the
+// socket's write callbacks. Plain JS per request and per block; the connection owns one.
+import type * as Net from "node:net"
+import type { BufferPool } from "@ezio/pool"
+import * as Wire from "../Wire.js"
+import { BLOCK, type Requester } from "./picker.js"
+import type { SwarmLink, UploadBudget } from "./swarmLink.js"
+
+/** What the upload side needs of its connection. */
+export interface UploadPeer<C extends Requester> extends Requester {
+  readonly swarm: SwarmLink<C>
+  readonly socket: Net.Socket
+  readonly closed: boolean
+  readonly remoteFast: boolean
+  readonly amChoking: boolean
+  uploaded: number
+  lastSent: number
+  lastPayload: number
+  readonly send: (bytes: Uint8Array) => void
+  readonly close: (reason: string) => void
+}
+
+/** The pool bytes one peer's uploads may always hold, whatever the others hold. */
+const UPLOAD_FLOOR = 256 * 1024
+
+/** A swarm's uploads' budget before `shareBudget` first sizes it. */
+export const makeBudget = (): UploadBudget => ({
+  held: 0,
+  floor: UPLOAD_FLOOR,
+  perPeer: UPLOAD_FLOOR,
+  limit: 0
+})
+
+/**
+ * Uploads may hold half the pool below its high watermark, shared among the `wanting` peers
+ * (each at most what it could hold without a budget: its send buffer and four 1 MiB reads).
+ */
+export const shareBudget = (
+  budget: UploadBudget,
+  pool: BufferPool.Stats,
+  wanting: number,
+  sendBufferBytes: number
+): void => {
+  const limit = Math.floor((pool.highWatermarkBlocks * pool.blockSize) / 2)
+  budget.limit = limit
+  budget.perPeer = Math.max(
+    UPLOAD_FLOOR,
+    Math.min(sendBufferBytes + 4 * 1024 * 1024, Math.floor(limit / Math.max(1, wanting)))
+  )
+}
+
+interface QueuedRequest {
+  readonly piece: number
+  readonly begin: number
+  readonly length: number
+}
+
+/** Most invalid requests (past the end, for pieces we lack, while choked) before we hang up. */
+const MAX_INVALID = 300
+/** Largest request we serve; 16 KiB is what every client sends, some older ones ask for 32 KiB. */
+const MAX_REQUEST = 128 * 1024
+/** Blocks read per DiskIo call: a run of contiguous requests in one piece. */
+const MAX_BATCH_BYTES = 1024 * 1024
+
+export class Upload<C extends UploadPeer<C>> {
+  private readonly requests: Array<QueuedRequest> = []
+  private readsInFlight = 0
+  /** Pool blocks the reads in flight will fill: with `sending`, what this peer holds of the pool. */
+  private readBlocks = 0
+  /** `pump` stopped at the cap: the next block the socket takes restarts it. */
+  private capped = false
+  private readonly sending = new Set<BufferPool.Block>()
+  private invalid = 0
+  // Send progress: a socket whose queue holds bytes and neither shrinks nor flushes is stuck.
+  private flushed = 0
+  private flushedSeen = 0
+  private queuedSeen = 0
+  private sendProgressAt: number
+
+  constructor(private readonly peer: C) {
+    this.sendProgressAt = peer.swarm.now()
+  }
+
+  private rejectOrDrop(piece: number, begin: number, length: number): void {
+    if (this.peer.remoteFast) this.peer.send(Wire.encodeRejectRequest(piece, begin, length))
+  }
+
+  request(piece: number, begin: number, length: number): void {
+    const peer = this.peer
+    const swarm = peer.swarm
+    // Dropped, not rejected: a reject brings the same request straight back.
+    if (swarm.unreadable(piece)) return
+    const picker = swarm.picker
+    const valid =
+      piece < picker.pieceCount &&
+      picker.has(piece) &&
+      length > 0 &&
+      length <= MAX_REQUEST &&
+      begin + length <= picker.pieceSize(piece)
+    if (!valid || peer.amChoking) {
+      this.rejectOrDrop(piece, begin, length)
+      if (!valid && ++this.invalid > MAX_INVALID)
+        peer.close(`more than ${MAX_INVALID} invalid requests (last: piece ${piece}, ${begin}+${length})`)
+      return
+    }
+    if (this.requests.length >= swarm.options.requestQueue) {
+      // A flood past the queue depth we advertised: refuse the excess instead of queueing it.
+      this.rejectOrDrop(piece, begin, length)
+      if (++this.invalid > MAX_INVALID) peer.close("request flood past the advertised queue depth")
+      return
+    }
+    // Initial seeding: a piece another peer already has or is getting goes from that peer.
+    if (!swarm.serves(peer, piece)) return this.rejectOrDrop(piece, begin, length)
+    this.requests.push({ piece, begin, length })
+  }
+
+  cancel(piece: number, begin: number, length: number): void {
+    const i = this.requests.findIndex((r) => r.piece === piece && r.begin === begin && r.length === length)
+    if (i >= 0) this.requests.splice(i, 1)
+  }
+
+  /** We choked the peer: its queued requests are rejected (fast extension) or dropped. */
+  choked(): void {
+    if (this.peer.remoteFast)
+      for (const r of this.requests) this.peer.send(Wire.encodeRejectRequest(r.piece, r.begin, r.length))
+    this.requests.length = 0
+  }
+
+  /**
+   * Serves queued requests while the socket keeps up, the rate limit allows, and this peer holds
+   * less of the pool (reads in flight and blocks the socket has not taken) than its share.
+   */
+  pump(): void {
+    const peer = this.peer
+    const swarm = peer.swarm
+    while (
+      !peer.closed &&
+      this.requests.length > 0 &&
+      !peer.amChoking &&
+      this.readsInFlight < 4 &&
+      peer.socket.writableLength < swarm.options.sendBufferBytes
+    ) {
+      const held = (this.sending.size + this.readBlocks) * BLOCK
+      const budget = swarm.uploads
+      const cap = budget.perPeer
+      if (held > 0 && (held >= cap || (held >= budget.floor && budget.held >= budget.limit))) {
+        this.capped = true
+        return
+      }
+      // A run of contiguous requests within one piece becomes one read.
+      const first = this.requests[0]!
+      let end = first.begin + first.length
+      let count = 1
+      const most = Math.min(MAX_BATCH_BYTES, Math.max(first.length, cap - held))
+      while (count < this.requests.length) {
+        const next = this.requests[count]!
+        if (next.piece !== first.piece || next.begin !== end || end - first.begin + next.length > most) break
+        end += next.length
+        count++
+      }
+      const bytes = end - first.begin
+      const delay = swarm.uploadDelay(bytes)
+      if (delay > 0) {
+        swarm.wakeUpload(delay, () => this.pump())
+        return
+      }
+      const batch = this.requests.splice(0, count)
+      const blocks = Math.ceil(bytes / BLOCK) + (first.begin % BLOCK === 0 ? 0 : 1)
+      this.readsInFlight++
+      this.readBlocks += blocks
+      budget.held += blocks * BLOCK
+      swarm.read(first.piece, first.begin, bytes, (result) => {
+        this.readsInFlight--
+        this.readBlocks -= blocks
+        swarm.uploads.held -= blocks * BLOCK
+        if (result._tag === "Failure") {
+          // The data could not be read (a failing disk): reject what we cannot serve.
+          for (const r of batch) this.rejectOrDrop(r.piece, r.begin, r.length)
+          swarm.reportError(result.message)
+        } else if (peer.closed) {
+          result.read.release()
+        } else {
+          this.sendPieces(batch, result.read)
+        }
+        this.pump()
+      })
+    }
+  }
+
+  private sendPieces(
+    batch: ReadonlyArray<QueuedRequest>,
+    read: { blocks: ReadonlyArray<BufferPool.Block>; views: ReadonlyArray<Uint8Array> }
+  ): void {
+    const { blocks, views } = read
+    const peer = this.peer
+    const socket = peer.socket
+    socket.cork()
+    let view = 0
+    let within = 0
+    for (const r of batch) {
+      socket.write(Wire.pieceHeader(r.piece, r.begin, r.length))
+      let left = r.length
+      while (left > 0) {
+        const v = views[view]!
+        const n = Math.min(left, v.length - within)
+        const part = within === 0 && n === v.length ? v : v.subarray(within, within + n)
+        within += n
+        left -= n
+        if (within === v.length) {
+          // The last bytes of this block: release it once the socket has taken them.
+          const block = blocks[view]!
+          this.sending.add(block)
+          peer.swarm.uploads.held += BLOCK
+          socket.write(part, () => this.releaseSent(block))
+          view++
+          within = 0
+        } else {
+          socket.write(part)
+        }
+      }
+      peer.uploaded += r.length
+      peer.swarm.uploaded(r.length)
+    }
+    socket.uncork()
+    peer.lastSent = peer.lastPayload = peer.swarm.now()
+  }
+
+  private releaseSent(block: BufferPool.Block): void {
+    this.flushed++
+    if (this.sending.delete(block)) {
+      this.peer.swarm.uploads.held -= BLOCK
+      if (!block.released) block.release()
+    }
+    if (this.capped) {
+      this.capped = false
+      this.pump()
+    }
+  }
+
+  /**
+   * Closes the connection if its socket has held unsent bytes for `stallMs` with its queue
+   * neither shrinking nor flushing a block (a peer that stopped reading); called periodically.
+   */
+  checkSendProgress(now: number, stallMs: number): void {
+    const queued = this.peer.socket.writableLength
+    if (queued === 0 || queued < this.queuedSeen || this.flushed !== this.flushedSeen)
+      this.sendProgressAt = now
+    this.queuedSeen = queued
+    this.flushedSeen = this.flushed
+    if (now - this.sendProgressAt >= stallMs)
+      this.peer.close(
+        `sent nothing for ${Math.round(stallMs / 1000)} s: ${queued} bytes queued, the peer does not read`
+      )
+  }
+
+  /** The connection closed: every block goes back, even those whose write callbacks never ran. */
+  close(): void {
+    for (const block of this.sending) if (!block.released) block.release()
+    this.peer.swarm.uploads.held -= this.sending.size * BLOCK
+    this.sending.clear()
+    this.requests.length = 0
+  }
+}
