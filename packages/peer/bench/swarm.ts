@@ -10,6 +10,8 @@
  * seeder bytes sent / size, bytes sent by all / bytes kept, and libtorrent's time / ezio's.
  * Every copy is checked byte-identical. Needs root and iproute2; skips with a reason otherwise.
  *
+ * Run `pnpm build:sea` first so the targets run dist/ezio (else they compile the sources at start).
+ *
  *   pnpm bench:swarm        EZIO_SWARM="8@50,16@25" (targets@Mbit/s, one swarm each),
  *                           EZIO_SWARM_MIB (default 128 for the first, 64 after),
  *                           EZIO_SWARM_CLIENTS="ezio,libtorrent"
@@ -28,10 +30,13 @@ const LT_PEER = NPath.join(here, "lt_swarm_peer.py")
 const OPENTRACKER = "/usr/bin/opentracker"
 const PYTHON = "/usr/bin/python3"
 
-/** The ezio command: the built CLI when there is one (start-up counts), else the sources. */
+/**
+ * The ezio command: `dist/ezio` (pnpm build:sea) when there is one, as a live-booted target runs
+ * it (start-up counts: every target starts at once), else the sources through tsx.
+ */
 const ezioCommand = (): Array<string> => {
-  const built = NPath.resolve(here, "../../cli/build/esm/bin.js")
-  if (NFS.existsSync(built)) return [process.execPath, built]
+  const sea = NPath.resolve(here, "../../../dist/ezio")
+  if (NFS.existsSync(sea)) return [sea]
   return [process.execPath, NPath.resolve(here, "../../cli/bin/ezio.mjs")]
 }
 
@@ -216,7 +221,13 @@ const runSwarm = async (
     const targets = peers.filter((p) => p.name.startsWith("target"))
     const deadline = launch + deadlineSeconds * 1000
     while (Date.now() < deadline && targets.some((t) => t.completeAt === undefined)) {
-      const died = peers.find((p) => p.child.exitCode !== null && p.name !== "opentracker")
+      // A target that completed may exit 0 on its own once the swarm no longer needs it.
+      const died = peers.find(
+        (p) =>
+          p.child.exitCode !== null &&
+          p.name !== "opentracker" &&
+          !(p.completeAt !== undefined && p.child.exitCode === 0)
+      )
       if (died !== undefined) {
         console.error(
           `${client} ${died.name} exited early (${died.child.exitCode}):\n${died.stderr.slice(-2000)}`
