@@ -149,7 +149,11 @@ describe("DiskIo", () => {
         const piece = pieceBytes(smallLayout, data, 3)
         yield* writeBlocks(disk, pool, t, 3, 0, piece)
         const hashing = yield* Effect.fork(disk.hash(t, 3, { v2: true }))
-        yield* Effect.sleep("20 millis")
+        // The hash is issued and the piece's write is held on storage: the hash must wait for it.
+        yield* eventually(() => {
+          const { hash, write } = disk.unsafeStats().jobs
+          return hash.queued + hash.running === 1 && write.running > 0
+        }, "hash issued while the write is held")
         assert.isNull(yield* Fiber.poll(hashing).pipe(Effect.map((o) => (o._tag === "Some" ? o : null))))
         yield* Deferred.succeed(hold, undefined)
         const hashed = yield* Fiber.join(hashing)
