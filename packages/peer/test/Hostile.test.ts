@@ -12,21 +12,7 @@ import { Metainfo } from "@ezio/torrent"
 import { Effect, Either, Layer, Schedule } from "effect"
 import * as SmartBan from "../src/internal/smartBan.js"
 import { hostilePeers } from "./hostilePeers.js"
-
-const makeTorrent = (data: Uint8Array, pieceLength: number) => {
-  const pieces = new Uint8Array(Math.ceil(data.length / pieceLength) * 20)
-  for (let i = 0; i * pieceLength < data.length; i++)
-    pieces.set(
-      NCrypto.createHash("sha1")
-        .update(data.subarray(i * pieceLength, (i + 1) * pieceLength))
-        .digest(),
-      i * 20
-    )
-  const name = "disk.img"
-  return Either.getOrThrow(
-    Metainfo.make({ name, pieceLength, pieces, files: [{ path: [name], length: data.length }], single: true })
-  )
-}
+import { makeTorrent } from "./torrentSupport.js"
 
 const env = (capacity: number) =>
   DiskIo.layer().pipe(

@@ -2,7 +2,6 @@
  * BEP 9 (ut_metadata): the message codec, serving the info dictionary, and sessions that start
  * from a magnet link and fetch it from our seeder.
  */
-import * as NCrypto from "node:crypto"
 import * as Net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { DiskIo } from "@ezio/disk-io"
@@ -12,22 +11,7 @@ import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
 import { Bencode, Magnet, Metainfo } from "@ezio/torrent"
 import { Deferred, Effect, Either, Fiber, Layer } from "effect"
 import * as Metadata from "../src/internal/metadata.js"
-
-const random = (n: number) => new Uint8Array(NCrypto.randomBytes(n))
-
-const makeTorrent = (data: Uint8Array, pieceLength: number, name = "disk.img") => {
-  const pieces = new Uint8Array(Math.ceil(data.length / pieceLength) * 20)
-  for (let i = 0; i * pieceLength < data.length; i++)
-    pieces.set(
-      NCrypto.createHash("sha1")
-        .update(data.subarray(i * pieceLength, (i + 1) * pieceLength))
-        .digest(),
-      i * 20
-    )
-  return Either.getOrThrow(
-    Metainfo.make({ name, pieceLength, pieces, files: [{ path: [name], length: data.length }], single: true })
-  )
-}
+import { makeTorrent, random } from "./torrentSupport.js"
 
 const env = DiskIo.layer().pipe(
   Layer.provideMerge(Hasher.layer({ threads: 2 })),

@@ -5,24 +5,8 @@ import { BufferPool } from "@ezio/pool"
 import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
 import { Metainfo } from "@ezio/torrent"
 import { Chunk, ConfigProvider, Effect, Either, Fiber, Layer, Stream, TestClock } from "effect"
-import * as NCrypto from "node:crypto"
 import * as RateLimiter from "../src/internal/rateLimiter.js"
-
-const random = (n: number) => new Uint8Array(NCrypto.randomBytes(n))
-
-export const makeTorrent = (data: Uint8Array, pieceLength: number, name = "disk.img") => {
-  const pieces = new Uint8Array(Math.ceil(data.length / pieceLength) * 20)
-  for (let i = 0; i * pieceLength < data.length; i++)
-    pieces.set(
-      NCrypto.createHash("sha1")
-        .update(data.subarray(i * pieceLength, (i + 1) * pieceLength))
-        .digest(),
-      i * 20
-    )
-  return Either.getOrThrow(
-    Metainfo.make({ name, pieceLength, pieces, files: [{ path: [name], length: data.length }], single: true })
-  )
-}
+import { makeTorrent, random } from "./torrentSupport.js"
 
 const full = (meta: Metainfo.Metainfo) => {
   const have = Bitfield.make(meta.pieceCount)

@@ -7,31 +7,8 @@ import { DiskIo } from "@ezio/disk-io"
 import { Session } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Bitfield, Hasher, Layout, Storage, StorageError } from "@ezio/storage"
-import { Metainfo } from "@ezio/torrent"
 import { Effect, Either, Layer } from "effect"
-import * as NCrypto from "node:crypto"
-
-const makeTorrent = (data: Uint8Array, pieceLength: number) => {
-  const pieces = new Uint8Array(Math.ceil(data.length / pieceLength) * 20)
-  for (let i = 0; i * pieceLength < data.length; i++)
-    pieces.set(
-      NCrypto.createHash("sha1")
-        .update(data.subarray(i * pieceLength, (i + 1) * pieceLength))
-        .digest(),
-      i * 20
-    )
-  return Either.getOrThrow(
-    Metainfo.make({
-      name: "disk.img",
-      pieceLength,
-      pieces,
-      files: [{ path: ["disk.img"], length: data.length }],
-      single: true
-    })
-  )
-}
-
-const random = (n: number) => new Uint8Array(NCrypto.randomBytes(n))
+import { makeTorrent, random } from "./torrentSupport.js"
 
 const full = (pieces: number) => {
   const have = Bitfield.make(pieces)
