@@ -95,6 +95,34 @@ const hex = (value: Uint8Array | string): string =>
 export const targetsGauge = Metric.gauge("ezio_deploy_targets", { description: "Deploy targets by state" })
 
 /**
+ * The done targets the deploy waits for: the largest `n` of an `awaitDone(n)` so far.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const targetsExpected = Metric.gauge("ezio_deploy_targets_expected", {
+  description: "Done targets the deploy waits for"
+})
+
+/**
+ * Bytes the targets hold, over all targets and torrents (`totals.have`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const haveBytes = Metric.gauge("ezio_deploy_have_bytes", { description: "Bytes the targets hold" })
+
+/**
+ * Bytes the targets must hold when every one is done (`totals.size`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const sizeBytes = Metric.gauge("ezio_deploy_size_bytes", {
+  description: "Bytes the targets hold when every one is done"
+})
+
+/**
  * Snapshot of a model.
  *
  * @since 0.1.0
@@ -150,6 +178,7 @@ export const make = (options: Options): Effect.Effect<Deploy, never, Scope.Scope
     )
     const snapshot = yield* SubscriptionRef.make(snapshotOf(model, clock.unsafeCurrentTimeMillis()))
     const dirty = yield* Effect.makeLatch(false)
+    let expected = 0
     const publish = Effect.suspend(() => {
       const now = clock.unsafeCurrentTimeMillis()
       model = Model.expire(model, now, ttl)
@@ -160,6 +189,9 @@ export const make = (options: Options): Effect.Effect<Deploy, never, Scope.Scope
           Object.entries(next.totals.byState),
           ([state, n]) => Metric.set(Metric.tagged(targetsGauge, "state", state), n),
           { discard: true }
+        ).pipe(
+          Effect.zipRight(Metric.set(haveBytes, next.totals.have)),
+          Effect.zipRight(Metric.set(sizeBytes, next.totals.size))
         )
       )
     })
@@ -181,10 +213,18 @@ export const make = (options: Options): Effect.Effect<Deploy, never, Scope.Scope
       },
       snapshot,
       awaitDone: (n) =>
-        snapshot.changes.pipe(
-          Stream.filter((s) => s.totals.byState.done >= n),
-          Stream.runHead,
-          Effect.flatMap((s) => (s._tag === "Some" ? Effect.succeed(s.value) : SubscriptionRef.get(snapshot)))
+        Effect.zipRight(
+          Effect.suspend(() => {
+            expected = Math.max(expected, n)
+            return Metric.set(targetsExpected, expected)
+          }),
+          snapshot.changes.pipe(
+            Stream.filter((s) => s.totals.byState.done >= n),
+            Stream.runHead,
+            Effect.flatMap((s) =>
+              s._tag === "Some" ? Effect.succeed(s.value) : SubscriptionRef.get(snapshot)
+            )
+          )
         )
     }
   })

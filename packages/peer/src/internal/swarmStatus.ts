@@ -1,12 +1,11 @@
 // A swarm's clockwork and its status: once a second the rates (the swarm's and each peer's, which
-// sizes its request queue) and the redundant-bytes metric, every 5 s keep-alives and dead or
+// sizes its request queue) and the copy into `PeerMetrics`, every 5 s keep-alives and dead or
 // stuck peers; `status` reads it all for `Swarm.unsafeStatus`.
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
-import * as PeerMetrics from "../PeerMetrics.js"
 import * as Wire from "../Wire.js"
 import { BLOCK } from "./picker.js"
 import type { SwarmCore } from "./swarm.js"
+import * as SwarmMetrics from "./swarmMetrics.js"
 
 /** Seconds of a peer's measured rate kept requested from it, and the fewest requests kept. */
 const QUEUE_SECONDS = 1
@@ -50,8 +49,9 @@ const missingAvailable = (core: SwarmCore): number => {
 export const monitor = (core: SwarmCore) =>
   Effect.gen(function* () {
     let rates = { up: 0, down: 0, lastUp: 0, lastDown: 0, ticks: 0 }
-    const redundantMetric = PeerMetrics.redundantBytes.pipe(Metric.tagged("torrent", core.metainfo.name))
-    let redundantCounted = 0
+    const syncMetrics = SwarmMetrics.make(core)
+    // the last second's counts too, when the swarm stops
+    yield* Effect.addFinalizer(() => syncMetrics)
     yield* Effect.forkScoped(
       Effect.forever(
         Effect.zipRight(
@@ -66,9 +66,7 @@ export const monitor = (core: SwarmCore) =>
             }
             sampleRates(core)
             if (rates.ticks % 5 === 0) tick(core)
-            const redundant = core.redundantBytes - redundantCounted
-            redundantCounted = core.redundantBytes
-            return redundant > 0 ? Metric.incrementBy(redundantMetric, redundant) : Effect.void
+            return syncMetrics
           })
         )
       )
