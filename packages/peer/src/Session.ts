@@ -476,10 +476,31 @@ export const make = (
             })
         }
         return swarm
-      })
+      }).pipe(
+        Effect.withSpan("ezio.session.add", {
+          attributes: {
+            torrent: swarmOptions.metainfo.name,
+            infoHash: swarmOptions.metainfo.infoHashHex,
+            pieces: swarmOptions.metainfo.pieceCount,
+            have: swarmOptions.have === undefined ? 0 : Bitfield.count(swarmOptions.have)
+          }
+        })
+      )
 
     const fetchMetadata = (fetchOptions: FetchOptions) =>
-      MagnetFetch.fetch({ fetchers, has: (hex) => swarms.has(hex), peerId, port }, fetchOptions)
+      MagnetFetch.fetch({ fetchers, has: (hex) => swarms.has(hex), peerId, port }, fetchOptions).pipe(
+        Effect.tap((metainfo) =>
+          Effect.annotateCurrentSpan({ torrent: metainfo.name, pieces: metainfo.pieceCount })
+        ),
+        Effect.withSpan("ezio.session.fetchMetadata", {
+          attributes: {
+            ...(fetchOptions.magnet.infoHash === undefined
+              ? {}
+              : { infoHash: Buffer.from(fetchOptions.magnet.infoHash).toString("hex") }),
+            peers: fetchOptions.magnet.peers.length + (fetchOptions.peers?.length ?? 0)
+          }
+        })
+      )
 
     const addMagnet = <E, R>({ storageFor, ...magnetOptions }: MagnetOptions<E, R>) =>
       Effect.gen(function* () {

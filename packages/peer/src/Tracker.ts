@@ -148,7 +148,20 @@ export const make = (options: Options = {}): Effect.Effect<TrackerService, never
     const unsupported = (url: string) =>
       Effect.fail(new TrackerError({ reason: "Unsupported", url, detail: `scheme "${schemeOf(url)}"` }))
 
-    const announce = (
+    const announce = (url: string, request: AnnounceRequest): Effect.Effect<AnnounceResponse, TrackerError> =>
+      announceBy(url, request).pipe(
+        Effect.tap((response) => Effect.annotateCurrentSpan("peers", response.peers.length)),
+        Effect.withSpan("ezio.tracker.announce", {
+          attributes: {
+            url,
+            event: request.event ?? "none",
+            infoHash: hex(request.infoHash),
+            left: request.left
+          }
+        })
+      )
+
+    const announceBy = (
       url: string,
       request: AnnounceRequest
     ): Effect.Effect<AnnounceResponse, TrackerError> => {

@@ -43,6 +43,7 @@ export interface Options {
  * Hashes every piece of `storage`. A piece whose data is missing (no file yet, or a file that ends
  * early) or does not match its hash is simply not had; any other I/O error (EIO, EACCES) fails the
  * check with the typed error, since a failing disk is something the admin must hear about.
+ * Runs in a span `ezio.storage.check` (torrent, pieces, bytes; `have` once done).
  *
  * @since 0.1.0
  * @category constructors
@@ -110,5 +111,14 @@ export const check = (
       checkPiece,
       { concurrency, discard: true }
     )
+    yield* Effect.annotateCurrentSpan("have", had)
     return have
-  })
+  }).pipe(
+    Effect.withSpan("ezio.storage.check", {
+      attributes: {
+        torrent: storage.layout.name,
+        pieces: storage.layout.pieceCount,
+        bytes: storage.layout.totalLength
+      }
+    })
+  )
