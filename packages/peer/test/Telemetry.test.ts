@@ -70,8 +70,12 @@ describe("PeerMetrics", () => {
           expect(during).toBeLessThan(meta.pieceCount)
           expect(yield* gauge(PeerMetrics.pieces, name, "leech")).toBe(meta.pieceCount)
           yield* leech.complete.pipe(Effect.timeout("60 seconds"))
-          return { seed: seed.unsafeStatus(), leech: leech.unsafeStatus() }
-        }).pipe(Effect.scoped)
+          return { seed, leech }
+        }).pipe(
+          Effect.scoped,
+          // read once the swarms have stopped: nothing moves any more
+          Effect.map(({ leech, seed }) => ({ seed: seed.unsafeStatus(), leech: leech.unsafeStatus() }))
+        )
         // The swarms have stopped: their last copy brought every metric to the final status.
         expect(final.leech.downloaded).toBeGreaterThanOrEqual(data.length)
         expect(yield* counter(PeerMetrics.downloadedBytes, name, "leech")).toBe(final.leech.downloaded)
@@ -88,6 +92,41 @@ describe("PeerMetrics", () => {
         }
         // The leech closed its connection to the seed on completing (both sides seeds).
         expect(yield* gauge(PeerMetrics.peers, name, "leech")).toBe(0)
+      }).pipe(Effect.provide(env)),
+    120_000
+  )
+
+  it.live(
+    "a bad-data seeder shows in the hash failures and banned peers counters",
+    () =>
+      Effect.gen(function* () {
+        const name = uniqueName("banned")
+        const data = random(2 * 1024 * 1024)
+        const meta = makeTorrent(data, 64 * 1024, name)
+        const layout = Either.getOrThrow(Layout.fromMetainfo(meta))
+        const have = Bitfield.make(meta.pieceCount)
+        Bitfield.setAll(have)
+        const final = yield* Effect.gen(function* () {
+          const bad = yield* Session.make({ host: "127.0.0.1", port: 0 })
+          // Every byte flipped: each piece it sends fails its hash check.
+          yield* bad.add({
+            metainfo: meta,
+            storage: yield* Storage.makeMemory({ layout, bytes: data.map((b) => b ^ 0x5a) }),
+            have
+          })
+          const leecher = yield* Session.make({ host: "127.0.0.1", port: 0, listen: false })
+          const leech = yield* leecher
+            .add({ metainfo: meta, storage: yield* Storage.makeMemory({ layout }) })
+            .pipe(Effect.tagMetrics("role", "leech"))
+          yield* leech.connect("127.0.0.1", bad.port)
+          yield* eventually(() => leech.unsafeStatus().banned.length > 0, "the bad seeder banned", 60_000)
+          return leech.unsafeStatus()
+        }).pipe(Effect.scoped)
+        expect(final.hashFailures).toBeGreaterThan(0)
+        expect(yield* counter(PeerMetrics.hashFailures, name, "leech")).toBe(final.hashFailures)
+        expect(yield* counter(PeerMetrics.bannedPeers, name, "leech")).toBe(final.banned.length)
+        expect(final.banned.length).toBe(1)
+        expect(yield* gauge(PeerMetrics.piecesHave, name, "leech")).toBe(0)
       }).pipe(Effect.provide(env)),
     120_000
   )
