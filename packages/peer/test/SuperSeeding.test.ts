@@ -146,6 +146,14 @@ describe("SuperSeeding", () => {
     assert.strictEqual(next.haves.length, SLOTS, "the pieces offered before are free again")
   })
 
+  it("offers a client the pieces suggested to it before too", () => {
+    const { seeding, superSeeding } = make(SLOTS)
+    const a = new Peer(1)
+    assert.strictEqual(seeding.suggest(a, SLOTS, () => true).length, SLOTS)
+    superSeeding.handshake(a, false, 0)
+    assert.strictEqual(a.haves.length, SLOTS)
+  })
+
   it("an offer not asked for is offered again elsewhere; whoever asks first gets it, once", () => {
     const { superSeeding, asks } = make(SLOTS)
     const a = new Peer(1)

@@ -148,7 +148,9 @@ export class InitialSeeding<R extends Holder> {
     let bestAvailability = Infinity
     for (let k = this.cursor; k < this.pieceCount && bestAvailability > 0; k++) {
       const piece = this.order[k]!
-      if (this.everSent[piece] === 1 || this.reservedBy[piece] !== undefined || !wants(piece)) continue
+      const reserved = this.reservedBy[piece]
+      if (this.everSent[piece] === 1 || (reserved !== undefined && reserved !== who) || !wants(piece))
+        continue
       const availability = this.availability[piece]!
       if (availability < bestAvailability) {
         best = piece
