@@ -151,10 +151,13 @@ export interface SwarmOptions {
   /** Ramp the upload rate up from `initialRate` over `period` (EZIO's --slow-start). */
   readonly slowStart?: { readonly initialRate: number; readonly period: Duration.DurationInput }
   /**
-   * A swarm that starts with every piece sends ezio peers no piece twice while some piece has
-   * not left it yet: it refuses (BEP 6) a request for a piece a connected peer has or is getting,
-   * and suggests pieces nobody has. Afterwards too it refuses a piece a connected peer has, unless
-   * asked for it again a few seconds later. Other clients are served as usual. Default true.
+   * A swarm that starts with every piece sends no piece twice while some piece has not left it
+   * yet. To ezio peers it refuses (BEP 6) a request for a piece a connected peer has or is
+   * getting, and suggests pieces nobody has; afterwards too it refuses a piece a connected peer
+   * has, unless asked for it again a few seconds later. Other clients are super-seeded (BEP 16):
+   * told we have nothing, then offered unsent pieces two at a time, the next once the last is
+   * seen at another peer; once every piece is out they are told of all and served as usual.
+   * Default true.
    */
   readonly initialSeeding?: boolean
 }
@@ -210,6 +213,17 @@ export interface Status {
   readonly failure?: string
   /** Pieces we lack that at least one connected peer has (0 with no peers: a stall's reason). */
   readonly missingAvailable: number
+  /**
+   * A swarm that started with every piece (initial seeding on): what left it until every piece
+   * had left it whole once. `repeatedBeforeAllOut` counts bytes of pieces sent again before then.
+   */
+  readonly initialSeeding?: {
+    /** Pieces sent whole at least once. */
+    readonly piecesOut: number
+    /** Payload bytes uploaded until every piece was out (all of them until then). */
+    readonly uploadedBeforeAllOut: number
+    readonly repeatedBeforeAllOut: number
+  }
 }
 
 /**

@@ -39,7 +39,8 @@ const seeder = (size: number, options: Partial<Session.SwarmOptions> = {}) =>
     const layout = Either.getOrThrow(Layout.fromMetainfo(meta))
     const storage = yield* Storage.makeDirectory({ layout, root: dir, mode: "read" })
     const session = yield* Session.make({ host: "127.0.0.1", port: 0 })
-    const swarm = yield* session.add({ metainfo: meta, storage, have, ...options })
+    // The raw peer asks for pieces nobody offered it: served as usual, not super-seeded.
+    const swarm = yield* session.add({ metainfo: meta, storage, have, initialSeeding: false, ...options })
     return { data, meta, port: session.port, swarm }
   })
 

@@ -157,11 +157,17 @@ export class Connection {
           ...(this.swarm.listenPort > 0 ? { p: this.swarm.listenPort } : {})
         })
       )
+    // Super-seeding (superSeeding.ts) tells a peer what we have itself.
+    if (!this.swarm.hidesPieces(this)) this.advertise()
+    this.socket.uncork()
+  }
+
+  /** Tells the peer every piece we have (bitfield, have_all or have_none). */
+  advertise(): void {
     const picker = this.swarm.picker
     if (this.remoteFast && picker.complete) this.send(Wire.encode({ _tag: "HaveAll" }))
     else if (this.remoteFast && picker.count === 0) this.send(Wire.encode({ _tag: "HaveNone" }))
     else this.send(Wire.encodeBitfield(picker.have.bytes))
-    this.socket.uncork()
   }
 
   // ------------------------------------------------------------------------------------------

@@ -136,6 +136,45 @@ export class InitialSeeding<R extends Holder> {
     return out
   }
 
+  /**
+   * An unsent piece offered to no other peer, reserved to `who` until it is sent, released or
+   * `who` leaves (super-seeding a client that is not ezio, superSeeding.ts): the least available
+   * first, ties in the random order. `wants(piece)` is false for pieces it has.
+   */
+  claim(who: R, wants: (piece: number) => boolean): number | undefined {
+    if (this.unsentCount === 0) return undefined
+    while (this.cursor < this.pieceCount && this.everSent[this.order[this.cursor]!] === 1) this.cursor++
+    let best: number | undefined
+    let bestAvailability = Infinity
+    for (let k = this.cursor; k < this.pieceCount && bestAvailability > 0; k++) {
+      const piece = this.order[k]!
+      const reserved = this.reservedBy[piece]
+      if (this.everSent[piece] === 1 || (reserved !== undefined && reserved !== who) || !wants(piece))
+        continue
+      const availability = this.availability[piece]!
+      if (availability < bestAvailability) {
+        best = piece
+        bestAvailability = availability
+      }
+    }
+    if (best === undefined) return undefined
+    this.reservedBy[best] = who
+    this.peer(who).reserved.push(best)
+    return best
+  }
+
+  /** `who`'s reservation of `piece` (from `claim`) ends: another peer may be offered it. */
+  release(who: R, piece: number): void {
+    if (this.reservedBy[piece] === who) this.reservedBy[piece] = undefined
+  }
+
+  /** `piece` has left the seeder, and not (or not only) to `who`, or it is not ours to send. */
+  sentElsewhere(piece: number, who: R): boolean {
+    if (this.everSent[piece] === 0) return false
+    const sent = this.sentTo[piece]
+    return sent === undefined || sent.length !== 1 || sent[0] !== who
+  }
+
   /** `who` left: the pieces sent to it count as out no more, its suggestions are free again. */
   removed(who: R): void {
     const state = this.peers.get(who)

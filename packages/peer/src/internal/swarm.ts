@@ -32,6 +32,7 @@ import { InitialSeeding } from "./initialSeeding.js"
 import { BLOCK, type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
 import { SmartBan } from "./smartBan.js"
+import { FirstSends, SuperSeeding } from "./superSeeding.js"
 import type { BlockWrite, ReadResult, SwarmLink, UploadBudget } from "./swarmLink.js"
 import * as Peers from "./swarmPeers.js"
 import * as Seeding from "./swarmSeeding.js"
@@ -106,6 +107,13 @@ export const make = (params: SwarmParams): Effect.Effect<SwarmCore, never, Scope
           Schedule.spaced("1 second")
         )
       )
+    if (core.superSeeding !== undefined)
+      yield* Effect.forkScoped(
+        Effect.repeat(
+          Effect.sync(() => Seeding.tick(core)),
+          { schedule: Schedule.spaced("500 millis"), while: (more) => more }
+        )
+      )
     yield* Effect.addFinalizer(() => core.close)
     return core
   })
@@ -159,6 +167,10 @@ export class SwarmCore implements SwarmLink<Connection> {
   redundantBytes = 0
   /** Initial seeding, while the swarm started complete and some piece has not left it. */
   readonly seeding: InitialSeeding<Connection> | undefined
+  /** Super-seeding (BEP 16) of the peers that are not ezio, with `seeding` (superSeeding.ts). */
+  readonly superSeeding: SuperSeeding<Connection> | undefined
+  /** What left the seeder until every piece had, with `seeding`. */
+  readonly firstSends: FirstSends | undefined
   /** Unsent pieces suggested to each ezio peer at a time: about 4 MiB of them. */
   readonly suggestions: number
   hashFailures = 0
@@ -201,6 +213,15 @@ export class SwarmCore implements SwarmLink<Connection> {
       this.picker.complete && params.options.initialSeeding
         ? new InitialSeeding(metainfo.pieceCount, this.picker.availability, () => true)
         : undefined
+    const picker = this.picker
+    this.superSeeding =
+      this.seeding === undefined
+        ? undefined
+        : new SuperSeeding(this.seeding, picker.availability, (piece) => picker.has(piece), Seeding.announcer)
+    this.firstSends =
+      this.seeding === undefined
+        ? undefined
+        : new FirstSends(metainfo.pieceCount, (piece) => picker.pieceSize(piece))
     this.suggestions = Math.min(32, Math.max(2, Math.ceil((4 * 1024 * 1024) / metainfo.pieceLength) + 1))
     this.updateSendCap()
     if (this.picker.complete) this.markComplete()
@@ -252,10 +273,15 @@ export class SwarmCore implements SwarmLink<Connection> {
 
   peerHasPiece(piece: number, bits: Bitfield.Bitfield): void {
     this.picker.addPiece(piece, bits)
+    this.superSeeding?.seen(piece, this.now())
   }
 
   peerIsEzio(c: Connection): void {
     Seeding.suggestTo(this, c)
+  }
+
+  hidesPieces(c: Connection): boolean {
+    return this.superSeeding?.handshake(c, c.remoteExtensions, this.now()) ?? false
   }
 
   serves(c: Connection, piece: number): boolean {
@@ -291,9 +317,10 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.rate.wake(delay, f)
   }
 
-  uploaded(bytes: number): void {
+  uploaded(bytes: number, piece: number): void {
     this.uploadedBytes += bytes
     this.lastUploadAt = this.now()
+    if (this.firstSends !== undefined) Seeding.sent(this, piece, bytes)
   }
 
   read(piece: number, begin: number, length: number, done: (result: ReadResult) => void): void {
@@ -448,6 +475,7 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.smartBan.left(c.address)
     if (c.peerInterested) this.updateSendCap()
     this.seeding?.removed(c)
+    this.superSeeding?.removed(c)
     if (c.closeReason !== undefined && c.handshaken) this.log(`peer ${c.address} left: ${c.closeReason}`)
     if (!this.closed) for (const other of this.connections) other.fill()
   }
@@ -481,6 +509,7 @@ export class SwarmCore implements SwarmLink<Connection> {
   /** The peer's extension handshake: its listen port (a dialer address) and its `ut_pex` id. */
   extensionHandshake(c: Connection, handshake: Wire.ExtensionHandshake): void {
     Peers.extensionHandshake(this, c, handshake)
+    this.superSeeding?.identified(c, handshake.ezio !== undefined, this.now())
   }
 
   /** An extended message other than the handshake, under one of the ids in `extensionMap`. */

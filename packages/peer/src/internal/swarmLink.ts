@@ -78,6 +78,8 @@ export interface SwarmLink<C extends Requester> {
   readonly peerNotInterested: (c: C) => void
   /** The peer's extension handshake says it is ezio (it follows initial seeding's refusals). */
   readonly peerIsEzio: (c: C) => void
+  /** True if super-seeding tells `c` what we have, instead of the bitfield after the handshake. */
+  readonly hidesPieces: (c: C) => boolean
 
   /** Upload: 0 if `bytes` may go now, else ms to wait (then `wakeUpload`); one read per batch. */
   /** False if `c`'s request for `piece` is to be refused (initial seeding). */
@@ -87,7 +89,7 @@ export interface SwarmLink<C extends Requester> {
   readonly read: (piece: number, begin: number, length: number, done: (result: ReadResult) => void) => void
   /** A piece we have whose read failed: its requests are dropped, not re-read again and again. */
   readonly unreadable: (piece: number) => boolean
-  readonly uploaded: (bytes: number) => void
+  readonly uploaded: (bytes: number, piece: number) => void
 
   /** Download: up to `want` blocks to ask `c` for. */
   readonly pick: (c: C, want: number) => Array<PickedBlock>

@@ -96,7 +96,8 @@ export const monitor = (core: SwarmCore) =>
         seeds,
         lastUploadAt: core.lastUploadAt,
         ...(core.failure === undefined ? {} : { failure: core.failure }),
-        missingAvailable: missingAvailable(core)
+        missingAvailable: missingAvailable(core),
+        ...(core.firstSends === undefined ? {} : { initialSeeding: core.firstSends.status })
       }
     }
     return { status }

@@ -1,0 +1,255 @@
+// Super-seeding (BEP 16) for clients that are not ezio, while some piece has not left the seeder
+// (initial seeding, initialSeeding.ts). Such a client is told we have nothing, then offered (a
+// HAVE) a piece nobody has been sent or offered, `SLOTS` at a time; it is served only the pieces
+// offered to it. A slot frees once the piece it holds is seen at another peer, or the client has
+// had it for `SPREAD_MS` (nobody took it from it), or no other peer lacks it (a lone downloader
+// goes on at once); then the next piece is offered. Once every piece has left the seeder, each
+// client is told of every piece and served as usual. Which peers are ezio is known from their
+// extension handshake, after our bitfield would go: while it is pending we send none.
+//
+// `FirstSends` counts what leaves the seeder until every piece has left it once: when that is,
+// and whether some piece went twice before. Plain JS: it runs per HAVE and per request.
+import type { InitialSeeding } from "./initialSeeding.js"
+
+/** Pieces offered to a client at a time. */
+export const SLOTS = 2
+/** A client that has had its piece this long without another peer taking it gets the next one. */
+export const SPREAD_MS = 2_000
+/** An offered piece not asked for in this long may be offered to another peer too. */
+export const UNCLAIMED_MS = 5_000
+/** A peer whose extension handshake has not come in this long is taken for one that is not ezio. */
+export const PENDING_MS = 2_000
+
+/** A peer, as super-seeding sees it. */
+export interface SuperPeer {
+  readonly id: number
+  readonly closed: boolean
+  readonly peerHas: (piece: number) => boolean
+}
+
+/** How super-seeding tells a peer what we have (the swarm sends the messages). */
+export interface Announcer<P> {
+  /** We have nothing (have_none with the fast extension; else no bitfield at all). */
+  readonly none: (peer: P) => void
+  /** What we have, as any peer is told (bitfield or have_all). */
+  readonly all: (peer: P) => void
+  /** HAVE for each of `pieces`. */
+  readonly have: (peer: P, pieces: ReadonlyArray<number>) => void
+}
+
+interface Slot {
+  readonly piece: number
+  readonly offeredAt: number
+  asked: boolean
+  /** When the peer was first seen to have it. */
+  hadAt: number | undefined
+}
+
+type PeerState =
+  | { readonly _tag: "Pending"; readonly since: number }
+  | { readonly _tag: "Super"; readonly offered: Set<number>; slots: Array<Slot> }
+
+export class SuperSeeding<P extends SuperPeer> {
+  private readonly peers = new Map<P, PeerState>()
+  /** The client whose slot holds each piece. */
+  private readonly holders = new Map<number, P>()
+  private finished = false
+
+  constructor(
+    private readonly seeding: InitialSeeding<P>,
+    private readonly availability: ArrayLike<number>,
+    private readonly has: (piece: number) => boolean,
+    private readonly out: Announcer<P>
+  ) {}
+
+  /** Every piece is out: every peer knows all we have and is served as usual. */
+  get done(): boolean {
+    return this.finished
+  }
+
+  /** Clients being super-seeded now. */
+  get clients(): number {
+    let n = 0
+    for (const state of this.peers.values()) if (state._tag === "Super") n++
+    return n
+  }
+
+  /**
+   * The BitTorrent handshake with `peer` is done. False if it is told what we have as usual;
+   * true if super-seeding tells it (at once if it cannot be ezio, without the extension bit).
+   */
+  handshake(peer: P, extensions: boolean, now: number): boolean {
+    if (this.finished) return false
+    if (extensions) this.peers.set(peer, { _tag: "Pending", since: now })
+    else this.start(peer, now)
+    return true
+  }
+
+  /**
+   * `peer`'s extension handshake: an ezio peer is told all we have, any other is super-seeded. A
+   * later one may say ezio after all (a magnet's metadata fetch hands its connection over).
+   */
+  identified(peer: P, ezio: boolean, now: number): void {
+    const state = this.peers.get(peer)
+    if (state === undefined) return
+    if (ezio) {
+      this.removed(peer)
+      this.out.all(peer)
+    } else if (state._tag === "Pending") this.start(peer, now)
+  }
+
+  /** False if `peer` may not have `piece` from us now (it was not offered to it, or went to another). */
+  allows(peer: P, piece: number): boolean {
+    if (this.finished) return true
+    const state = this.peers.get(peer)
+    if (state === undefined) return true
+    if (state._tag === "Pending" || !state.offered.has(piece)) return false
+    if (this.seeding.sentElsewhere(piece, peer)) return false
+    for (const slot of state.slots) if (slot.piece === piece) slot.asked = true
+    return true
+  }
+
+  /** A peer announced `piece` (a HAVE): the client offered it may be due its next one. */
+  seen(piece: number, now: number): void {
+    const holder = this.holders.get(piece)
+    if (holder !== undefined) this.settle(holder, now)
+  }
+
+  /** Periodically: late extension handshakes, slots that time out, offers that found no piece. */
+  tick(now: number): void {
+    if (this.finished) return
+    for (const [peer, state] of this.peers) {
+      if (peer.closed) continue
+      if (state._tag === "Pending") {
+        if (now - state.since >= PENDING_MS) this.start(peer, now)
+        continue
+      }
+      for (const slot of state.slots)
+        if (!slot.asked && now - slot.offeredAt >= UNCLAIMED_MS) this.seeding.release(peer, slot.piece)
+      this.settle(peer, now)
+    }
+  }
+
+  /** `peer` left (or is no longer super-seeded): the pieces offered to it are free. */
+  removed(peer: P): void {
+    const state = this.peers.get(peer)
+    this.peers.delete(peer)
+    if (state?._tag === "Super")
+      for (const slot of state.slots) {
+        if (this.holders.get(slot.piece) === peer) this.holders.delete(slot.piece)
+        this.seeding.release(peer, slot.piece)
+      }
+  }
+
+  /** Every piece has left the seeder: each client hears of the pieces it was not offered. */
+  finish(): void {
+    if (this.finished) return
+    this.finished = true
+    for (const [peer, state] of this.peers) {
+      if (peer.closed) continue
+      if (state._tag === "Pending") {
+        this.out.all(peer)
+        continue
+      }
+      const rest: Array<number> = []
+      for (let piece = 0; piece < this.seeding.pieceCount; piece++)
+        if (this.has(piece) && !state.offered.has(piece)) rest.push(piece)
+      if (rest.length > 0) this.out.have(peer, rest)
+    }
+    this.peers.clear()
+    this.holders.clear()
+  }
+
+  private start(peer: P, now: number): void {
+    this.peers.set(peer, { _tag: "Super", offered: new Set(), slots: [] })
+    this.out.none(peer)
+    this.settle(peer, now)
+  }
+
+  /** Frees `peer`'s slots that are done with, and offers it new pieces for them. */
+  private settle(peer: P, now: number): void {
+    const state = this.peers.get(peer)
+    if (state === undefined || state._tag !== "Super" || peer.closed) return
+    const kept = state.slots.filter((slot) => {
+      const piece = slot.piece
+      const gone = this.seeding.sentElsewhere(piece, peer) && !peer.peerHas(piece)
+      if (!gone && peer.peerHas(piece)) {
+        slot.hadAt ??= now
+        if (!(
+          this.availability[piece]! >= 2 ||
+          now - slot.hadAt >= SPREAD_MS ||
+          this.nobodyElseLacks(peer, piece)
+        ))
+          return true
+      } else if (!gone) return true
+      if (this.holders.get(piece) === peer) this.holders.delete(piece)
+      this.seeding.release(peer, piece)
+      return false
+    })
+    const offers: Array<number> = []
+    while (kept.length < SLOTS) {
+      const piece = this.seeding.claim(peer, (p) => !peer.peerHas(p) && !state.offered.has(p))
+      if (piece === undefined) break
+      kept.push({ piece, offeredAt: now, asked: false, hadAt: undefined })
+      state.offered.add(piece)
+      this.holders.set(piece, peer)
+      offers.push(piece)
+    }
+    state.slots = kept
+    if (offers.length > 0) this.out.have(peer, offers)
+  }
+
+  private nobodyElseLacks(peer: P, piece: number): boolean {
+    for (const other of this.peers.keys())
+      if (other !== peer && !other.closed && !other.peerHas(piece)) return false
+    return true
+  }
+}
+
+/**
+ * What leaves the seeder until every piece has left it whole at least once, counted per piece as
+ * blocks are sent: a piece's bytes past its size were sent twice.
+ */
+export class FirstSends {
+  private readonly bytes: Float64Array
+  private out = 0
+  private before = 0
+  private repeated = 0
+
+  constructor(
+    readonly pieceCount: number,
+    private readonly pieceSize: (piece: number) => number
+  ) {
+    this.bytes = new Float64Array(pieceCount)
+  }
+
+  /** Every piece has left whole at least once. */
+  get allOut(): boolean {
+    return this.out === this.pieceCount
+  }
+
+  /** `length` bytes of `piece` went to a peer; true if that made every piece out. */
+  sent(piece: number, length: number): boolean {
+    if (this.out === this.pieceCount) return false
+    this.before += length
+    const size = this.pieceSize(piece)
+    const had = this.bytes[piece]!
+    const now = had + length
+    this.bytes[piece] = now
+    if (had >= size) this.repeated += length
+    else if (now >= size) {
+      this.repeated += now - size
+      this.out++
+    }
+    return this.out === this.pieceCount
+  }
+
+  /** For the swarm's status. */
+  get status(): {
+    readonly piecesOut: number
+    readonly uploadedBeforeAllOut: number
+    readonly repeatedBeforeAllOut: number
+  } {
+    return { piecesOut: this.out, uploadedBeforeAllOut: this.before, repeatedBeforeAllOut: this.repeated }
+  }
+}

@@ -1,0 +1,215 @@
+import { assert, describe, it } from "@effect/vitest"
+import { InitialSeeding } from "../src/internal/initialSeeding.js"
+import {
+  type Announcer,
+  FirstSends,
+  PENDING_MS,
+  SLOTS,
+  SPREAD_MS,
+  SuperSeeding,
+  UNCLAIMED_MS
+} from "../src/internal/superSeeding.js"
+
+/** A peer: what it has, and what it was told (have_none, have_all, the HAVEs, in order). */
+class Peer {
+  closed = false
+  readonly bits = new Set<number>()
+  told: Array<string> = []
+  readonly haves: Array<number> = []
+  constructor(readonly id: number) {}
+  readonly peerHas = (piece: number) => this.bits.has(piece)
+}
+
+const announcer: Announcer<Peer> = {
+  none: (p) => p.told.push("none"),
+  all: (p) => p.told.push("all"),
+  have: (p, pieces) => {
+    p.haves.push(...pieces)
+    p.told.push(...pieces.map((piece) => `have ${piece}`))
+  }
+}
+
+/** `pieces` pieces, all ours. */
+const make = (pieces: number) => {
+  const availability = new Uint32Array(pieces)
+  const seeding = new InitialSeeding<Peer>(pieces, availability, () => true)
+  const superSeeding = new SuperSeeding<Peer>(seeding, availability, () => true, announcer)
+  /** `p` got `piece` (and told everyone with a HAVE). */
+  const got = (p: Peer, piece: number, now: number) => {
+    p.bits.add(piece)
+    availability[piece]!++
+    superSeeding.seen(piece, now)
+  }
+  /** `p` asks for `piece`: true if served (the policy as the swarm applies it). */
+  const asks = (p: Peer, piece: number) => superSeeding.allows(p, piece) && seeding.serve(p, piece, false, 0)
+  return { availability, seeding, superSeeding, got, asks }
+}
+
+describe("SuperSeeding", () => {
+  it("tells a client nothing, then offers unsent pieces two at a time, none to two clients", () => {
+    const { superSeeding } = make(10)
+    const a = new Peer(1)
+    const b = new Peer(2)
+    assert.isTrue(superSeeding.handshake(a, false, 0), "no extension bit: not ezio")
+    assert.isTrue(superSeeding.handshake(b, false, 0))
+    assert.strictEqual(a.told[0], "none")
+    assert.strictEqual(a.haves.length, SLOTS)
+    assert.strictEqual(b.haves.length, SLOTS)
+    assert.strictEqual(new Set([...a.haves, ...b.haves]).size, 2 * SLOTS, "no piece offered twice")
+  })
+
+  it("serves a client only what was offered to it", () => {
+    const { superSeeding, asks } = make(10)
+    const a = new Peer(1)
+    const b = new Peer(2)
+    superSeeding.handshake(a, false, 0)
+    superSeeding.handshake(b, false, 0)
+    const [x] = a.haves
+    assert.isTrue(asks(a, x!))
+    assert.isTrue(asks(a, x!), "the rest of the piece")
+    assert.isFalse(asks(b, x!), "not offered to b")
+    const notOffered = [...Array(10).keys()].find((p) => !a.haves.includes(p) && !b.haves.includes(p))!
+    assert.isFalse(asks(a, notOffered))
+  })
+
+  it("offers the next piece once the last one is seen at another peer, not before", () => {
+    const { superSeeding, got, asks } = make(10)
+    const a = new Peer(1)
+    const b = new Peer(2)
+    superSeeding.handshake(a, false, 0)
+    superSeeding.handshake(b, false, 0)
+    const x = a.haves[0]!
+    asks(a, x)
+    got(a, x, 100)
+    assert.strictEqual(a.haves.length, SLOTS, "b lacks it: a waits until it spreads")
+    got(b, x, 200)
+    assert.strictEqual(a.haves.length, SLOTS + 1, "b has it from a: a gets one more")
+    assert.strictEqual(b.haves.length, SLOTS, "b's own slots are unchanged")
+  })
+
+  it("offers the next piece after a while when nobody takes it, at once to a lone client", () => {
+    const { superSeeding, got, asks } = make(10)
+    const lone = new Peer(1)
+    superSeeding.handshake(lone, false, 0)
+    const x = lone.haves[0]!
+    asks(lone, x)
+    got(lone, x, 10)
+    assert.strictEqual(lone.haves.length, SLOTS + 1, "nobody else to pass it to")
+
+    const two = make(10)
+    const a = new Peer(1)
+    const idle = new Peer(2)
+    two.superSeeding.handshake(a, false, 0)
+    two.superSeeding.handshake(idle, false, 0)
+    const y = a.haves[0]!
+    two.asks(a, y)
+    two.got(a, y, 1_000)
+    two.superSeeding.tick(1_000 + SPREAD_MS - 1)
+    assert.strictEqual(a.haves.length, SLOTS)
+    two.superSeeding.tick(1_000 + SPREAD_MS)
+    assert.strictEqual(a.haves.length, SLOTS + 1, "the other peer never took it")
+  })
+
+  it("waits for the extension handshake: an ezio peer is told everything, another is super-seeded", () => {
+    const { superSeeding } = make(4)
+    const ezio = new Peer(1)
+    const other = new Peer(2)
+    const silent = new Peer(3)
+    assert.isTrue(superSeeding.handshake(ezio, true, 0))
+    assert.isTrue(superSeeding.handshake(other, true, 0))
+    assert.isTrue(superSeeding.handshake(silent, true, 0))
+    assert.deepStrictEqual(ezio.told, [], "nothing until we know what it is")
+    assert.isFalse(superSeeding.allows(other, 0), "nothing offered yet")
+    superSeeding.identified(ezio, true, 10)
+    superSeeding.identified(other, false, 10)
+    assert.deepStrictEqual(ezio.told, ["all"])
+    assert.isTrue(superSeeding.allows(ezio, 0), "initial seeding decides for ezio peers")
+    assert.strictEqual(other.told[0], "none")
+    assert.strictEqual(other.haves.length, SLOTS)
+    superSeeding.tick(PENDING_MS - 1)
+    assert.deepStrictEqual(silent.told, [])
+    superSeeding.tick(PENDING_MS)
+    assert.strictEqual(silent.told[0], "none", "no extension handshake: not ezio")
+  })
+
+  it("a peer super-seeded as a stranger that says ezio later is told everything, its offers freed", () => {
+    const { superSeeding } = make(SLOTS)
+    const handedOver = new Peer(1)
+    superSeeding.handshake(handedOver, true, 0)
+    superSeeding.identified(handedOver, false, 0)
+    assert.strictEqual(handedOver.haves.length, SLOTS)
+    superSeeding.identified(handedOver, true, 10)
+    assert.strictEqual(handedOver.told.at(-1), "all")
+    assert.isTrue(superSeeding.allows(handedOver, 0))
+    const next = new Peer(2)
+    superSeeding.handshake(next, false, 10)
+    assert.strictEqual(next.haves.length, SLOTS, "the pieces offered before are free again")
+  })
+
+  it("offers a client the pieces suggested to it before too", () => {
+    const { seeding, superSeeding } = make(SLOTS)
+    const a = new Peer(1)
+    assert.strictEqual(seeding.suggest(a, SLOTS, () => true).length, SLOTS)
+    superSeeding.handshake(a, false, 0)
+    assert.strictEqual(a.haves.length, SLOTS)
+  })
+
+  it("an offer not asked for is offered again elsewhere; whoever asks first gets it, once", () => {
+    const { superSeeding, asks } = make(SLOTS)
+    const a = new Peer(1)
+    const b = new Peer(2)
+    superSeeding.handshake(a, false, 0)
+    superSeeding.handshake(b, false, 0)
+    assert.strictEqual(b.haves.length, 0, "every piece is offered to a")
+    superSeeding.tick(UNCLAIMED_MS)
+    assert.sameMembers(b.haves, a.haves, "a never asked: b is offered them too")
+    const x = a.haves[0]!
+    assert.isTrue(asks(b, x))
+    assert.isFalse(asks(a, x), "it left to b: a would be its second")
+  })
+
+  it("once every piece is out, tells each client of the pieces it was not offered and serves all", () => {
+    const { superSeeding, asks } = make(6)
+    const a = new Peer(1)
+    superSeeding.handshake(a, false, 0)
+    const offered = [...a.haves]
+    superSeeding.finish()
+    assert.isTrue(superSeeding.done)
+    assert.sameMembers(a.haves, [0, 1, 2, 3, 4, 5])
+    assert.strictEqual(a.haves.length, 6, "no piece announced twice")
+    assert.notInclude(a.haves.slice(offered.length), offered[0])
+    assert.isTrue(asks(a, 5))
+    assert.isFalse(superSeeding.handshake(new Peer(2), false, 0), "a new peer is told as usual")
+  })
+
+  it("a client that leaves frees the pieces offered to it", () => {
+    const { seeding, superSeeding } = make(2 * SLOTS)
+    const a = new Peer(1)
+    const b = new Peer(2)
+    superSeeding.handshake(a, false, 0)
+    superSeeding.handshake(b, false, 0)
+    const c = new Peer(3)
+    superSeeding.handshake(c, false, 0)
+    assert.strictEqual(c.haves.length, 0, "all pieces are offered")
+    a.closed = true
+    // As the swarm does: initial seeding and super-seeding both forget it.
+    seeding.removed(a)
+    superSeeding.removed(a)
+    superSeeding.tick(1)
+    assert.sameMembers(c.haves, a.haves)
+  })
+})
+
+describe("FirstSends", () => {
+  it("counts the bytes up to every piece out and those sent twice before", () => {
+    const first = new FirstSends(3, (piece) => (piece === 2 ? 5 : 10))
+    assert.isFalse(first.sent(0, 10))
+    assert.isFalse(first.sent(1, 6))
+    assert.isFalse(first.sent(1, 6), "piece 1 is out, 2 bytes of it twice")
+    assert.isFalse(first.sent(0, 4), "piece 0 again, before all are out")
+    assert.isTrue(first.sent(2, 5), "the last piece leaves")
+    assert.isTrue(first.allOut)
+    first.sent(0, 10)
+    assert.deepStrictEqual(first.status, { piecesOut: 3, uploadedBeforeAllOut: 31, repeatedBeforeAllOut: 6 })
+  })
+})

@@ -1,0 +1,172 @@
+/**
+ * Super-seeding (BEP 16) against real clients on 127.0.0.1: our seeder, in initial seeding, with
+ * python3-libtorrent downloaders at default settings (three that know each other, and one alone)
+ * and aria2 downloaders that meet through our embedded tracker. Every copy must be byte-identical,
+ * and counted on the seeder's side, no piece may leave it twice before every piece has left once.
+ */
+import * as NFS from "node:fs"
+import * as NPath from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { DiskIo } from "@ezio/disk-io"
+import { EmbeddedTracker, Session, Tracker } from "@ezio/peer"
+import { BufferPool } from "@ezio/pool"
+import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
+import { Metainfo } from "@ezio/torrent"
+import { Effect, Either, Layer, Schedule } from "effect"
+import {
+  aria2Download,
+  freePort,
+  hasAria2,
+  hasLibtorrent,
+  libtorrentDownload
+} from "@ezio/test-support/clients"
+import { tempDir } from "@ezio/test-support/data"
+import { makeTorrent, random } from "./torrentSupport.js"
+
+const env = DiskIo.layer().pipe(
+  Layer.provideMerge(Hasher.layer({ threads: 2 })),
+  Layer.provideMerge(BufferPool.layer({ capacity: 8 * 1024 * 1024 }))
+)
+
+const SIZE = 3 * 1024 * 1024 + 777
+const PIECE = 32 * 1024
+
+/** Our seeder of `data` on 127.0.0.1 (initial seeding on, as by default), its .torrent in `dir`. */
+const seeder = (
+  dir: string,
+  data: Uint8Array,
+  trackers?: ReadonlyArray<ReadonlyArray<string>>,
+  options: Partial<Session.SwarmOptions> = {}
+) =>
+  Effect.gen(function* () {
+    const meta = makeTorrent(data, PIECE)
+    const withTrackers =
+      trackers === undefined
+        ? meta
+        : Either.getOrThrow(
+            Metainfo.make({
+              name: meta.name,
+              pieceLength: PIECE,
+              pieces: meta.pieces,
+              files: [{ path: [meta.name], length: data.length }],
+              single: true,
+              trackers
+            })
+          )
+    const torrent = NPath.join(dir, "disk.torrent")
+    NFS.writeFileSync(torrent, Metainfo.encode(withTrackers))
+    const have = Bitfield.make(meta.pieceCount)
+    Bitfield.setAll(have)
+    const layout = Either.getOrThrow(Layout.fromMetainfo(withTrackers))
+    const storage = yield* Storage.makeMemory({ layout, bytes: data })
+    const session = yield* Session.make({ host: "127.0.0.1", port: 0 })
+    const swarm = yield* session.add({ metainfo: withTrackers, storage, have, ...options })
+    return { meta: withTrackers, torrent, port: session.port, swarm }
+  })
+
+/** Every piece left the seeder once before any left twice, and nothing more left it until then. */
+const sentEachOnce = (swarm: Session.Swarm, meta: Metainfo.Metainfo) => {
+  const seeding = swarm.unsafeStatus().initialSeeding
+  assert.isDefined(seeding, "a seeder that starts complete reports its initial seeding")
+  assert.strictEqual(seeding!.piecesOut, meta.pieceCount, JSON.stringify(seeding))
+  assert.strictEqual(seeding!.repeatedBeforeAllOut, 0, JSON.stringify(seeding))
+  assert.strictEqual(seeding!.uploadedBeforeAllOut, meta.totalLength, JSON.stringify(seeding))
+}
+
+const sameBytes = (file: string, data: Uint8Array) => Buffer.compare(NFS.readFileSync(file), data) === 0
+
+describe("super-seeding clients that are not ezio", () => {
+  it.live.skipIf(!hasLibtorrent)(
+    "three libtorrent downloaders that know each other: byte-identical copies, no piece sent twice before all are out",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir("ezio-superseed-")
+        const data = random(SIZE)
+        // At loopback speed the first client to start has every piece before the others ask:
+        // held to 1 MiB/s, the seeder is still sending when all three are asking.
+        const seed = yield* seeder(dir, data, undefined, { uploadRateLimit: 1024 * 1024 })
+        const ports = yield* Effect.all([freePort, freePort, freePort])
+        const results = yield* Effect.all(
+          ports.map((port, i) => {
+            const out = NPath.join(dir, `out${i}`)
+            NFS.mkdirSync(out)
+            return libtorrentDownload({
+              torrent: seed.torrent,
+              saveDir: out,
+              listenPort: port,
+              peers: [seed.port, ...ports.filter((p) => p !== port)],
+              preset: "default",
+              timeoutMs: 60_000
+            }).pipe(Effect.map((summary) => ({ summary, out })))
+          }),
+          { concurrency: "unbounded" }
+        )
+        for (const { summary, out } of results) {
+          assert.isTrue(summary.done, JSON.stringify(summary))
+          assert.strictEqual(summary.hash_failures, 0)
+          assert.isTrue(sameBytes(NPath.join(out, "disk.img"), data), `${out} differs`)
+        }
+        sentEachOnce(seed.swarm, seed.meta)
+      }).pipe(Effect.scoped, Effect.provide(env)),
+    90_000
+  )
+
+  it.live.skipIf(!hasLibtorrent)(
+    "one libtorrent downloader alone still completes, each piece sent once",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir("ezio-superseed-")
+        const data = random(SIZE)
+        const seed = yield* seeder(dir, data)
+        const out = NPath.join(dir, "out")
+        NFS.mkdirSync(out)
+        const summary = yield* libtorrentDownload({
+          torrent: seed.torrent,
+          saveDir: out,
+          peers: [seed.port],
+          preset: "default",
+          timeoutMs: 60_000
+        })
+        assert.isTrue(summary.done, JSON.stringify(summary))
+        assert.isTrue(sameBytes(NPath.join(out, "disk.img"), data))
+        sentEachOnce(seed.swarm, seed.meta)
+        assert.strictEqual(seed.swarm.unsafeStatus().uploaded, seed.meta.totalLength, "nothing sent twice")
+      }).pipe(Effect.scoped, Effect.provide(env)),
+    90_000
+  )
+
+  it.live.skipIf(!hasAria2)(
+    "three aria2 downloaders through our tracker: byte-identical copies, no piece sent twice before all are out",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir("ezio-superseed-")
+        const tracker = yield* EmbeddedTracker.make({ host: "127.0.0.1", port: 0, interval: 5 })
+        const data = random(SIZE)
+        const seed = yield* seeder(dir, data, [[tracker.url]])
+        const client = yield* Tracker.make()
+        yield* seed.swarm.announce(client, { tiers: [[tracker.url]] })
+        yield* tracker
+          .swarm(seed.meta.infoHash)
+          .pipe(
+            Effect.repeat({ until: (peers) => peers.length > 0, schedule: Schedule.spaced("50 millis") }),
+            Effect.timeout("10 seconds")
+          )
+        const results = yield* Effect.all(
+          [0, 1, 2].map((i) => {
+            const out = NPath.join(dir, `out${i}`)
+            NFS.mkdirSync(out)
+            return aria2Download({ torrent: seed.torrent, dir: out, timeoutMs: 60_000 }).pipe(
+              Effect.map((result) => ({ result, out }))
+            )
+          }),
+          { concurrency: "unbounded" }
+        )
+        for (const { result, out } of results) {
+          assert.isTrue(result.done, result.log)
+          assert.isTrue(sameBytes(NPath.join(out, "disk.img"), data), `${out} differs`)
+        }
+        sentEachOnce(seed.swarm, seed.meta)
+      }).pipe(Effect.scoped, Effect.provide(env)),
+    90_000
+  )
+})
