@@ -171,6 +171,19 @@ describe("MSE handshake", () => {
     expect(responder.feed(NCrypto.randomBytes(10_000))).toBeUndefined()
   })
 
+  it("the initiator gives up when no encrypted VC comes within Yb + 512 bytes of padding + 8", () => {
+    const initiator = new Mse.Initiator({
+      infoHash,
+      provide: Mse.CRYPTO_PLAINTEXT | Mse.CRYPTO_RC4,
+      initialPayload: btHandshake(infoHash),
+      send: () => {}
+    })
+    initiator.start()
+    const reply = Buffer.concat([new Mse.KeyPair().publicKey, NCrypto.randomBytes(Mse.MAX_PAD + 8)])
+    expect(initiator.feed(reply.subarray(0, reply.length - 1))).toBeUndefined()
+    expect((initiator.feed(reply.subarray(reply.length - 1)) as Mse.MseError).reason).toBe("Sync")
+  })
+
   it("refuses a public key that is not a DH key, and a PadC over 512 bytes", () => {
     const zero = new Mse.Responder({ infoHashes: () => [infoHash], send: () => {} })
     expect((zero.feed(new Uint8Array(Mse.KEY_LENGTH)) as Mse.MseError).reason).toBe("Key")

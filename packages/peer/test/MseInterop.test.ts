@@ -225,6 +225,18 @@ describe("MSE/PE interop", () => {
     90_000
   )
 
+  it.effect("Session.make refuses an encryption it does not know, naming it", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        Session.make({ listen: false, encryption: "maybe" as Session.Encryption })
+      )
+      assert.strictEqual(
+        error.message,
+        'Session.make: option encryption = maybe must be "plaintext", "prefer" or "require"'
+      )
+    }).pipe(Effect.scoped, Effect.provide(env))
+  )
+
   it.live(
     'ezio to ezio: a downloader with encryption "require" completes from a default seeder',
     () =>
