@@ -69,7 +69,7 @@ export const dial = (
   socket.once("close", failed)
   socket.once("connect", () => {
     phase = "handshake"
-    deadline = setTimeout(() => socket.destroy(), MseSocket.HANDSHAKE_DEADLINE_MS)
+    deadline = setTimeout(() => socket.destroy(), MseSocket.HANDSHAKE_DEADLINE_MS).unref()
     const initiator = new Mse.Initiator({
       infoHash: core.infoHash,
       provide: Mse.CRYPTO_PLAINTEXT | Mse.CRYPTO_RC4,

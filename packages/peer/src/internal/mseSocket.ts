@@ -59,7 +59,8 @@ export const respond = (
   deadlineMs = HANDSHAKE_DEADLINE_MS
 ): void => {
   const responder = new Mse.Responder({ infoHashes, send: (bytes) => socket.write(bytes) })
-  const timer = setTimeout(() => socket.destroy(), deadlineMs)
+  // Unref'd: a handshake in progress does not keep the process alive.
+  const timer = setTimeout(() => socket.destroy(), deadlineMs).unref()
   const stop = () => {
     clearTimeout(timer)
     socket.off("data", onData)
