@@ -32,6 +32,7 @@ import * as Stream from "effect/Stream"
 import * as Listener from "./internal/listener.js"
 import * as MagnetFetch from "./internal/magnetFetch.js"
 import type { MetadataFetcher } from "./internal/metadata.js"
+import type * as MseDial from "./internal/mseDial.js"
 import { BLOCK } from "./internal/picker.js"
 import * as SwarmCore from "./internal/swarm.js"
 import * as SwarmStatus from "./internal/swarmStatus.js"
@@ -106,7 +107,20 @@ export interface Options {
   readonly listen?: boolean
   /** Our 20-byte peer id. Default: "-EZ0100-" and 12 random bytes. */
   readonly peerId?: Uint8Array
+  /**
+   * How connections we open start (MSE/PE, "protocol encryption"): `"plaintext"` (default), the
+   * BitTorrent handshake every client accepts; `"prefer"`, MSE letting the peer choose plaintext
+   * or RC4, and plaintext again if the peer does not answer MSE; `"require"`, MSE only, for peers
+   * that refuse plaintext. Incoming connections are accepted plaintext or MSE whatever this says.
+   */
+  readonly encryption?: Encryption
 }
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Encryption = MseDial.Encryption
 
 /**
  * @since 0.1.0
@@ -317,6 +331,8 @@ const checkMake = (options: Options): InvalidSessionOptions | undefined => {
   if (options.host !== undefined && options.host.length === 0) return fail("host", "", "must not be empty")
   if (options.peerId !== undefined && options.peerId.length !== 20)
     return fail("peerId", `${options.peerId.length} bytes`, "must be 20 bytes")
+  if (options.encryption !== undefined && !["plaintext", "prefer", "require"].includes(options.encryption))
+    return fail("encryption", options.encryption, 'must be "plaintext", "prefer" or "require"')
   return undefined
 }
 
@@ -430,7 +446,8 @@ export const make = (
               slowStart === undefined
                 ? undefined
                 : { initialRate: slowStart.initialRate, periodMs: Duration.toMillis(slowStart.period) },
-            initialSeeding: swarmOptions.initialSeeding ?? true
+            initialSeeding: swarmOptions.initialSeeding ?? true,
+            encryption: options.encryption ?? "plaintext"
           }
         })
         swarms.set(hex, core)

@@ -94,7 +94,21 @@ export interface DownloadSummary {
   readonly peak_rss_kib: number
   /** User + system CPU seconds of the process (all threads) from adding the torrent to the end. */
   readonly cpu_seconds: number
+  /** Every peer seen past its handshake, and how its connection is encrypted (peer_info's flags). */
+  readonly peers: ReadonlyArray<{
+    readonly address: string
+    readonly encryption: "none" | "plaintext_encrypted" | "rc4_encrypted"
+  }>
 }
+
+/**
+ * settings_pack entries set on top of a preset and the loopback settings, by name, e.g.
+ * `{ out_enc_policy: 0, allowed_enc_level: 1 }` (pe_forced, RC4 only).
+ */
+export type LibtorrentSettings = Readonly<Record<string, number | boolean | string>>
+
+const settingArgs = (settings: LibtorrentSettings | undefined): Array<string> =>
+  Object.entries(settings ?? {}).flatMap(([name, value]) => ["--setting", `${name}=${String(value)}`])
 
 /**
  * The settings a libtorrent client starts from (loopback-only settings go on top): `"default"` is
@@ -131,6 +145,7 @@ export const libtorrentDownload = (options: {
   readonly timeoutMs: number
   readonly listenPort?: number
   readonly preset?: LibtorrentPreset
+  readonly settings?: LibtorrentSettings
   readonly onProgress?: (p: DownloadProgress) => void
   readonly onSpawn?: (pid: number) => void
 }): Effect.Effect<DownloadSummary & { readonly progress: ReadonlyArray<DownloadProgress> }, ClientError> =>
@@ -151,6 +166,7 @@ export const libtorrentDownload = (options: {
         "--preset",
         options.preset ?? "tuned",
         ...(options.trackerOnly === true ? ["--tracker-only"] : []),
+        ...settingArgs(options.settings),
         ...(options.peers ?? []).flatMap((p) => ["--peer", peerArg(p)])
       ]
       const child = yield* spawnScoped(PYTHON, args, {
@@ -203,6 +219,7 @@ export const libtorrentSeed = (options: {
   readonly saveDir: string
   readonly highPerformance?: boolean
   readonly preset?: Exclude<LibtorrentPreset, "tuned">
+  readonly settings?: LibtorrentSettings
   readonly recheck?: boolean
   readonly listenPort?: number
   readonly peers?: ReadonlyArray<PeerAddress>
@@ -231,6 +248,7 @@ export const libtorrentSeed = (options: {
       options.highPerformance === true ? "high-performance" : (options.preset ?? "default"),
       ...(options.recheck === true ? ["--recheck"] : []),
       ...(options.noTrackers === true ? ["--no-trackers"] : []),
+      ...settingArgs(options.settings),
       ...(options.peers ?? []).flatMap((p) => ["--peer", peerArg(p)])
     ]
     const child = yield* spawnScoped(PYTHON, args, {

@@ -9,9 +9,12 @@ Subcommands:
   create   --file F --out T [--piece-length N] [--tracker URL ...]        v1-only torrent of one file
   info     --torrent T                                                    {"info_hash", "num_pieces", ...}
   download (--torrent T | --magnet URI) --save DIR (--peer 127.0.0.1:PORT ... | --tracker-only) [--timeout S]
-           [--listen-port P] [--preset tuned|default|high-performance]
+           [--listen-port P] [--preset tuned|default|high-performance] [--setting NAME=VALUE ...]
   seed     --torrent T --save DIR [--listen-port P] [--preset default|high-performance] [--recheck]
-           [--peer H:P ...] [--timeout S]
+           [--peer H:P ...] [--timeout S] [--setting NAME=VALUE ...]
+
+--setting NAME=VALUE overrides one settings_pack entry after the preset and the loopback settings
+(an integer if VALUE parses as one, else true/false or a string), e.g. out_enc_policy=0 (pe_forced).
 
 Presets: "default" is libtorrent's default settings, "high-performance" its high_performance_seed(),
 "tuned" (download only, its default there) a deep pipeline with big socket buffers for fast tests.
@@ -20,7 +23,9 @@ Every preset gets the loopback settings on top.
 download: one status line per second, then a final line
   {"done": bool, "seconds": s (from add_torrent), "transfer_seconds": s (from the first payload byte),
    "bytes": n, "mib_per_s": x, "hash_failures": n, "error": str|null, "peak_rss_kib": n,
-   "cpu_seconds": user+system CPU of the process (all threads) from add_torrent to the end}
+   "cpu_seconds": user+system CPU of the process (all threads) from add_torrent to the end,
+   "peers": [{"address": "ip:port", "encryption": "none"|"plaintext_encrypted"|"rc4_encrypted"}]
+   (every peer seen past its handshake, as peer_info's flags last showed it)}
   exit 0 when finished/seeding, 1 on timeout or error.
 seed: {"ready": true, "port": P} once listening and seeding, then one status line per second until
   SIGTERM/SIGINT (exit 0) or --timeout (exit 0, final line {"stopped": "timeout"}).
@@ -175,6 +180,37 @@ def wait_listen(ses, deadline):
     return None
 
 
+def setting_value(text):
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def apply_settings(settings, overrides):
+    for item in overrides or []:
+        name, _, value = item.partition("=")
+        settings[name] = setting_value(value)
+
+
+def peer_encryption(p):
+    if p.flags & lt.peer_info.rc4_encrypted:
+        return "rc4_encrypted"
+    if p.flags & lt.peer_info.plaintext_encrypted:
+        return "plaintext_encrypted"
+    return "none"
+
+
+def record_peers(h, seen):
+    """Remembers, per peer past its handshake, how its connection is encrypted."""
+    for p in h.get_peer_info():
+        if p.flags & lt.peer_info.connecting or p.flags & lt.peer_info.handshake:
+            continue
+        seen["%s:%d" % (p.ip[0], p.ip[1])] = peer_encryption(p)
+
+
 def connected_endpoints(h):
     out = set()
     for p in h.get_peer_info():
@@ -237,9 +273,11 @@ def cmd_download(args):
     peers = [parse_peer(p) for p in (args.peer or [])]
     settings = preset_settings(args.preset)
     settings.update(loopback_settings(args.listen_port))
+    apply_settings(settings, args.setting)
     ses = make_session(settings)
     start = time.monotonic()
     deadline = start + args.timeout
+    seen_peers = {}
     hash_failures = 0
     error = None
     first_byte_at = None
@@ -283,6 +321,7 @@ def cmd_download(args):
             error = "timeout after %ss" % args.timeout
             break
         st = h.status()
+        record_peers(h, seen_peers)
         if st.is_seeding or st.is_finished or st.state in (
             lt.torrent_status.states.seeding,
             lt.torrent_status.states.finished,
@@ -350,6 +389,7 @@ def cmd_download(args):
         "error": None if done else (error or "not finished"),
         "peak_rss_kib": peak_rss_kib(),
         "cpu_seconds": round(cpu, 3),
+        "peers": [{"address": a, "encryption": e} for a, e in sorted(seen_peers.items())],
     })
     # Best effort: flush files before exiting
     try:
@@ -379,6 +419,7 @@ def cmd_seed(args):
     signal.signal(signal.SIGINT, _on_signal)
     settings = preset_settings("high-performance" if args.high_performance else args.preset)
     settings.update(loopback_settings(args.listen_port))
+    apply_settings(settings, args.setting)
     ses = make_session(settings)
     start = time.monotonic()
     deadline = start + args.timeout
@@ -469,6 +510,7 @@ def main(argv):
     d.add_argument("--timeout", type=float, default=60)
     d.add_argument("--listen-port", type=int, default=0)
     d.add_argument("--preset", choices=["tuned", "default", "high-performance"], default="tuned")
+    d.add_argument("--setting", action="append", help="NAME=VALUE, a settings_pack override (repeatable)")
 
     s = sub.add_parser("seed")
     s.add_argument("--torrent", required=True)
@@ -481,6 +523,7 @@ def main(argv):
     s.add_argument("--no-trackers", action="store_true", help="ignore the torrent's announce URLs")
     s.add_argument("--peer", action="append", help="also dial 127.0.0.1:PORT (repeatable)")
     s.add_argument("--timeout", type=float, default=600)
+    s.add_argument("--setting", action="append", help="NAME=VALUE, a settings_pack override (repeatable)")
 
     args = ap.parse_args(argv)
     if args.cmd == "create":

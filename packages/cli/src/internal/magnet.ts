@@ -47,12 +47,17 @@ export const fetch = (args: {
   readonly trackers: ReadonlyArray<string>
   readonly peers: ReadonlyArray<{ readonly host: string; readonly port: number }>
   readonly json: boolean
+  readonly encryption?: Session.Encryption
 }) =>
   Effect.gen(function* () {
     if (!isMagnet(args.torrent)) return undefined
     const magnet = yield* parse(args.torrent)
     const infoHash = magnet.infoHash === undefined ? "?" : Buffer.from(magnet.infoHash).toString("hex")
-    const session = yield* Session.make({ host: args.bind, port: args.port })
+    const session = yield* Session.make({
+      host: args.bind,
+      port: args.port,
+      ...(args.encryption !== undefined ? { encryption: args.encryption } : {})
+    })
     const peers = peersOf(magnet)
     if (peers.length + args.peers.length + magnet.trackers.length + args.trackers.length === 0)
       yield* Console.error(

@@ -60,6 +60,12 @@ export const serveOptions = {
     Options.optional,
     Options.withDescription("Ramp the upload rate up over this many seconds (EZIO's --slow-start)")
   ),
+  encryption: Options.choice("encryption", ["plaintext", "prefer", "require"] as const).pipe(
+    Options.withDefault("plaintext" as const),
+    Options.withDescription(
+      "How connections to peers start: plaintext, or MSE/PE protocol encryption (prefer: plaintext again if the peer lacks it; require: MSE only). Peers that dial us may use either."
+    )
+  ),
   stallTimeout: Options.integer("stall-timeout").pipe(
     Options.withDefault(180),
     Options.withDescription(
@@ -82,6 +88,7 @@ export interface ServeArgs {
   readonly uploadSlots: Option.Option<number>
   readonly uploadLimit: Option.Option<string>
   readonly slowStart: Option.Option<number>
+  readonly encryption: Session.Encryption
   readonly stallTimeout: number
 }
 
@@ -145,7 +152,9 @@ const loop = (
           `warning: ${meta.pieceCount - Bitfield.count(have)} of ${meta.pieceCount} pieces are missing or corrupt; seeding the rest`
         )
     }
-    const session = fetched?.session ?? (yield* Session.make({ host: args.bind, port: args.port }))
+    const session =
+      fetched?.session ??
+      (yield* Session.make({ host: args.bind, port: args.port, encryption: args.encryption }))
     const swarm = yield* session.add({
       metainfo: meta,
       storage: target.storage,

@@ -92,10 +92,13 @@ export class Connection {
   // ------------------------------------------------------------------------------------------
   // Start
 
-  /** Outgoing: send our handshake, then parse theirs from the stream (the swarm's `onread` feeds `receive`). */
-  startOutgoing(): void {
+  /**
+   * Outgoing: send our handshake (unless MSE sent it as its initial payload), then parse theirs
+   * from the stream (the swarm's `onread` feeds `receive`).
+   */
+  startOutgoing(handshakeSent = false): void {
     this.parser = this.makeParser(true)
-    this.send(this.swarm.handshakeBytes)
+    if (!handshakeSent) this.send(this.swarm.handshakeBytes)
   }
 
   /** Incoming: the session already read their handshake (and maybe more bytes). */

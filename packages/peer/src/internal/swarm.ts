@@ -27,6 +27,7 @@ import * as Choker from "./choker.js"
 import { Connection } from "./connection.js"
 import * as Dialer from "./dialer.js"
 import * as Metadata from "./metadata.js"
+import * as MseDial from "./mseDial.js"
 import * as Pex from "./pex.js"
 import { InitialSeeding } from "./initialSeeding.js"
 import { BLOCK, type Pick, Picker } from "./picker.js"
@@ -53,6 +54,8 @@ export interface CoreOptions {
   readonly slowStart: RateLimiter.SlowStart | undefined
   /** A swarm that starts complete refuses ezio peers pieces others have (initialSeeding.ts). */
   readonly initialSeeding: boolean
+  /** How connections we open start (mseDial.ts); default plaintext. */
+  readonly encryption?: MseDial.Encryption
 }
 
 /**
@@ -228,7 +231,10 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.dialer = new Dialer.Dialer(
       { maxPeers: params.options.maxPeers, dialLimit: params.options.dialLimit },
       {
-        dial: (host, port, address) => Peers.dial(this, host, port, address),
+        dial: (host, port, address) =>
+          this.options.encryption === "prefer" || this.options.encryption === "require"
+            ? MseDial.dial(this, host, port, address, this.options.encryption)
+            : Peers.dial(this, host, port, address),
         connections: () => this.connections.size,
         wanted: (address) => !this.closed && !(this.picker.complete && this.seeds.has(address))
       },

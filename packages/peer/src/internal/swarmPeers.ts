@@ -41,7 +41,8 @@ export interface PeersCore {
 }
 
 /** "::ffff:10.0.0.1" (an IPv4 peer on a dual-stack socket) as "10.0.0.1". */
-const unmapped = (ip: string): string => (ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip)
+export const unmapped = (ip: string): string =>
+  ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip
 
 /** False if `c`'s peer is banned, or already connected and that connection is the one kept. */
 export const admit = (core: PeersCore, c: Connection, peerId: Uint8Array): boolean => {
