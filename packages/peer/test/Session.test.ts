@@ -4,7 +4,7 @@ import { Session } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
 import { Metainfo } from "@ezio/torrent"
-import { Chunk, ConfigProvider, Effect, Either, Fiber, Layer, Stream, TestClock } from "effect"
+import { Chunk, ConfigProvider, Effect, Either, Fiber, Layer, Schedule, Stream, TestClock } from "effect"
 import * as RateLimiter from "../src/internal/rateLimiter.js"
 import { makeTorrent, random } from "./torrentSupport.js"
 
@@ -87,9 +87,14 @@ describe("Session", () => {
           leechers.push({ swarm, storage })
         }
         const started = Date.now()
-        // While the first leecher holds the only slot, the other gets nothing.
-        yield* Effect.sleep("500 millis")
-        const early = leechers.map((l) => l.swarm.unsafeStatus().downloaded).sort((a, b) => a - b)
+        // While the first leecher holds the only slot, the other gets nothing: look as soon as one
+        // has bytes (polled, not a fixed sleep, so a loaded machine cannot make it look too early).
+        const downloaded = () => leechers.map((l) => l.swarm.unsafeStatus().downloaded).sort((a, b) => a - b)
+        yield* Effect.sync(downloaded).pipe(
+          Effect.repeat({ until: (d) => d[1]! > 0, schedule: Schedule.spaced("10 millis") }),
+          Effect.timeout("20 seconds")
+        )
+        const early = downloaded()
         expect(early[0]).toBe(0)
         expect(early[1]).toBeGreaterThan(0)
         for (const l of leechers) yield* l.swarm.complete.pipe(Effect.timeout("30 seconds"))
