@@ -8,7 +8,9 @@ import * as NFS from "node:fs"
 import * as NPath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { oneLine, run, start, tempDir } from "./harness.js"
+import type { Session } from "@ezio/peer"
+import * as Status from "../src/internal/serveStatus.js"
+import { lastLine, oneLine, run, start, tempDir } from "./harness.js"
 
 const MiB = 1024 * 1024
 
@@ -153,6 +155,46 @@ describe("several partitions at once", () => {
   )
 
   it.live(
+    "a download of two partitions whose second has no seeder: the first completes, the stall of the second exits 6 naming its target",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const { image, t1, t2 } = yield* partitions(dir)
+        const net = ["--bind", "127.0.0.1", "--port", "0", "--json"]
+        const seeder = yield* start(["seed", t1, image, ...net])
+        const sda1 = NPath.join(dir, "copy-sda1.img")
+        const sda2 = NPath.join(dir, "copy-sda2.img")
+        const result = yield* run(
+          [
+            "download",
+            t1,
+            sda1,
+            t2,
+            sda2,
+            "--peer",
+            `127.0.0.1:${seeder.port}`,
+            "--stall-timeout",
+            "10",
+            "--exit",
+            ...net
+          ],
+          { timeoutMs: 120_000 }
+        )
+        assert.strictEqual(result.code, 6, result.stderr)
+        assert.match(
+          lastLine(result.stderr),
+          new RegExp(`^ezio: ${sda2}: \\d+ of \\d+ piece\\(s\\) missing: no progress for 10 s`)
+        )
+        assert.strictEqual(Buffer.compare(NFS.readFileSync(sda1), NFS.readFileSync(image)), 0)
+        const stopped = jsonLines(result.stdout).find((e) => e.event === "stopped")!
+        assert.strictEqual(stopped.torrents[0].have, stopped.torrents[0].pieces)
+        assert.strictEqual(stopped.torrents[1].have, 0)
+        assert.notInclude(result.stdout, '"event":"complete"')
+      }).pipe(Effect.scoped),
+    200_000
+  )
+
+  it.live(
     "an odd number of arguments, or a torrent or target given twice, is a usage error (exit 2)",
     () =>
       Effect.gen(function* () {
@@ -202,4 +244,63 @@ describe("several partitions at once", () => {
       }).pipe(Effect.scoped),
     120_000
   )
+})
+
+const status = (s: Partial<Session.Status>): Session.Status => ({
+  peers: 0,
+  uploaded: 0,
+  downloaded: 0,
+  uploadRate: 0,
+  downloadRate: 0,
+  redundant: 0,
+  have: 0,
+  pieces: 10,
+  complete: false,
+  downloading: true,
+  hashFailures: 0,
+  banned: [],
+  errors: [],
+  seeds: 0,
+  lastUploadAt: undefined,
+  missingAvailable: 0,
+  ...s
+})
+
+describe("the status of several swarms as one", () => {
+  it("sums counts and rates, is complete only when every swarm is, keeps the latest upload and a failure", () => {
+    const a = status({
+      peers: 2,
+      seeds: 1,
+      uploaded: 100,
+      uploadRate: 10,
+      have: 10,
+      complete: true,
+      lastUploadAt: 5
+    })
+    const b = status({
+      peers: 3,
+      seeds: 3,
+      uploaded: 50,
+      downloadRate: 7,
+      have: 4,
+      lastUploadAt: 9,
+      failure: "EIO"
+    })
+    const t = Status.total([a, b])
+    assert.deepInclude(t, {
+      peers: 5,
+      seeds: 4,
+      uploaded: 150,
+      uploadRate: 10,
+      downloadRate: 7,
+      have: 14,
+      pieces: 20
+    })
+    assert.isFalse(t.complete)
+    assert.strictEqual(t.lastUploadAt, 9)
+    assert.strictEqual(t.failure, "EIO")
+    assert.isTrue(Status.total([a, status({ complete: true, have: 10 })]).complete)
+    assert.isUndefined(Status.total([a, status({})]).failure)
+    assert.strictEqual(Status.total([b]), b)
+  })
 })
