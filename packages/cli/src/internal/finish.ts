@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { emit } from "./common.js"
 import { UsageError } from "./errors.js"
+import { names, total } from "./serveStatus.js"
 
 export const finishOptions = {
   exit: Options.boolean("exit").pipe(
@@ -99,15 +100,24 @@ export const reason = (
   return undefined
 }
 
-/** Seeds a completed swarm until `policy` says the swarm no longer needs it; returns why. */
-export const seedOn = (swarm: Session.Swarm, policy: FinishPolicy & { readonly _tag: "WhenIdle" }) =>
+/**
+ * Seeds completed swarms (one per torrent of this target) until `policy` says the swarm no longer
+ * needs them, taken together: the idle time counts from the last block sent in any of them, the
+ * ratio is over their total size; returns why.
+ */
+export const seedOn = (
+  swarms: ReadonlyArray<Session.Swarm>,
+  policy: FinishPolicy & { readonly _tag: "WhenIdle" }
+) =>
   Effect.gen(function* () {
+    const status = () => total(swarms.map((swarm) => swarm.unsafeStatus()))
     const completedAt = yield* Clock.currentTimeMillis
-    const uploadedAtCompletion = swarm.unsafeStatus().uploaded
-    const size = swarm.metainfo.totalLength
+    const uploadedAtCompletion = status().uploaded
+    let size = 0
+    for (const swarm of swarms) size += swarm.metainfo.totalLength
     const check = Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.sync(() => {
-        const s = swarm.unsafeStatus()
+        const s = status()
         return reason(
           policy,
           {
@@ -128,18 +138,29 @@ export const seedOn = (swarm: Session.Swarm, policy: FinishPolicy & { readonly _
     return yield* wait
   })
 
+/** Waits until every swarm is complete (verified and synced), then syncs each once more. */
+export const allComplete = (swarms: ReadonlyArray<Session.Swarm>) =>
+  Effect.gen(function* () {
+    yield* Effect.all(
+      swarms.map((swarm) => swarm.complete),
+      { concurrency: "unbounded", discard: true }
+    ).pipe(Effect.withSpan("ezio.download.complete"))
+    const disk = yield* DiskIo.DiskIo
+    yield* Effect.forEach(swarms, (swarm) => disk.sync(swarm.disk), { discard: true }).pipe(
+      Effect.withSpan("ezio.download.sync")
+    )
+  })
+
 /** `download`'s default end: wait for completion, make it durable, seed while needed, return. */
 export const untilFinished = (
-  swarm: Session.Swarm,
+  swarms: ReadonlyArray<Session.Swarm>,
   policy: FinishPolicy & { readonly _tag: "WhenIdle" },
   json: boolean
 ) =>
   Effect.gen(function* () {
-    yield* swarm.complete.pipe(Effect.withSpan("ezio.download.complete"))
-    const disk = yield* DiskIo.DiskIo
-    yield* disk.sync(swarm.disk).pipe(Effect.withSpan("ezio.download.sync"))
-    const name = swarm.metainfo.name
+    yield* allComplete(swarms)
+    const name = names(swarms.map((swarm) => swarm.metainfo))
     yield* emit(json, { event: "complete" }, `\ncomplete: ${name} verified; seeding while peers need it`)
-    const why = yield* seedOn(swarm, policy).pipe(Effect.withSpan("ezio.download.seedOn"))
+    const why = yield* seedOn(swarms, policy).pipe(Effect.withSpan("ezio.download.seedOn"))
     yield* emit(json, { event: "finished", reason: why }, `\nfinished seeding ${name}: ${why}`)
   })

@@ -37,11 +37,13 @@ export interface Fetched {
 }
 
 /**
- * For a magnet link: a session on `bind:port` and the torrent's metadata fetched through it;
- * `undefined` for a .torrent path. The session's `add` of the torrent keeps the connections.
+ * For a magnet link: a session on `bind:port` (or `session`, for several torrents on one) and the
+ * torrent's metadata fetched through it; `undefined` for a .torrent path. The session's `add` of
+ * the torrent keeps the connections.
  */
 export const fetch = (args: {
   readonly torrent: string
+  readonly session?: Session.SessionService
   readonly bind: string
   readonly port: number
   readonly trackers: ReadonlyArray<string>
@@ -53,11 +55,13 @@ export const fetch = (args: {
     if (!isMagnet(args.torrent)) return undefined
     const magnet = yield* parse(args.torrent)
     const infoHash = magnet.infoHash === undefined ? "?" : Buffer.from(magnet.infoHash).toString("hex")
-    const session = yield* Session.make({
-      host: args.bind,
-      port: args.port,
-      ...(args.encryption !== undefined ? { encryption: args.encryption } : {})
-    })
+    const session =
+      args.session ??
+      (yield* Session.make({
+        host: args.bind,
+        port: args.port,
+        ...(args.encryption !== undefined ? { encryption: args.encryption } : {})
+      }))
     const peers = peersOf(magnet)
     if (peers.length + args.peers.length + magnet.trackers.length + args.trackers.length === 0)
       yield* Console.error(

@@ -1,26 +1,28 @@
-// The loop `ezio seed` and `ezio download` share: open the data, join the swarm, report until
-// interrupted (or, for `download --exit`, until every piece is written, verified and synced). A
-// download also ends on a disk error that stopped it (exit 4) or on no progress for
-// --stall-timeout (exit 6); see `watch.ts`.
+// The loop `ezio seed` and `ezio download` share: open the data of every torrent/target pair, join
+// one swarm per torrent on one session (one peer id, one port, one pool), report until interrupted
+// (or, for `download --exit`, until every piece of every torrent is written, verified and synced).
+// A download also ends on a disk error that stopped any of them (exit 4) or on one making no
+// progress for --stall-timeout (exit 6); see `watch.ts`. What it prints is in `serveStatus.ts`,
+// how the pairs are opened in `torrents.ts`.
 import * as Options from "@effect/cli/Options"
 import { DiskIo } from "@ezio/disk-io"
 import { Deploy, EmbeddedTracker, Session, Tracker } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Bitfield } from "@ezio/storage"
+import type { Metainfo } from "@ezio/torrent"
 import * as Clock from "effect/Clock"
-import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import { check, emit, engine, isTty, json, poolSize, readTorrent, trackers } from "./common.js"
+import { emit, engine, isTty, json, poolSize, trackers } from "./common.js"
 import { metricsText } from "./dashboard/metrics.js"
 import * as DeployWatch from "./deployWatch.js"
 import { ExitCode, interrupted, Stalled, UsageError } from "./errors.js"
 import * as Finish from "./finish.js"
-import { formatBytes, formatRate, parseSize } from "./format.js"
-import * as Magnet from "./magnet.js"
-import * as Target from "./target.js"
+import { parseSize } from "./format.js"
+import * as Status from "./serveStatus.js"
+import * as Torrents from "./torrents.js"
 import * as Watch from "./watch.js"
 
 /** The options of `seed` and `download`, besides their arguments. */
@@ -75,8 +77,8 @@ export const serveOptions = {
 }
 
 export interface ServeArgs {
-  readonly torrent: string
-  readonly data: string
+  /** The torrent/target pairs, at least one: one swarm each, all on one session and pool. */
+  readonly pairs: ReadonlyArray<Torrents.Pair>
   readonly port: number
   readonly bind: string
   readonly trackers: ReadonlyArray<string>
@@ -120,9 +122,8 @@ const loop = (
 ) =>
   Effect.gen(function* () {
     const peers = yield* Effect.forEach(args.peers, parsePeer)
-    // A magnet link: its metadata from the peers, over the session the swarm then uses.
-    const fetched = yield* Magnet.fetch({ ...args, peers })
-    const meta = fetched?.meta ?? (yield* readTorrent(args.torrent))
+    // Magnet links: their metadata from the peers, over the session the swarms then use.
+    const { resolved, session: fetching } = yield* Torrents.resolve(args.pairs, { ...args, peers })
     const uploadLimit = Option.isSome(args.uploadLimit)
       ? yield* parseSize(args.uploadLimit.value, "--upload-limit")
       : 0
@@ -133,45 +134,40 @@ const loop = (
       })
     // A download stopped (Ctrl-C, SIGTERM) before it is complete exits 6, even while checking.
     if (mode === "download") interrupted.code = ExitCode.incomplete
-    const target = yield* Target.open({
-      metainfo: meta,
-      data: args.data,
-      mode: mode === "seed" ? "read" : "readwrite"
-    })
-    let have: Bitfield.Bitfield
-    if (!target.existed) {
-      // A target this run created holds nothing yet: checking it would only fail to read every piece.
-      have = Bitfield.make(meta.pieceCount)
-    } else if (trust) {
-      have = Bitfield.make(meta.pieceCount)
-      for (let i = 0; i < meta.pieceCount; i++) Bitfield.set(have, i)
-    } else {
-      have = yield* check(target.storage, meta, args.json)
-      if (mode === "seed" && !Bitfield.isComplete(have))
-        yield* Console.error(
-          `warning: ${meta.pieceCount - Bitfield.count(have)} of ${meta.pieceCount} pieces are missing or corrupt; seeding the rest`
-        )
-    }
+    const opened = yield* Torrents.open(resolved, { mode, trust, json: args.json })
+    const metas = opened.map((o) => o.meta)
+    const title = Status.names(metas)
     const session =
-      fetched?.session ??
-      (yield* Session.make({ host: args.bind, port: args.port, encryption: args.encryption }))
-    const swarm = yield* session.add({
-      metainfo: meta,
-      storage: target.storage,
-      have,
-      ...(Option.isSome(args.uploadSlots) ? { uploadSlots: args.uploadSlots.value } : {}),
-      uploadRateLimit: uploadLimit,
-      ...(Option.isSome(args.slowStart)
-        ? { slowStart: { initialRate: 4 * 1024 * 1024, period: `${args.slowStart.value} seconds` as const } }
-        : {})
-    })
+      fetching ?? (yield* Session.make({ host: args.bind, port: args.port, encryption: args.encryption }))
+    const parts: ReadonlyArray<Status.Part> = yield* Effect.forEach(opened, (o) =>
+      Effect.map(
+        session.add({
+          metainfo: o.meta,
+          storage: o.storage,
+          have: o.have,
+          ...(Option.isSome(args.uploadSlots) ? { uploadSlots: args.uploadSlots.value } : {}),
+          uploadRateLimit: uploadLimit,
+          ...(Option.isSome(args.slowStart)
+            ? {
+                slowStart: {
+                  initialRate: 4 * 1024 * 1024,
+                  period: `${args.slowStart.value} seconds` as const
+                }
+              }
+            : {})
+        }),
+        (swarm) => ({ data: o.data, swarm })
+      )
+    )
+    const swarms = parts.map((p) => p.swarm)
 
-    const tiers: Array<Array<string>> = []
+    const ours: Array<string> = []
     let trackerUrl: string | undefined
+    // One deploy over every torrent: a target (a peer id) is done once it has all of them.
     const deploy =
       extra.deploy !== undefined && args.serveTracker
         ? yield* Deploy.make({
-            torrents: [{ infoHash: meta.infoHash, size: meta.totalLength }],
+            torrents: metas.map((meta) => ({ infoHash: meta.infoHash, size: meta.totalLength })),
             exclude: [session.peerId]
           })
         : undefined
@@ -182,75 +178,49 @@ const loop = (
         ...(deploy === undefined ? {} : { interval: DeployWatch.announceInterval, onAnnounce: deploy.record })
       })
       trackerUrl = embedded.url
-      tiers.push([embedded.url])
+      ours.push(embedded.url)
     }
-    if (args.trackers.length > 0) tiers.push([...args.trackers])
-    tiers.push(...meta.trackers.map((tier) => [...tier]))
-    if (tiers.length > 0) {
+    const tiersOf = (meta: Metainfo.Metainfo) => [
+      ...(ours.length > 0 ? [ours] : []),
+      ...(args.trackers.length > 0 ? [[...args.trackers]] : []),
+      ...meta.trackers.map((tier) => [...tier])
+    ]
+    if (metas.some((meta) => tiersOf(meta).length > 0)) {
       // UDP trackers are reached from the address peers are served on, as HTTP ones are.
       const tracker = yield* Tracker.make(args.bind === "0.0.0.0" ? {} : { udpBindAddress: args.bind })
-      yield* swarm.announce(tracker, {
-        tiers: tiers.map((tier) => tier.map((url) => withName(url, extra.name))),
-        minInterval: "5 seconds",
-        retryDelay: "1 second",
-        maxRetryDelay: "60 seconds",
-        onFailure: (errors) =>
-          Effect.logWarning(`every tracker failed: ${errors.map((e) => e.message).join("; ")}`)
-      })
+      for (const swarm of swarms) {
+        const tiers = tiersOf(swarm.metainfo)
+        if (tiers.length === 0) continue
+        yield* swarm.announce(tracker, {
+          tiers: tiers.map((tier) => tier.map((url) => withName(url, extra.name))),
+          minInterval: "5 seconds",
+          retryDelay: "1 second",
+          maxRetryDelay: "60 seconds",
+          onFailure: (errors) =>
+            Effect.logWarning(
+              `every tracker failed${swarms.length > 1 ? ` for ${swarm.metainfo.name}` : ""}: ${errors.map((e) => e.message).join("; ")}`
+            )
+        })
+      }
     }
-    for (const peer of [...peers, ...(fetched?.peers ?? [])]) yield* swarm.connect(peer.host, peer.port)
+    for (const [i, swarm] of swarms.entries())
+      for (const peer of [...peers, ...opened[i]!.peers]) yield* swarm.connect(peer.host, peer.port)
 
-    const ready = {
-      event: "ready",
-      mode,
-      name: meta.name,
-      infoHash: meta.infoHashHex,
-      listen: `${args.bind}:${session.port}`,
-      have: Bitfield.count(have),
-      pieces: meta.pieceCount,
-      ...(trackerUrl !== undefined ? { tracker: trackerUrl } : {})
-    }
-    yield* emit(
-      args.json,
-      ready,
-      `ready: ${mode === "seed" ? "seeding" : "downloading"} ${meta.name} (${meta.infoHashHex}) on ${ready.listen}${trackerUrl !== undefined ? `, tracker ${trackerUrl}` : ""}`
-    )
+    const ready = Status.ready({ mode, parts, listen: `${args.bind}:${session.port}`, tracker: trackerUrl })
+    yield* emit(args.json, ready.value, ready.text)
 
     const pool = yield* BufferPool.BufferPool
     const started = yield* Clock.currentTimeMillis
     let lastLine = 0
     const report = Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.sync(() => {
-        const s = swarm.unsafeStatus()
+        const each = Status.statuses(parts)
         const p = pool.unsafeStats()
-        const poolUse = `${formatBytes(p.inUse * p.blockSize)}/${formatBytes(p.capacityBlocks * p.blockSize)}`
         if (args.json) {
-          console.log(
-            JSON.stringify({
-              event: "status",
-              peers: s.peers,
-              uploadRate: s.uploadRate,
-              uploaded: s.uploaded,
-              downloadRate: s.downloadRate,
-              downloaded: s.downloaded,
-              redundant: s.redundant,
-              have: s.have,
-              pieces: s.pieces,
-              poolInUse: p.inUse * p.blockSize,
-              poolPeak: p.peak * p.blockSize,
-              hashFailures: s.hashFailures,
-              errors: s.errors.length
-            })
-          )
+          console.log(JSON.stringify(Status.statusJson(parts, each, p)))
           return
         }
-        const line =
-          `peers ${s.peers}  up ${formatRate(s.uploadRate)} (${formatBytes(s.uploaded)})` +
-          (mode === "download" || s.downloaded > 0
-            ? `  down ${formatRate(s.downloadRate)} (${formatBytes(s.downloaded)})  ${s.have}/${s.pieces} pieces`
-            : "") +
-          (s.redundant > 0 ? `  redundant ${formatBytes(s.redundant)}` : "") +
-          `  pool ${poolUse}`
+        const line = Status.statusText(mode, Status.total(each), p)
         if (isTty) process.stdout.write(`\r\x1b[K${line}`)
         else if (now - lastLine >= 10_000) {
           lastLine = now
@@ -258,49 +228,39 @@ const loop = (
         }
       })
     )
-    if (mode === "download" && Bitfield.isComplete(have)) interrupted.code = ExitCode.ok
+    if (mode === "download" && opened.every((o) => Bitfield.isComplete(o.have)))
+      interrupted.code = ExitCode.ok
     yield* Effect.addFinalizer((exit) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.sync(() => {
-          const s = swarm.unsafeStatus()
+          const each = Status.statuses(parts)
           if (isTty && !args.json) process.stdout.write("\n")
-          if (mode === "download" && !s.complete && Exit.isInterrupted(exit)) {
-            const missing = s.pieces - s.have
-            const reason = "stopped before complete; a restart resumes"
-            console.error(
-              `ezio: ${new Stalled({ path: args.data, missing, pieces: s.pieces, reason }).message}`
-            )
-          }
-          const summary = {
-            event: "stopped",
-            seconds: (now - started) / 1000,
-            uploaded: s.uploaded,
-            downloaded: s.downloaded,
-            redundant: s.redundant,
-            have: s.have,
-            pieces: s.pieces,
-            poolPeak: pool.unsafeStats().peak * pool.blockSize
-          }
-          console.log(
-            args.json
-              ? JSON.stringify(summary)
-              : `stopped after ${summary.seconds.toFixed(1)} s: uploaded ${formatBytes(s.uploaded)}, downloaded ${formatBytes(s.downloaded)}, ${s.have}/${s.pieces} pieces, pool peak ${formatBytes(summary.poolPeak)}`
-          )
+          if (mode === "download" && Exit.isInterrupted(exit))
+            for (const [i, s] of each.entries()) {
+              if (s.complete) continue
+              const missing = s.pieces - s.have
+              const reason = "stopped before complete; a restart resumes"
+              console.error(
+                `ezio: ${new Stalled({ path: parts[i]!.data, missing, pieces: s.pieces, reason }).message}`
+              )
+            }
+          const summary = Status.stopped(parts, each, pool.unsafeStats(), (now - started) / 1000)
+          console.log(args.json ? JSON.stringify(summary.value) : summary.text)
         })
       )
     )
-    const watch =
-      mode === "download"
-        ? Watch.make({
-            path: args.data,
-            stallTimeoutMs: args.stallTimeout * 1000,
-            status: swarm.unsafeStatus
-          })
-        : Effect.void
+    // One stall watch per torrent: each names its own target, and a complete one never fails.
+    const watches = parts.map((p) =>
+      Watch.make({ path: p.data, stallTimeoutMs: args.stallTimeout * 1000, status: p.swarm.unsafeStatus })
+    )
+    const watch = mode === "download" ? Effect.all(watches, { discard: true }) : Effect.void
     const reporting = Effect.repeat(Effect.zipRight(report, watch), Schedule.spaced("1 second"))
-    // `complete` resolves once every piece is verified and synced (the swarm syncs first); from
-    // then on a stop is a clean one (exit 0).
-    const completed = Effect.tap(swarm.complete, () => Effect.sync(() => (interrupted.code = ExitCode.ok)))
+    // `complete` resolves once every piece of every torrent is verified and synced (each swarm
+    // syncs first); from then on a stop is a clean one (exit 0).
+    const completed = Effect.all(
+      swarms.map((swarm) => swarm.complete),
+      { concurrency: "unbounded", discard: true }
+    ).pipe(Effect.tap(() => Effect.sync(() => (interrupted.code = ExitCode.ok))))
     if (mode === "download") yield* Effect.forkScoped(completed)
     if (deploy !== undefined && extra.deploy !== undefined) {
       yield* Effect.forkScoped(reporting)
@@ -309,31 +269,28 @@ const loop = (
         deploy,
         bind: args.bind,
         json: args.json,
-        title: meta.name,
+        title,
         metrics: (snapshot) =>
           metricsText({
             pool: pool.unsafeStats(),
-            swarms: [{ name: meta.name, status: swarm.unsafeStatus() }],
+            swarms: swarms.map((swarm) => ({ name: swarm.metainfo.name, status: swarm.unsafeStatus() })),
             deploy: snapshot
           })
       })
     }
     const finish = extra.finish ?? { _tag: exitWhenDone ? "Exit" : "Seed" }
     if (mode === "download" && finish._tag === "WhenIdle")
-      return yield* Effect.raceFirst(reporting, Finish.untilFinished(swarm, finish, args.json))
+      return yield* Effect.raceFirst(reporting, Finish.untilFinished(swarms, finish, args.json))
     if (mode === "download" && finish._tag === "Exit") {
       yield* Effect.raceFirst(reporting, completed)
       const disk = yield* DiskIo.DiskIo
-      yield* disk.sync(swarm.disk)
-      yield* emit(args.json, { event: "complete" }, `\ncomplete: ${meta.name} verified`)
+      yield* Effect.forEach(swarms, (swarm) => disk.sync(swarm.disk), { discard: true })
+      yield* emit(args.json, { event: "complete" }, `\ncomplete: ${title} verified`)
       return
     }
     if (mode === "download")
       yield* Effect.fork(
-        Effect.zipRight(
-          completed,
-          emit(args.json, { event: "complete" }, `\ncomplete: ${meta.name}; seeding on`)
-        )
+        Effect.zipRight(completed, emit(args.json, { event: "complete" }, `\ncomplete: ${title}; seeding on`))
       )
     return yield* reporting.pipe(Effect.zipRight(Effect.never))
   })

@@ -1,5 +1,5 @@
-// `ezio download`: fetch a torrent into a target while seeding what it has; once complete, seed
-// while the swarm needs it, then exit.
+// `ezio download`: fetch one or more torrents (a disk: one per partition) each into its target
+// while seeding what it has; once all are complete, seed while the swarm needs it, then exit.
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -12,12 +12,14 @@ import { serve, serveOptions } from "../serve.js"
 export const download = Command.make(
   "download",
   {
-    torrent: torrentArg,
-    data: Args.path({ name: "target" }).pipe(
-      Args.withDescription(
-        "Where the data goes: a file or a block device (a single-file torrent, written from the device's offset 0), a directory (multi-file), an image file or a block device (raw image)"
+    pairs: Args.all({
+      torrent: torrentArg,
+      data: Args.path({ name: "target" }).pipe(
+        Args.withDescription(
+          "Where the data of the torrent just before it goes: a file or a block device (a single-file torrent, written from the device's offset 0), a directory (multi-file), an image file or a block device (raw image). Several partitions: give torrent/target pairs, e.g. sda1.torrent /dev/sda1 sda2.torrent /dev/sda2"
+        )
       )
-    ),
+    }).pipe(Args.atLeast(1)),
     ...serveOptions,
     ...Finish.finishOptions,
     name: Options.text("name").pipe(
@@ -34,6 +36,6 @@ export const download = Command.make(
     )
 ).pipe(
   Command.withDescription(
-    "Download a torrent into a target while seeding what it has to the others; once complete, seeds while peers still need it, then exits (--exit: at once, --seed: until stopped)"
+    "Download a torrent into a target (or several torrent/target pairs, one per partition, over one session and pool) while seeding what it has to the others; once all are complete, seeds while peers still need it, then exits (--exit: at once, --seed: until stopped)"
   )
 )

@@ -1,4 +1,5 @@
-// `ezio seed`: serve a torrent's data until interrupted, or, with --expect, until the deploy is done.
+// `ezio seed`: serve one or more torrents' data (a disk: one per partition, all from one pool,
+// session and tracker) until interrupted, or, with --expect, until the deploy is done.
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -10,12 +11,14 @@ import { serve, serveOptions } from "../serve.js"
 export const seed = Command.make(
   "seed",
   {
-    torrent: torrentArg,
-    data: Args.path({ name: "data" }).pipe(
-      Args.withDescription(
-        "What to serve: a file or a block device (a single-file torrent, from the device's offset 0), a directory (multi-file), an image file or a block device (raw image)"
+    pairs: Args.all({
+      torrent: torrentArg,
+      data: Args.path({ name: "data" }).pipe(
+        Args.withDescription(
+          "What to serve for the torrent just before it: a file or a block device (a single-file torrent, from the device's offset 0), a directory (multi-file), an image file or a block device (raw image). Several partitions: give torrent/data pairs, e.g. sda1.torrent sda1.img sda2.torrent sda2.img"
+        )
       )
-    ),
+    }).pipe(Args.atLeast(1)),
     ...serveOptions,
     ...DeployWatch.deployOptions,
     trust: Options.boolean("trust").pipe(
@@ -29,6 +32,6 @@ export const seed = Command.make(
     )
 ).pipe(
   Command.withDescription(
-    "Serve a torrent's data to peers until interrupted (Ctrl-C, SIGTERM); with --serve-tracker it follows the deploy, and --expect N ends it"
+    "Serve a torrent's data (or several torrent/data pairs, one per partition, from one session and pool) to peers until interrupted (Ctrl-C, SIGTERM); with --serve-tracker it follows the deploy, and --expect N ends it"
   )
 )
