@@ -78,7 +78,7 @@ describe("Session", () => {
           uploadRateLimit: 2 * 1024 * 1024,
           uploadSlots: 1
         })
-        const leechers = []
+        const leechers: Array<{ swarm: Session.Swarm; storage: { readonly bytes: Uint8Array } }> = []
         for (let i = 0; i < 2; i++) {
           const session = yield* Session.make({ host: "127.0.0.1", port: 0, listen: false })
           const storage = yield* Storage.makeMemory({ layout })
