@@ -1,5 +1,5 @@
 // A swarm's clockwork and its status: once a second the rates (the swarm's and each peer's, which
-// sizes its request queue) and the redundant-bytes metric, every 5 s keep-alives and dead or
+// sizes its request queue), the redundant-bytes metric and a nudge to idle peers, every 5 s keep-alives and dead or
 // stuck peers; `status` reads it all for `Swarm.unsafeStatus`.
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
@@ -7,6 +7,7 @@ import * as PeerMetrics from "../PeerMetrics.js"
 import * as Wire from "../Wire.js"
 import { BLOCK } from "./picker.js"
 import type { SwarmCore } from "./swarm.js"
+import * as Verify from "./swarmVerify.js"
 
 /** Seconds of a peer's measured rate kept requested from it, and the fewest requests kept. */
 const QUEUE_SECONDS = 1
@@ -65,6 +66,7 @@ export const monitor = (core: SwarmCore) =>
               ticks: rates.ticks + 1
             }
             sampleRates(core)
+            Verify.wakeIdle(core)
             if (rates.ticks % 5 === 0) tick(core)
             const redundant = core.redundantBytes - redundantCounted
             redundantCounted = core.redundantBytes

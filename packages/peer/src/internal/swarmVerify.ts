@@ -50,6 +50,16 @@ export interface VerifyCore {
   readonly markComplete: () => void
 }
 
+/**
+ * Once a second: peers with no request outstanding fill their queue again. A piece held back
+ * from a peer for a while (a smart-ban lease or backoff, a refusal in initial seeding) comes free
+ * with time, not with a message, and an idle peer sends none that would make it ask.
+ */
+export const wakeIdle = (core: Pick<VerifyCore, "connections" | "downloading">): void => {
+  if (!core.downloading) return
+  for (const c of core.connections) if (c.outstanding.size === 0) c.fill()
+}
+
 /** Hashes `piece` once its blocks are all written, then keeps it or fetches it again. */
 export const maybeHash = (core: VerifyCore, piece: number): void => {
   const state = core.picker.partial.get(piece)
@@ -129,8 +139,7 @@ const judge = (core: VerifyCore, verdicts: ReadonlyArray<Verdict>): void => {
         c.close(`banned: ${reason}`)
       }
     // What it sent of pieces not yet hashing is fetched again from others (overwriting it).
-    for (const { block, piece } of core.smartBan.takeBlocksOf(peer))
-      core.picker.unreceive(piece, block * BLOCK)
+    for (const { block, piece } of core.smartBan.blocksOf(peer)) core.picker.unreceive(piece, block * BLOCK)
   }
   if (verdicts.length > 0 && !core.closed) for (const c of core.connections) c.fill()
 }
