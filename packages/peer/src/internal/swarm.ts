@@ -27,6 +27,7 @@ import * as Choker from "./choker.js"
 import { Connection } from "./connection.js"
 import * as Dialer from "./dialer.js"
 import * as Metadata from "./metadata.js"
+import * as PeriodicSync from "./periodicSync.js"
 import * as Pex from "./pex.js"
 import { InitialSeeding } from "./initialSeeding.js"
 import { BLOCK, type Pick, Picker } from "./picker.js"
@@ -52,6 +53,8 @@ export interface CoreOptions {
   readonly slowStart: RateLimiter.SlowStart | undefined
   /** A swarm that starts complete refuses ezio peers pieces others have (initialSeeding.ts). */
   readonly initialSeeding: boolean
+  /** When a download syncs what it verified before it completes (periodicSync.ts). */
+  readonly periodicSync: PeriodicSync.Options
 }
 
 /**
@@ -172,6 +175,7 @@ export class SwarmCore implements SwarmLink<Connection> {
   /** Who sent bad data; banned peers are closed and not dialled or admitted again. */
   readonly smartBan = new SmartBan()
   readonly bannedIds = new Set<string>()
+  readonly periodicSync: PeriodicSync.PeriodicSync
   /** Uploads' share of the pool, recomputed as peers come, go and turn interested. */
   readonly uploads: UploadBudget = Upload.makeBudget()
   private poolWaiters: Array<() => void> = []
@@ -194,6 +198,7 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.choker = machinery.choker
     this.pieces = machinery.pieces
     this.completed = machinery.completed
+    this.periodicSync = new PeriodicSync.PeriodicSync(params.options.periodicSync)
     const metainfo = params.metainfo
     this.picker = new Picker(metainfo.pieceCount, metainfo.pieceLength, metainfo.totalLength, params.have)
     this.downloading = !this.picker.complete

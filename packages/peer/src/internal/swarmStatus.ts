@@ -1,6 +1,7 @@
 // A swarm's clockwork and its status: once a second the rates (the swarm's and each peer's, which
-// sizes its request queue), the redundant-bytes metric and a nudge to idle peers, every 5 s keep-alives and dead or
-// stuck peers; `status` reads it all for `Swarm.unsafeStatus`.
+// sizes its request queue), the redundant-bytes metric, a nudge to idle peers and a periodic sync
+// if due; every 5 s keep-alives and dead or stuck peers; `status` reads it all for
+// `Swarm.unsafeStatus`.
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as PeerMetrics from "../PeerMetrics.js"
@@ -67,6 +68,7 @@ export const monitor = (core: SwarmCore) =>
             }
             sampleRates(core)
             Verify.wakeIdle(core)
+            Verify.syncIfDue(core)
             if (rates.ticks % 5 === 0) tick(core)
             const redundant = core.redundantBytes - redundantCounted
             redundantCounted = core.redundantBytes
