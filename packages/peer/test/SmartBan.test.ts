@@ -98,4 +98,21 @@ describe("SmartBan", () => {
     assert.deepStrictEqual(ban.passedPiece(0, undefined), [])
     assert.deepStrictEqual(ban.passedPiece(1, goodDigests), [])
   })
+
+  it("a piece already hashing when a sender is banned fails as mixed: the other sender gets no strike", () => {
+    // The stall beside a bad seeder: the ban used to forget the banned peer's blocks, so a piece
+    // whose hash was under way failed "wholly from the good seeder", which was then held back
+    // from it (and struck) though it had sent nothing wrong.
+    const ban = new SmartBan(options)
+    for (let piece = 0; piece < 3; piece++) fail(ban, piece, ["bad", "bad", "bad"])
+    assert.isTrue(ban.isBanned("bad"))
+    ban.sent(5, 0, "good", 0)
+    ban.sent(5, 1, "bad", 0)
+    ban.sent(5, 2, "good", 0)
+    assert.deepStrictEqual(ban.blocksOf("bad"), [{ piece: 5, block: 1 }])
+    assert.deepStrictEqual(ban.failedPiece(5, [goodDigests[0]!, badDigests[1]!, goodDigests[2]!], 0), [])
+    assert.strictEqual(ban.strikes("good"), 0)
+    assert.isTrue(ban.allows(5, "good", 1), "the good sender may fetch it again at once")
+    assert.deepStrictEqual(ban.passedPiece(5, goodDigests), [], "the culprit is banned already")
+  })
 })

@@ -92,6 +92,7 @@ export class Engine {
   readonly jobs: Record<JobKind, Counts>
   bytesRead = 0
   bytesHashed = 0
+  syncs = 0
 
   constructor(
     readonly pool: BufferPool.BufferPoolService,
@@ -231,6 +232,7 @@ export class Engine {
       storeBufferPeak: store.storePeak,
       writeErrors: store.writeErrors,
       writeBatches: store.batches,
+      syncs: this.syncs,
       poolInUse: poolStats.inUse,
       poolPeak: poolStats.peak,
       poolHardLimit: poolStats.hardLimitBlocks

@@ -150,6 +150,8 @@ export interface Stats {
   readonly writeErrors: number
   /** Storage write batches (each one or more vectored writes of adjacent blocks). */
   readonly writeBatches: number
+  /** `sync` jobs that reached stable storage (a torrent's files forced to disk). */
+  readonly syncs: number
   readonly poolInUse: number
   readonly poolPeak: number
   readonly poolHardLimit: number

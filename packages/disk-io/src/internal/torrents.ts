@@ -96,7 +96,12 @@ export const makeTorrents = (engine: Engine) => {
       if (t instanceof DiskIoError) return Effect.fail(t)
       return Effect.zipRight(
         flushTorrent(t, "sync"),
-        Effect.mapError(t.storage.sync, (cause) => errorOf(t, "Storage", "sync", { cause }))
+        Effect.mapBoth(t.storage.sync, {
+          onFailure: (cause) => errorOf(t, "Storage", "sync", { cause }),
+          onSuccess: () => {
+            engine.syncs++
+          }
+        })
       )
     })
 

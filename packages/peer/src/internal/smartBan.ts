@@ -162,17 +162,14 @@ export class SmartBan {
   }
 
   /**
-   * The blocks `peer` sent of pieces still being downloaded (forgotten here): once it is banned,
-   * they are fetched again from others instead of spoiling more pieces.
+   * The blocks `peer` sent of pieces still being downloaded: once it is banned, they are fetched
+   * again from others instead of spoiling more pieces. The record stays: a piece already being
+   * hashed keeps the banned peer among its senders, so its failure is not laid on the others.
    */
-  takeBlocksOf(peer: Peer): Array<{ readonly piece: number; readonly block: number }> {
+  blocksOf(peer: Peer): Array<{ readonly piece: number; readonly block: number }> {
     const out: Array<{ piece: number; block: number }> = []
     for (const [piece, senders] of this.senders)
-      for (let b = 0; b < senders.length; b++)
-        if (senders[b] === peer) {
-          senders[b] = undefined
-          out.push({ piece, block: b })
-        }
+      for (let b = 0; b < senders.length; b++) if (senders[b] === peer) out.push({ piece, block: b })
     return out
   }
 

@@ -28,6 +28,7 @@ import { Connection } from "./connection.js"
 import * as Dialer from "./dialer.js"
 import * as Metadata from "./metadata.js"
 import * as MseDial from "./mseDial.js"
+import * as PeriodicSync from "./periodicSync.js"
 import * as Pex from "./pex.js"
 import { InitialSeeding } from "./initialSeeding.js"
 import { BLOCK, type Pick, Picker } from "./picker.js"
@@ -56,6 +57,8 @@ export interface CoreOptions {
   readonly initialSeeding: boolean
   /** How connections we open start (mseDial.ts); default plaintext. */
   readonly encryption?: MseDial.Encryption
+  /** When a download syncs what it verified before it completes (periodicSync.ts). */
+  readonly periodicSync: PeriodicSync.Options
 }
 
 /**
@@ -187,6 +190,7 @@ export class SwarmCore implements SwarmLink<Connection> {
   /** Who sent bad data; banned peers are closed and not dialled or admitted again. */
   readonly smartBan = new SmartBan()
   readonly bannedIds = new Set<string>()
+  readonly periodicSync: PeriodicSync.PeriodicSync
   /** Uploads' share of the pool, recomputed as peers come, go and turn interested. */
   readonly uploads: UploadBudget = Upload.makeBudget()
   private poolWaiters: Array<() => void> = []
@@ -209,6 +213,7 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.choker = machinery.choker
     this.pieces = machinery.pieces
     this.completed = machinery.completed
+    this.periodicSync = new PeriodicSync.PeriodicSync(params.options.periodicSync)
     const metainfo = params.metainfo
     this.picker = new Picker(metainfo.pieceCount, metainfo.pieceLength, metainfo.totalLength, params.have)
     this.downloading = !this.picker.complete

@@ -1,11 +1,13 @@
 // A swarm's clockwork and its status: once a second the rates (the swarm's and each peer's, which
-// sizes its request queue) and the copy into `PeerMetrics`, every 5 s keep-alives and dead or
-// stuck peers; `status` reads it all for `Swarm.unsafeStatus`.
+// sizes its request queue) and the copy into `PeerMetrics`, a nudge to idle peers and a periodic
+// sync if due; every 5 s keep-alives and dead or stuck peers; `status` reads it all for
+// `Swarm.unsafeStatus`.
 import * as Effect from "effect/Effect"
 import * as Wire from "../Wire.js"
 import { BLOCK } from "./picker.js"
 import type { SwarmCore } from "./swarm.js"
 import * as SwarmMetrics from "./swarmMetrics.js"
+import * as Verify from "./swarmVerify.js"
 
 /** Seconds of a peer's measured rate kept requested from it, and the fewest requests kept. */
 const QUEUE_SECONDS = 1
@@ -65,6 +67,8 @@ export const monitor = (core: SwarmCore) =>
               ticks: rates.ticks + 1
             }
             sampleRates(core)
+            Verify.wakeIdle(core)
+            Verify.syncIfDue(core)
             if (rates.ticks % 5 === 0) tick(core)
             return syncMetrics
           })

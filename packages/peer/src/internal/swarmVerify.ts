@@ -10,6 +10,7 @@ import type * as PubSub from "effect/PubSub"
 import * as Take from "effect/Take"
 import * as Wire from "../Wire.js"
 import type { Connection } from "./connection.js"
+import type { PeriodicSync } from "./periodicSync.js"
 import { BLOCK, type Picker } from "./picker.js"
 import { blockDigests, type SmartBan, type Verdict } from "./smartBan.js"
 
@@ -36,6 +37,7 @@ export interface VerifyCore {
   readonly disk: DiskIo.DiskIoService
   readonly handle: DiskIo.TorrentHandle
   readonly smartBan: SmartBan
+  readonly periodicSync: PeriodicSync
   readonly connections: ReadonlySet<Connection>
   /** Peer ids (hex) of banned peers. */
   readonly bannedIds: Set<string>
@@ -48,6 +50,31 @@ export interface VerifyCore {
   readonly log: (message: string) => void
   readonly fail: (message: string) => void
   readonly markComplete: () => void
+}
+
+/**
+ * Once a second: peers with no request outstanding fill their queue again. A piece held back
+ * from a peer for a while (a smart-ban lease or backoff, a refusal in initial seeding) comes free
+ * with time, not with a message, and an idle peer sends none that would make it ask.
+ */
+export const wakeIdle = (core: Pick<VerifyCore, "connections" | "downloading">): void => {
+  if (!core.downloading) return
+  for (const c of core.connections) if (c.outstanding.size === 0) c.fill()
+}
+
+/**
+ * While downloading, makes what was verified durable now and then (periodicSync.ts says when):
+ * one `sync` job at a time, beside the downloads; a failed one stops the download like a failed
+ * write. Called per verified piece and once a second; completion has its own sync.
+ */
+export const syncIfDue = (core: VerifyCore): void => {
+  if (core.closed || !core.downloading || !core.periodicSync.due(core.now())) return
+  core.periodicSync.start()
+  core.runThen(core.disk.sync(core.handle), (synced) => {
+    core.periodicSync.done()
+    if (core.closed || Exit.isSuccess(synced) || Cause.isInterruptedOnly(synced.cause)) return
+    core.fail(`syncing the verified pieces: ${messageOf(synced.cause)}`)
+  })
 }
 
 /** Hashes `piece` once its blocks are all written, then keeps it or fetches it again. */
@@ -83,6 +110,7 @@ export const maybeHash = (core: VerifyCore, piece: number): void => {
 
 const passed = (core: VerifyCore, piece: number): void => {
   core.picker.markHave(piece)
+  core.periodicSync.verified(core.picker.pieceSize(piece), core.now())
   if (core.smartBan.needsDigests(piece))
     core.runThen(pieceDigests(core, piece), (digests) =>
       judge(core, core.smartBan.passedPiece(piece, Exit.isSuccess(digests) ? digests.value : undefined))
@@ -95,7 +123,8 @@ const passed = (core: VerifyCore, piece: number): void => {
     if (c.amInterested) c.updateInterest()
   }
   core.pieces.unsafeOffer(Take.of(piece))
-  if (core.picker.complete) {
+  if (!core.picker.complete) syncIfDue(core)
+  else {
     core.downloading = false
     // Complete means durable: every file's data and every new file's directory entry.
     core.runThen(core.disk.sync(core.handle), (synced) => {
@@ -129,8 +158,7 @@ const judge = (core: VerifyCore, verdicts: ReadonlyArray<Verdict>): void => {
         c.close(`banned: ${reason}`)
       }
     // What it sent of pieces not yet hashing is fetched again from others (overwriting it).
-    for (const { block, piece } of core.smartBan.takeBlocksOf(peer))
-      core.picker.unreceive(piece, block * BLOCK)
+    for (const { block, piece } of core.smartBan.blocksOf(peer)) core.picker.unreceive(piece, block * BLOCK)
   }
   if (verdicts.length > 0 && !core.closed) for (const c of core.connections) c.fill()
 }
