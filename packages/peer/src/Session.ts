@@ -35,8 +35,10 @@ import * as PeriodicSync from "./internal/periodicSync.js"
 import type { MetadataFetcher } from "./internal/metadata.js"
 import type * as MseDial from "./internal/mseDial.js"
 import { BLOCK } from "./internal/picker.js"
+import * as SessionOptions from "./internal/sessionOptions.js"
 import * as SwarmCore from "./internal/swarm.js"
 import * as SwarmStatus from "./internal/swarmStatus.js"
+import * as Upload from "./internal/upload.js"
 import * as Tracker from "./Tracker.js"
 
 /**
@@ -325,53 +327,14 @@ export const makePeerId = (): Uint8Array => {
   return id
 }
 
-const isCount = (n: number) => Number.isSafeInteger(n) && n >= 1
-
 const checkMake = (options: Options): InvalidSessionOptions | undefined => {
-  const fail = (option: keyof Options, value: unknown, reason: string) =>
-    new InvalidSessionOptions({ method: "make", option, value, reason })
-  if (
-    options.port !== undefined &&
-    !(Number.isInteger(options.port) && options.port >= 0 && options.port <= 65535)
-  )
-    return fail("port", options.port, "must be an integer in [0, 65535]")
-  if (options.host !== undefined && options.host.length === 0) return fail("host", "", "must not be empty")
-  if (options.peerId !== undefined && options.peerId.length !== 20)
-    return fail("peerId", `${options.peerId.length} bytes`, "must be 20 bytes")
-  if (options.encryption !== undefined && !["plaintext", "prefer", "require"].includes(options.encryption))
-    return fail("encryption", options.encryption, 'must be "plaintext", "prefer" or "require"')
-  return undefined
+  const problem = SessionOptions.checkMake(options)
+  return problem && new InvalidSessionOptions({ method: "make", ...problem })
 }
 
 const checkAdd = (options: SwarmOptions): InvalidSessionOptions | undefined => {
-  const fail = (option: string, value: unknown, reason: string) =>
-    new InvalidSessionOptions({ method: "add", option, value, reason })
-  for (const option of ["maxPeers", "requestQueue", "downloadQueue", "sendBufferBytes"] as const) {
-    const value = options[option]
-    if (value !== undefined && !isCount(value)) return fail(option, value, "must be a whole number >= 1")
-  }
-  const slots = options.uploadSlots
-  if (slots !== undefined && slots !== Infinity && !isCount(slots))
-    return fail("uploadSlots", slots, "must be a whole number >= 1, or Infinity")
-  const limit = options.uploadRateLimit
-  if (limit !== undefined && !(Number.isFinite(limit) && limit >= 0))
-    return fail("uploadRateLimit", limit, "must be bytes per second >= 0 (0 for no limit)")
-  if (options.slowStart !== undefined) {
-    const { initialRate, period } = options.slowStart
-    if (!(Number.isFinite(initialRate) && initialRate > 0))
-      return fail("slowStart.initialRate", initialRate, "must be bytes per second > 0")
-    const ms = Option.getOrUndefined(Duration.decodeUnknown(period))
-    if (ms === undefined || !(Duration.toMillis(ms) > 0 && Duration.isFinite(ms)))
-      return fail("slowStart.period", String(period), "must be a finite duration > 0")
-  }
-  const pieces = options.metainfo.pieceCount
-  if (options.have !== undefined && options.have.length !== pieces)
-    return fail(
-      "have",
-      `a bitfield of ${options.have.length} pieces`,
-      `must have the torrent's ${pieces} pieces`
-    )
-  return undefined
+  const problem = SessionOptions.checkAdd(options)
+  return problem && new InvalidSessionOptions({ method: "add", ...problem })
 }
 
 /**
@@ -394,6 +357,8 @@ export const make = (
     const disk = yield* DiskIo.DiskIo
     const peerId = options.peerId ?? makePeerId()
     const swarms = new Map<string, SwarmCore.SwarmCore>()
+    // One budget for the uploads of every swarm: several torrents share the pool as one does.
+    const uploads = Upload.makeBudget()
     // Magnet links whose metadata is being fetched, or fetched and waiting for `add`.
     const fetchers = new Map<string, MetadataFetcher>()
 
@@ -440,6 +405,7 @@ export const make = (
           peerId,
           listenPort: port,
           have,
+          uploads,
           options: {
             maxPeers,
             dialLimit: Math.max(1, maxPeers - Math.floor(maxPeers / 5)),

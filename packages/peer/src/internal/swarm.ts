@@ -78,6 +78,8 @@ export interface SwarmParams {
   /** The pieces we have; the swarm's own from here on. */
   readonly have: Bitfield.Bitfield
   readonly options: CoreOptions
+  /** The uploads' pool budget, shared by the session's swarms (upload.ts); a new one if absent. */
+  readonly uploads?: UploadBudget
 }
 
 type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
@@ -191,8 +193,8 @@ export class SwarmCore implements SwarmLink<Connection> {
   readonly smartBan = new SmartBan()
   readonly bannedIds = new Set<string>()
   readonly periodicSync: PeriodicSync.PeriodicSync
-  /** Uploads' share of the pool, recomputed as peers come, go and turn interested. */
-  readonly uploads: UploadBudget = Upload.makeBudget()
+  /** Uploads' share of the pool (the session's, for all its swarms), recomputed as peers come, go and turn interested. */
+  readonly uploads: UploadBudget
   private poolWaiters: Array<() => void> = []
   private poolWait: Fiber.RuntimeFiber<void> | undefined
 
@@ -207,6 +209,7 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.peerId = params.peerId
     this.listenPort = params.listenPort
     this.options = params.options
+    this.uploads = params.uploads ?? Upload.makeBudget()
     this.run = machinery.run
     this.now = machinery.now
     this.rate = machinery.rate
@@ -317,7 +320,7 @@ export class SwarmCore implements SwarmLink<Connection> {
   updateSendCap(): void {
     let wanting = 0
     for (const c of this.connections) if (c.peerInterested) wanting++
-    Upload.shareBudget(this.uploads, this.pool.unsafeStats(), wanting, this.options.sendBufferBytes)
+    Upload.shareBudget(this.uploads, this.pool.unsafeStats(), this, wanting, this.options.sendBufferBytes)
   }
 
   uploadDelay(bytes: number): number {
@@ -534,6 +537,7 @@ export class SwarmCore implements SwarmLink<Connection> {
       if (this.closed) return Effect.void
       this.closed = true
       for (const c of [...this.connections]) c.close("shutting down")
+      this.uploads.wanting.delete(this)
       const poolWait = this.poolWait
       return (poolWait === undefined ? Effect.void : Fiber.interrupt(poolWait)).pipe(
         Effect.zipRight(this.machinery.awaitIdle),

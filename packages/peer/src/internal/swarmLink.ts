@@ -29,6 +29,8 @@ export interface UploadBudget {
   floor: number
   perPeer: number
   limit: number
+  /** Peers that want data, per swarm: one budget serves every swarm of a session. */
+  readonly wanting: Map<object, number>
 }
 
 /** What a connection needs of its swarm (implemented by `SwarmCore`). */

@@ -29,24 +29,32 @@ export const makeBudget = (): UploadBudget => ({
   held: 0,
   floor: UPLOAD_FLOOR,
   perPeer: UPLOAD_FLOOR,
-  limit: 0
+  limit: 0,
+  wanting: new Map()
 })
 
 /**
- * Uploads may hold half the pool below its high watermark, shared among the `wanting` peers
- * (each at most what it could hold without a budget: its send buffer and four 1 MiB reads).
+ * Uploads, of every swarm sharing the budget (a session's), may hold half the pool below its high
+ * watermark, shared among the peers that want data (each at most what it could hold without a
+ * budget: its send buffer and four 1 MiB reads). `swarm` now has `wanting` such peers (0 when it
+ * closes).
  */
 export const shareBudget = (
   budget: UploadBudget,
   pool: BufferPool.Stats,
+  swarm: object,
   wanting: number,
   sendBufferBytes: number
 ): void => {
+  if (wanting > 0) budget.wanting.set(swarm, wanting)
+  else budget.wanting.delete(swarm)
+  let total = 0
+  for (const n of budget.wanting.values()) total += n
   const limit = Math.floor((pool.highWatermarkBlocks * pool.blockSize) / 2)
   budget.limit = limit
   budget.perPeer = Math.max(
     UPLOAD_FLOOR,
-    Math.min(sendBufferBytes + 4 * 1024 * 1024, Math.floor(limit / Math.max(1, wanting)))
+    Math.min(sendBufferBytes + 4 * 1024 * 1024, Math.floor(limit / Math.max(1, total)))
   )
 }
 
