@@ -19,7 +19,8 @@
  *                           EZIO_SWARM_MIB (default 128 for the first, 64 after),
  *                           EZIO_SWARM_CLIENTS="ezio,libtorrent",
  *                           EZIO_SWARM_TRACE=1 (a row every 2 s: link rates, pieces, drops),
- *                           EZIO_BENCH_DIR (where the copies go; /dev/shm keeps the disk out)
+ *                           EZIO_BENCH_DIR (where the copies go; /dev/shm keeps the disk out),
+ *                           EZIO_SWARM_BIN (an ezio build other than dist/ezio)
  */
 import * as NChild from "node:child_process"
 import * as NFS from "node:fs"
@@ -37,10 +38,11 @@ const PYTHON = "/usr/bin/python3"
 
 /**
  * The ezio command: `dist/ezio` (pnpm build:sea) when there is one, as a live-booted target runs
- * it (start-up counts: every target starts at once), else the sources through tsx.
+ * it (start-up counts: every target starts at once), else the sources through tsx; EZIO_SWARM_BIN
+ * names another build (to compare two).
  */
 const ezioCommand = (): Array<string> => {
-  const sea = NPath.resolve(here, "../../../dist/ezio")
+  const sea = process.env.EZIO_SWARM_BIN ?? NPath.resolve(here, "../../../dist/ezio")
   if (NFS.existsSync(sea)) return [sea]
   return [process.execPath, NPath.resolve(here, "../../cli/bin/ezio.mjs")]
 }
