@@ -19,7 +19,29 @@ export interface Lan {
   readonly hosts: ReadonlyArray<Host>
   /** `ip netns exec NS cmd args...` as a spawn argument list. */
   readonly exec: (host: Host, command: string, args: ReadonlyArray<string>) => [string, Array<string>]
+  /**
+   * Bytes each link has carried so far as `tc` counts them (frames with their headers):
+   * `up[i]` leaves host i, `down[i]` reaches it; `drops` are packets the shapers dropped.
+   * Only the hosts in `uploads` have their upload side read (one `tc` call per host).
+   */
+  readonly wire: (uploads: ReadonlyArray<number>) => Promise<WireCounts>
+  /** TCP segments sent, retransmitted, and retransmission time-outs, summed over every host. */
+  readonly tcp: () => TcpCounts
   readonly destroy: () => void
+}
+
+export interface TcpCounts {
+  readonly outSegs: number
+  readonly retransSegs: number
+  readonly timeouts: number
+}
+
+export interface WireCounts {
+  readonly up: ReadonlyMap<number, number>
+  readonly down: ReadonlyArray<number>
+  readonly drops: number
+  /** Of `drops`, those on the upload side of the hosts read. */
+  readonly upDrops: number
 }
 
 const IP = "/usr/sbin/ip"
@@ -36,6 +58,40 @@ export const unavailable = (): string | undefined => {
     return "`ip netns` does not work here"
   }
   return undefined
+}
+
+interface TcQdisc {
+  readonly dev?: string
+  readonly bytes?: number
+  readonly drops?: number
+}
+
+const qdiscs = (ns: string): Promise<Array<TcQdisc>> =>
+  new Promise((resolve) =>
+    NChild.execFile(
+      IP,
+      ["netns", "exec", ns, TC, "-s", "-j", "qdisc", "show"],
+      { timeout: 5_000 },
+      (error, out) => {
+        if (error !== null) return resolve([])
+        try {
+          resolve(JSON.parse(out) as Array<TcQdisc>)
+        } catch {
+          resolve([])
+        }
+      }
+    )
+  )
+
+/** `Tcp:`/`TcpExt:` style tables (a header row, then a value row) as name → value. */
+const snmpTable = (text: string, prefix: string): Map<string, number> => {
+  const rows = text.split("\n").filter((l) => l.startsWith(`${prefix}:`))
+  const out = new Map<string, number>()
+  if (rows.length < 2) return out
+  const names = rows[0]!.split(/\s+/).slice(1)
+  const values = rows[1]!.split(/\s+/).slice(1)
+  names.forEach((n, i) => out.set(n, Number(values[i])))
+  return out
 }
 
 const run = (command: string, args: ReadonlyArray<string>) =>
@@ -114,6 +170,50 @@ export const makeLan = (hosts: number, mbit: number | undefined): Lan => {
     return {
       hosts: list,
       exec: (host, command, args) => [IP, ["netns", "exec", host.ns, command, ...args]],
+      wire: async (uploads) => {
+        const [switchSide, ...hostSides] = await Promise.all([
+          qdiscs(sw),
+          ...uploads.map((i) => qdiscs(list[i]!.ns))
+        ])
+        const down = list.map(() => 0)
+        let drops = 0
+        for (const q of switchSide!) {
+          const i = /^v(\d+)$/.exec(q.dev ?? "")
+          if (i !== null) down[Number(i[1])] = q.bytes ?? 0
+          drops += q.drops ?? 0
+        }
+        const up = new Map<number, number>()
+        let upDrops = 0
+        uploads.forEach((host, k) => {
+          for (const q of hostSides[k]!)
+            if (q.dev === "eth0") {
+              up.set(host, q.bytes ?? 0)
+              upDrops += q.drops ?? 0
+            }
+        })
+        return { up, down, drops: drops + upDrops, upDrops }
+      },
+      tcp: () => {
+        let outSegs = 0
+        let retransSegs = 0
+        let timeouts = 0
+        for (const host of list) {
+          try {
+            const text = NChild.execFileSync(
+              IP,
+              ["netns", "exec", host.ns, "cat", "/proc/net/snmp", "/proc/net/netstat"],
+              { encoding: "utf8", timeout: 5_000 }
+            )
+            const tcp = snmpTable(text, "Tcp")
+            outSegs += tcp.get("OutSegs") ?? 0
+            retransSegs += tcp.get("RetransSegs") ?? 0
+            timeouts += snmpTable(text, "TcpExt").get("TCPTimeouts") ?? 0
+          } catch {
+            // counted as nothing
+          }
+        }
+        return { outSegs, retransSegs, timeouts }
+      },
       destroy
     }
   } catch (error) {

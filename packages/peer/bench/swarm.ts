@@ -8,13 +8,19 @@
  * Prints per target the time to complete from launch and the payload bytes it downloaded and
  * uploaded; per swarm the last completion, the ideal (size / link rate), efficiency (ideal / last),
  * seeder bytes sent / size, bytes sent by all / bytes kept, and libtorrent's time / ezio's.
- * Every copy is checked byte-identical. Needs root and iproute2; skips with a reason otherwise.
+ * Every copy is checked byte-identical. Then where the time went: when the first block arrived,
+ * when the seeder had sent one copy, how much of its link the seeder used, the share of TCP
+ * segments retransmitted and the packets the shapers dropped (on uploads, on downloads).
+ * Needs root and iproute2; skips with a reason otherwise.
  *
  * Run `pnpm build:sea` first so the targets run dist/ezio (else they compile the sources at start).
  *
  *   pnpm bench:swarm        EZIO_SWARM="8@50,16@25" (targets@Mbit/s, one swarm each),
  *                           EZIO_SWARM_MIB (default 128 for the first, 64 after),
- *                           EZIO_SWARM_CLIENTS="ezio,libtorrent"
+ *                           EZIO_SWARM_CLIENTS="ezio,libtorrent",
+ *                           EZIO_SWARM_TRACE=1 (a row every 2 s: link rates, pieces, drops),
+ *                           EZIO_BENCH_DIR (where the copies go; /dev/shm keeps the disk out),
+ *                           EZIO_SWARM_BIN (an ezio build other than dist/ezio)
  */
 import * as NChild from "node:child_process"
 import * as NFS from "node:fs"
@@ -22,7 +28,7 @@ import * as NOS from "node:os"
 import * as NPath from "node:path"
 import * as NReadline from "node:readline"
 import { Effect } from "effect"
-import { type Host, type Lan, makeLan, unavailable } from "./netns.js"
+import { type Host, type Lan, makeLan, type TcpCounts, unavailable, type WireCounts } from "./netns.js"
 import { identical, makeSource } from "./support.js"
 
 const here = import.meta.dirname
@@ -32,16 +38,26 @@ const PYTHON = "/usr/bin/python3"
 
 /**
  * The ezio command: `dist/ezio` (pnpm build:sea) when there is one, as a live-booted target runs
- * it (start-up counts: every target starts at once), else the sources through tsx.
+ * it (start-up counts: every target starts at once), else the sources through tsx; EZIO_SWARM_BIN
+ * names another build (to compare two).
  */
 const ezioCommand = (): Array<string> => {
-  const sea = NPath.resolve(here, "../../../dist/ezio")
+  const sea = process.env.EZIO_SWARM_BIN ?? NPath.resolve(here, "../../../dist/ezio")
   if (NFS.existsSync(sea)) return [sea]
   return [process.execPath, NPath.resolve(here, "../../cli/bin/ezio.mjs")]
 }
 
+/** One `--json` status line: seconds from launch, payload bytes so far, pieces had. */
+interface Sample {
+  readonly t: number
+  readonly uploaded: number
+  readonly downloaded: number
+  readonly have: number
+}
+
 interface Peer {
   readonly name: string
+  readonly samples: Array<Sample>
   readonly host: Host
   readonly child: NChild.ChildProcess
   completeAt: number | undefined
@@ -55,6 +71,7 @@ const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<strin
   const child = NChild.spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] })
   const peer: Peer = {
     name,
+    samples: [],
     host,
     child,
     completeAt: undefined,
@@ -66,12 +83,19 @@ const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<strin
     if (peer.stderr.length < 20_000) peer.stderr += d.toString()
   })
   NReadline.createInterface({ input: child.stdout! }).on("line", (line) => {
-    let event: { event?: string; uploaded?: number; downloaded?: number }
+    let event: { event?: string; uploaded?: number; downloaded?: number; have?: number }
     try {
       event = JSON.parse(line)
     } catch {
       return
     }
+    if (event.event === "status")
+      peer.samples.push({
+        t: (Date.now() - launch) / 1000,
+        uploaded: event.uploaded ?? 0,
+        downloaded: event.downloaded ?? 0,
+        have: event.have ?? 0
+      })
     if (event.event === "complete" && peer.completeAt === undefined)
       peer.completeAt = (Date.now() - launch) / 1000
     if (event.event === "stopped")
@@ -100,6 +124,15 @@ interface Result {
   }>
   readonly seederSent: number
   readonly last: number | undefined
+  /** Status samples (ezio only; libtorrent's peer prints none): the seeder's, each target's. */
+  readonly seederSamples: ReadonlyArray<Sample>
+  readonly targetSamples: ReadonlyArray<ReadonlyArray<Sample>>
+  /** What the shapers counted, about once a second (host 0 is the seeder). */
+  readonly wire: ReadonlyArray<WireCounts & { readonly t: number }>
+  /** Packets the shapers dropped at the end of the run: on hosts' uploads, on their downloads. */
+  readonly dropsEnd: { readonly up: number; readonly down: number }
+  /** TCP counters this run added, all hosts together. */
+  readonly tcp: TcpCounts
 }
 
 const runSwarm = async (
@@ -119,7 +152,20 @@ const runSwarm = async (
   const runDir = NFS.mkdtempSync(NPath.join(files.root, `${client}-`))
   NFS.chmodSync(runDir, 0o755)
   const peers: Array<Peer> = []
+  const wire: Array<WireCounts & { readonly t: number }> = []
+  const tcpBefore = lan.tcp()
+  const allHosts = lan.hosts.map((_, i) => i)
+  const wireStart = await lan.wire(allHosts)
   const launch = Date.now()
+  let sampling = false
+  const wireTimer = setInterval(() => {
+    if (sampling) return
+    sampling = true
+    void lan.wire(process.env.EZIO_SWARM_TRACE === "1" ? allHosts : [0]).then((w) => {
+      sampling = false
+      wire.push({ ...w, t: (Date.now() - launch) / 1000 })
+    })
+  }, 1000)
   try {
     if (client === "ezio") {
       const ezio = ezioCommand()
@@ -236,6 +282,9 @@ const runSwarm = async (
       }
       await new Promise((r) => setTimeout(r, 100))
     }
+    clearInterval(wireTimer)
+    const tcpAfter = lan.tcp()
+    const wireEnd = await lan.wire(allHosts)
     await stopAll(peers)
     const seeder = peers.find((p) => p.name === "seeder")!
     const rows = targets.map((t, i) => ({
@@ -250,9 +299,22 @@ const runSwarm = async (
       client,
       targets: rows,
       seederSent: seeder.stopped?.uploaded ?? 0,
+      seederSamples: seeder.samples,
+      targetSamples: targets.map((t) => t.samples),
+      wire,
+      dropsEnd: {
+        up: wireEnd.upDrops - wireStart.upDrops,
+        down: wireEnd.drops - wireEnd.upDrops - (wireStart.drops - wireStart.upDrops)
+      },
+      tcp: {
+        outSegs: tcpAfter.outSegs - tcpBefore.outSegs,
+        retransSegs: tcpAfter.retransSegs - tcpBefore.retransSegs,
+        timeouts: tcpAfter.timeouts - tcpBefore.timeouts
+      },
       last: done.length === rows.length ? Math.max(...done) : undefined
     }
   } finally {
+    clearInterval(wireTimer)
     await stopAll(peers)
     NFS.rmSync(runDir, { recursive: true, force: true })
   }
@@ -260,7 +322,71 @@ const runSwarm = async (
 
 const mib = (n: number) => (n / 1024 / 1024).toFixed(1)
 
-const report = (r: Result, size: number, ideal: number) => {
+/** The last sample at or before `t` (the first one before it). */
+const at = <S extends { readonly t: number }>(samples: ReadonlyArray<S>, t: number, none: S): S => {
+  let last = none
+  for (const s of samples) {
+    if (s.t > t) break
+    last = s
+  }
+  return last
+}
+
+const NO_SAMPLE: Sample = { t: 0, uploaded: 0, downloaded: 0, have: 0 }
+const NO_WIRE: WireCounts & { readonly t: number } = {
+  t: 0,
+  up: new Map(),
+  down: [],
+  drops: 0,
+  upDrops: 0
+}
+
+/**
+ * Where the time goes: when the first block arrived (start-up), when the seeder had sent one
+ * copy, and how much of its link (as its shaper counts, headers included) the seeder used from
+ * the first block to the last target done: every piece leaves the seeder at least once, so its
+ * link bounds the deploy. With EZIO_SWARM_TRACE=1, a row every 2 s: the seeder's link and the
+ * targets' download links (mean / min) in MiB/s on the wire, the seeder's payload rate (ezio's
+ * status), pieces the targets have (min / mean), packets the shapers dropped.
+ */
+const timeline = (r: Result, size: number, linkBytesPerSecond: number) => {
+  if (r.last === undefined || r.wire.length === 0) return
+  const targetDown = (w: WireCounts) => w.down.slice(1)
+  const first =
+    r.wire.find((w) => targetDown(w).some((d) => d > 1024 * 1024))?.t ??
+    Math.min(...r.targetSamples.map((s) => s.find((x) => x.downloaded > 0)?.t ?? Infinity), r.last)
+  const oneCopy = r.seederSamples.find((s) => s.uploaded >= size)?.t
+  const seederWire = (t: number) => at(r.wire, t, NO_WIRE).up.get(0) ?? 0
+  const used = (seederWire(r.last) - seederWire(first)) / (linkBytesPerSecond * (r.last - first))
+  console.log(
+    `    first block ${first.toFixed(1)} s, seeder sent one copy at ${oneCopy?.toFixed(1) ?? "-"} s, ` +
+      `seeder link used ${(used * 100).toFixed(0)}% from first block to last done, ` +
+      `TCP segments retransmitted ${((r.tcp.retransSegs / Math.max(1, r.tcp.outSegs)) * 100).toFixed(1)}% (${r.tcp.timeouts} time-outs), ` +
+      `packets dropped (whole run, all links) ${r.dropsEnd.up} on uploads, ${r.dropsEnd.down} on downloads`
+  )
+  if (process.env.EZIO_SWARM_TRACE !== "1") return
+  console.log(
+    "      t s   seeder wire / payload   targets down mean / min   up mean   pieces min / mean   drops"
+  )
+  const step = 2
+  for (let t = step; t <= r.last + step; t += step) {
+    const w1 = at(r.wire, t, NO_WIRE)
+    const w0 = at(r.wire, t - step, NO_WIRE)
+    const dt = Math.max(0.001, w1.t - w0.t)
+    const seeder = ((w1.up.get(0) ?? 0) - (w0.up.get(0) ?? 0)) / dt
+    const payload =
+      (at(r.seederSamples, t, NO_SAMPLE).uploaded - at(r.seederSamples, t - step, NO_SAMPLE).uploaded) / step
+    const down = targetDown(w1).map((d, i) => (d - (targetDown(w0)[i] ?? 0)) / dt)
+    const have = r.targetSamples.map((s) => at(s, t, NO_SAMPLE).have)
+    const up = r.targetSamples.map((_, i) => ((w1.up.get(i + 1) ?? 0) - (w0.up.get(i + 1) ?? 0)) / dt)
+    const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+    console.log(
+      `    ${t.toFixed(0).padStart(5)}   ${mib(seeder).padStart(11)} / ${mib(payload).padStart(7)}   ${mib(mean(down)).padStart(13)} / ${mib(down.length === 0 ? 0 : Math.min(...down)).padStart(5)}   ${mib(mean(up)).padStart(7)}   ${String(have.length === 0 ? 0 : Math.min(...have)).padStart(9)} / ${mean(have).toFixed(0).padStart(4)}   ${String(w1.drops - w0.drops).padStart(5)}`
+    )
+  }
+}
+
+const report = (r: Result, size: number, ideal: number, linkBytesPerSecond: number) => {
   console.log(`\n  ${r.client}: per target (seconds from launch, MiB downloaded / uploaded, copy identical)`)
   for (const t of r.targets)
     console.log(
@@ -274,6 +400,7 @@ const report = (r: Result, size: number, ideal: number) => {
     seederSentPerSize: r.seederSent / size,
     sentPerKept: sent / kept
   }
+  timeline(r, size, linkBytesPerSecond)
   console.log(
     `    last done ${r.last === undefined ? "never (deadline)" : `${r.last.toFixed(1)} s`}, ideal ${ideal.toFixed(1)} s, efficiency ${summary.efficiency?.toFixed(2) ?? "-"}, seeder sent ${summary.seederSentPerSize.toFixed(2)} × size, sent by all / kept ${summary.sentPerKept.toFixed(3)}`
   )
@@ -322,7 +449,7 @@ const main = async () => {
           continue
         }
         const r = await runSwarm(client as "ezio" | "libtorrent", lan, files, Math.max(120, 8 * ideal))
-        results[client] = report(r, size, ideal)
+        results[client] = report(r, size, ideal, (mbit * 1_000_000) / 8)
       }
       const e = results.ezio
       const l = results.libtorrent

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { InitialSeeding, RETRY_MS } from "../src/internal/initialSeeding.js"
+import { IN_TRANSIT_RETRY_MS, InitialSeeding, RETRY_MS } from "../src/internal/initialSeeding.js"
 
 const peer = (id: number) => ({ id })
 const everything = () => true
@@ -26,17 +26,37 @@ describe("InitialSeeding", () => {
   })
 
   it("once every piece is out, still refuses a piece a connected peer has, until asked again", () => {
-    const { seeding } = make(2)
+    const { availability, seeding } = make(2)
     const a = peer(1)
     const b = peer(2)
     seeding.serve(a, 0, true, 0)
     seeding.serve(a, 1, true, 0)
     assert.isFalse(seeding.active)
+    availability[0] = 1 // a has piece 0 (its have came)
     assert.isFalse(seeding.serve(b, 0, true, 1_000), "a has it")
     assert.isFalse(seeding.serve(b, 0, true, 1_000), "the rest of the same batch")
     assert.isFalse(seeding.serve(b, 0, true, 1_000 + RETRY_MS - 1), "too soon to tell")
     assert.isTrue(seeding.serve(b, 0, true, 1_000 + RETRY_MS), "b could not get it from a")
     assert.isTrue(seeding.serve(b, 0, true, 1_000 + RETRY_MS), "and gets the rest of it")
+  })
+
+  it("refuses a piece still on its way to a connected peer for longer, before and after every piece is out", () => {
+    const { availability, seeding } = make(3)
+    const a = peer(1)
+    const b = peer(2)
+    assert.isTrue(seeding.serve(a, 0, true, 0))
+    assert.isFalse(seeding.serve(b, 0, true, 1_000), "a is getting it")
+    assert.isFalse(seeding.serve(b, 0, true, 1_000 + RETRY_MS), "still on its way to a: not twice")
+    assert.isFalse(seeding.serve(b, 0, true, 1_000 + IN_TRANSIT_RETRY_MS - 1))
+    assert.isTrue(seeding.serve(b, 0, true, 1_000 + IN_TRANSIT_RETRY_MS), "a got nowhere with it")
+    // Once a has a piece, a refused peer asking again RETRY_MS later could not get it from a.
+    seeding.serve(a, 1, true, 0)
+    seeding.serve(a, 2, true, 0)
+    assert.isFalse(seeding.active)
+    assert.isFalse(seeding.serve(b, 1, true, 2_000))
+    assert.isFalse(seeding.serve(b, 1, true, 2_000 + RETRY_MS), "in transit")
+    availability[1] = 1
+    assert.isTrue(seeding.serve(b, 1, true, 2_000 + RETRY_MS), "a has it, and b asked again")
   })
 
   it("serves a piece again once its holders have left, and peers that do not play along always", () => {

@@ -5,8 +5,10 @@
 // suggested (BEP 6 suggest_piece) pieces nobody has yet, a few at a time and none to two peers, so
 // it rarely asks for one it would be refused. When every holder of a piece has left, it is served
 // as usual. Once every piece is out the refusals go on (the targets' links, together, are faster
-// than the seeder's), but a peer that asks again for a refused piece, `RETRY_MS` later, could not
-// get it elsewhere and is served. Plain JS: it runs per request on the event loop.
+// than the seeder's), but a peer that asks again for a refused piece, `RETRY_MS` after a peer
+// announced it, could not get it elsewhere and is served; a piece still on its way to its first
+// peer is refused longer (`IN_TRANSIT_RETRY_MS`): sending it twice would only delay another
+// piece. Plain JS: it runs per request on the event loop.
 
 /** A peer, as the policy tells peers apart. */
 export interface Holder {
@@ -15,6 +17,11 @@ export interface Holder {
 
 /** A peer asking again this long after a refusal is served: nobody else gave it the piece. */
 export const RETRY_MS = 4_000
+/**
+ * The same, while no peer has announced the piece yet (it is still being sent to one): served
+ * only if that peer got nowhere with it in this long.
+ */
+export const IN_TRANSIT_RETRY_MS = 30_000
 
 interface PeerState {
   /** Pieces sent to this peer. */
@@ -88,11 +95,14 @@ export class InitialSeeding<R extends Holder> {
       return true
     }
     if (sent !== undefined && sent.includes(who)) return true
-    if (strict && ((sent !== undefined && sent.length > 0) || this.availability[piece]! > 0)) {
+    const held = this.availability[piece]! > 0
+    if (strict && ((sent !== undefined && sent.length > 0) || held)) {
       const refused = this.peer(who).refused
       const at = refused.get(piece)
       if (at === undefined) refused.set(piece, now)
-      if (at === undefined || now - at < RETRY_MS) return false
+      // Still on its way to a peer that is connected: the asker gets it from that peer once it is
+      // in, however long a piece takes on the seeder's shared link (many peers, a slow link).
+      if (at === undefined || now - at < (held ? RETRY_MS : IN_TRANSIT_RETRY_MS)) return false
     }
     this.record(who, piece)
     return true
