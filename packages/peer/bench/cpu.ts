@@ -13,7 +13,8 @@
  *
  * ezio runs as the installed command does: the one-file bundle (`node scripts/bundle.mjs`, which
  * this script runs first, then `node packages/cli/bin/run-bundle.cjs`), so tsx's compiling is not
- * in the figures; EZIO_CPU_CLI=tsx runs the sources through tsx instead.
+ * in the figures; EZIO_CPU_CLI=tsx runs the sources through tsx instead, EZIO_CPU_BUNDLE=FILE a
+ * bundle built elsewhere (another commit's, for a before/after on the same machine state).
  *
  *   npx tsx packages/peer/bench/cpu.ts
  *     EZIO_CPU_MIB=1024  EZIO_CPU_ROUNDS=3  EZIO_CPU_POOL=64MiB  EZIO_CPU_ONLY=download|seed
@@ -33,6 +34,7 @@ const rounds = Number(process.env.EZIO_CPU_ROUNDS ?? 3)
 const poolSize = process.env.EZIO_CPU_POOL ?? "64MiB"
 const only = process.env.EZIO_CPU_ONLY
 const useTsx = process.env.EZIO_CPU_CLI === "tsx"
+const prebuilt = process.env.EZIO_CPU_BUNDLE
 const baseDir = process.env.EZIO_CPU_DIR ?? (NFS.existsSync("/dev/shm") ? "/dev/shm" : NOS.tmpdir())
 const nodeArgs = process.env.EZIO_CPU_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? []
 const repo = NPath.resolve(import.meta.dirname, "../../..")
@@ -115,7 +117,9 @@ const watch = (pid: number) => {
 const ezioArgs = (args: ReadonlyArray<string>) =>
   useTsx
     ? [...nodeArgs, NPath.join(repo, "packages/cli/bin/ezio.mjs"), ...args]
-    : [...nodeArgs, NPath.join(repo, "packages/cli/bin/run-bundle.cjs"), ...args]
+    : prebuilt !== undefined
+      ? [...nodeArgs, prebuilt, ...args]
+      : [...nodeArgs, NPath.join(repo, "packages/cli/bin/run-bundle.cjs"), ...args]
 
 const jsonEvent = (line: string): Record<string, unknown> | undefined => {
   if (!line.startsWith("{")) return undefined
@@ -307,7 +311,7 @@ const main = Effect.gen(function* () {
         console.error(line(`round ${round + 1} ${kind}`, r))
       }
     console.log(
-      `\n${mib} MiB, 1 MiB pieces, 127.0.0.1, libtorrent default settings, ezio pool ${poolSize}, ${useTsx ? "tsx sources" : "bundle"}, files in ${baseDir}; median of ${rounds}`
+      `\n${mib} MiB, 1 MiB pieces, 127.0.0.1, libtorrent default settings, ezio pool ${poolSize}, ${useTsx ? "tsx sources" : (prebuilt ?? "bundle")}, files in ${baseDir}; median of ${rounds}`
     )
     for (const kind of kinds) {
       const rs = runs[kind]!
