@@ -27,7 +27,17 @@ import * as DiskIoMetrics from "./DiskIoMetrics.js"
 import { Engine } from "./internal/engine.js"
 import { makeHashes } from "./internal/hash.js"
 import { makeMetricSync } from "./internal/metrics.js"
-import type { Hashed, HashOptions, Options, Read, Stats, TorrentHandle, Written } from "./internal/models.js"
+import type {
+  BlockWrite,
+  Hashed,
+  HashOptions,
+  Options,
+  Read,
+  Stats,
+  TorrentHandle,
+  Written,
+  WrittenMany
+} from "./internal/models.js"
 import * as internalOptions from "./internal/options.js"
 import { makeReads } from "./internal/read.js"
 import { makeTorrents } from "./internal/torrents.js"
@@ -67,6 +77,14 @@ export type { Read } from "./internal/models.js"
  * @category models
  */
 export type { Written } from "./internal/models.js"
+
+/**
+ * One block of a `writeMany` batch, and the batch's outcome.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type { BlockWrite, WrittenMany } from "./internal/models.js"
 
 /**
  * @since 0.1.0
@@ -146,6 +164,15 @@ export interface DiskIoService {
     block: BufferPool.Block,
     length?: number
   ) => Effect.Effect<Written, DiskIoError>
+  /**
+   * The hot-path write: `write` of each block in order, as one Effect for the batch (a peer's
+   * blocks from one socket read). It does not fail: each refused write (and why) is in
+   * `failures`, its block released as `write` would; the rest are in the store buffer.
+   */
+  readonly writeMany: (
+    torrent: TorrentHandle,
+    writes: ReadonlyArray<BlockWrite>
+  ) => Effect.Effect<WrittenMany>
   /**
    * Hashes `piece` after every write of it issued before the call has reached storage (SHA-1,
    * plus SHA-256 block hashes with `v2`), reading it in chunks of pool blocks (category "hash")
@@ -239,13 +266,15 @@ export const make = (
 
     const { read, readOwned } = makeReads(engine)
     const { clearPiece, hash } = makeHashes(engine)
+    const { write, writeMany } = makeWrite(engine)
     return {
       name: config.name,
       blockSize: config.blockSize,
       ...makeTorrents(engine),
       read,
       readOwned,
-      write: makeWrite(engine),
+      write,
+      writeMany,
       hash,
       clearPiece,
       stats: Effect.map(syncMetrics, unsafeStats),

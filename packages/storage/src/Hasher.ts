@@ -132,14 +132,61 @@ const newWorker = (): Worker => {
   return typeof source === "string" ? new Worker(source, { eval: true }) : new Worker(workerUrl)
 }
 
-/** Views the worker can read in place; anything else is copied into shared memory first. */
-const shareable = (views: ReadonlyArray<Uint8Array>): Array<Uint8Array> =>
-  views.map((view) => {
-    if (view.buffer instanceof SharedArrayBuffer) return view
-    const copy = new Uint8Array(new SharedArrayBuffer(view.length))
-    copy.set(view)
-    return copy
-  })
+/**
+ * Shared memory each worker has been given once, by id: a request names a view of it as three
+ * numbers (id, byte offset, length) instead of sending the SharedArrayBuffer again, which costs
+ * far more per message than the hashing it asks for. Ids are per buffer, for every worker; when
+ * the main thread's buffer object is collected the workers are told to drop theirs.
+ */
+const sharedIds = new WeakMap<SharedArrayBuffer, number>()
+let nextSharedId = 0
+
+/**
+ * `views` as a request carries them: `refs` holds (id, byte offset, length) per view, id -1 - i
+ * meaning `inline[i]` (a view not in shared memory, copied into a fresh SharedArrayBuffer);
+ * `register` the buffers this worker has not seen yet.
+ */
+const encodeViews = (
+  thread: Thread,
+  views: ReadonlyArray<Uint8Array>,
+  shared: FinalizationRegistry<number>
+): {
+  readonly refs: Float64Array
+  readonly inline: Array<Uint8Array> | undefined
+  readonly register: Array<[number, SharedArrayBuffer]> | undefined
+} => {
+  const refs = new Float64Array(views.length * 3)
+  let inline: Array<Uint8Array> | undefined
+  let register: Array<[number, SharedArrayBuffer]> | undefined
+  for (let i = 0; i < views.length; i++) {
+    const view = views[i]!
+    const buffer = view.buffer
+    let id: number
+    if (buffer instanceof SharedArrayBuffer) {
+      let known = sharedIds.get(buffer)
+      if (known === undefined) {
+        known = nextSharedId++
+        sharedIds.set(buffer, known)
+        shared.register(buffer, known)
+      }
+      id = known
+      if (!thread.registered.has(id)) {
+        thread.registered.add(id)
+        ;(register ??= []).push([id, buffer])
+      }
+      refs[i * 3 + 1] = view.byteOffset
+    } else {
+      const copy = new Uint8Array(new SharedArrayBuffer(view.length))
+      copy.set(view)
+      inline ??= []
+      id = -1 - inline.length
+      inline.push(copy)
+    }
+    refs[i * 3] = id
+    refs[i * 3 + 2] = view.length
+  }
+  return { refs, inline, register }
+}
 
 interface Answer {
   readonly digest?: Uint8Array
@@ -157,6 +204,8 @@ interface Thread {
   worker: Worker
   inFlight: number
   readonly pending: Map<number, Pending>
+  /** Ids of the shared buffers this worker holds (see `encodeViews`). */
+  registered: Set<number>
 }
 
 /**
@@ -175,8 +224,9 @@ export const make = (
 
     const spawn = (thread: Thread | undefined): Thread => {
       const worker = newWorker()
-      const t: Thread = thread ?? { worker, inFlight: 0, pending: new Map() }
+      const t: Thread = thread ?? { worker, inFlight: 0, pending: new Map(), registered: new Set() }
       t.worker = worker
+      t.registered = new Set()
       worker.on("message", (answer: Answer & { id: number }) => {
         const pending = t.pending.get(answer.id)
         if (pending === undefined) return
@@ -199,6 +249,11 @@ export const make = (
     }
 
     const pool: Array<Thread> = Array.from({ length: threads }, () => spawn(undefined))
+    // A buffer gone from this thread cannot be named by a request again: the workers let go too.
+    const shared = new FinalizationRegistry<number>((id) => {
+      if (closed) return
+      for (const t of pool) if (t.registered.delete(id)) t.worker.postMessage({ id: -1, forget: id })
+    })
     yield* Effect.addFinalizer(() =>
       Effect.promise(() => {
         closed = true
@@ -238,10 +293,13 @@ export const make = (
                     )
               )
           })
+          const { inline, refs, register } = encodeViews(thread, views, shared)
           thread.worker.postMessage({
             id,
             job,
-            views: shareable(views),
+            refs,
+            inline,
+            register,
             algorithm: options.algorithm ?? "sha1",
             final,
             blockHashes: options.blockHashes === true,

@@ -7,6 +7,7 @@
 import type { BufferPool } from "@ezio/pool"
 import type { Layout, Storage } from "@ezio/storage"
 import type * as Duration from "effect/Duration"
+import type { DiskIoError } from "../DiskIoError.js"
 
 /**
  * @since 0.1.0
@@ -80,6 +81,31 @@ export interface Read {
  */
 export interface Written {
   readonly exceeded: boolean
+}
+
+/**
+ * One block of a `writeMany` batch: the arguments of one `write`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BlockWrite {
+  readonly piece: number
+  readonly offset: number
+  readonly block: BufferPool.Block
+  readonly length?: number
+}
+
+/**
+ * A `writeMany` batch is in the store buffer, but for `failures`: the index in the batch of each
+ * write that was refused, and why. `exceeded` as for `Written`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WrittenMany {
+  readonly exceeded: boolean
+  readonly failures: ReadonlyArray<{ readonly index: number; readonly error: DiskIoError }>
 }
 
 /**

@@ -12,6 +12,7 @@ import * as Metadata from "./metadata.js"
 import { BLOCK, type Pick as PickedBlock } from "./picker.js"
 import type * as Link from "./swarmLink.js"
 import { Upload } from "./upload.js"
+import { copyInto } from "./wire/copy.js"
 
 type SwarmLink = Link.SwarmLink<Connection>
 
@@ -381,7 +382,7 @@ export class Connection {
         this.swarm.unreceive(piece, begin)
         return
       }
-      block.bytes.set(data)
+      copyInto(block.bytes, data)
     }
     this.downloaded += data.length
     this.lastPayload = this.lastReceived

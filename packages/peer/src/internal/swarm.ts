@@ -402,32 +402,25 @@ export class SwarmCore implements SwarmLink<Connection> {
   }
 
   write(batch: ReadonlyArray<BlockWrite>, done: (exceeded: boolean) => void): void {
-    const disk = this.disk
-    const handle = this.handle
     const end = this.picker.totalLength
     const pieceLength = this.picker.pieceLength
-    for (const w of batch) this.downloadedBytes += w.length
-    const effect = Effect.forEach(batch, (w) =>
-      Effect.either(
-        disk.write(
-          handle,
-          w.piece,
-          w.begin,
-          w.block,
-          w.piece * pieceLength + w.begin + w.length === end ? w.length : undefined
-        )
-      )
-    )
-    this.runThen(effect, (exit) => {
+    const writes = new Array<DiskIo.BlockWrite>(batch.length)
+    for (let i = 0; i < batch.length; i++) {
+      const w = batch[i]!
+      this.downloadedBytes += w.length
+      const last = w.piece * pieceLength + w.begin + w.length === end
+      writes[i] = last
+        ? { piece: w.piece, offset: w.begin, block: w.block, length: w.length }
+        : { piece: w.piece, offset: w.begin, block: w.block }
+    }
+    // One Effect for the whole batch, never one per block.
+    this.runThen(this.disk.writeMany(this.handle, writes), (exit) => {
       let exceeded = false
       if (Exit.isSuccess(exit)) {
-        for (let i = 0; i < batch.length; i++) {
-          const result = exit.value[i]!
-          if (result._tag === "Right") exceeded ||= result.right.exceeded
-          else {
-            this.picker.unreceive(batch[i]!.piece, batch[i]!.begin)
-            this.fail(`writing piece ${batch[i]!.piece}: ${result.left.message}`)
-          }
+        exceeded = exit.value.exceeded
+        for (const { index, error } of exit.value.failures) {
+          this.picker.unreceive(batch[index]!.piece, batch[index]!.begin)
+          this.fail(`writing piece ${batch[index]!.piece}: ${error.message}`)
         }
       } else this.fail(`writing: ${Verify.messageOf(exit.cause)}`)
       for (const w of batch) Verify.maybeHash(this, w.piece)

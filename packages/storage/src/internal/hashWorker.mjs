@@ -1,5 +1,6 @@
-// Hashing worker: reads pool blocks in place (views over SharedArrayBuffer slabs arrive without a
-// copy) and answers with digests. Plain JS because workers cannot load .ts under Node 20.
+// Hashing worker: reads pool blocks in place (the SharedArrayBuffer slabs arrive once, then a
+// request names its views by slab id, offset and length) and answers with digests. Plain JS
+// because workers cannot load .ts under Node 20.
 import { createHash } from "node:crypto"
 import { parentPort } from "node:worker_threads"
 import { digestPieces, leafHasher, readRanges } from "./digest.mjs"
@@ -9,10 +10,44 @@ const open = new Map()
 
 const describe = (error) => String(error && error.stack ? error.stack : error)
 
+// The shared buffers the main thread has sent, by id, as bytes.
+const shared = new Map()
+
+/** The views a request names: (id, offset, length) triples, a negative id an inline view. */
+const viewsOf = (refs, inline) => {
+  const views = new Array(refs.length / 3)
+  for (let i = 0; i < views.length; i++) {
+    const id = refs[i * 3]
+    const offset = refs[i * 3 + 1]
+    const length = refs[i * 3 + 2]
+    if (id < 0) views[i] = inline[-1 - id]
+    else {
+      const bytes = shared.get(id)
+      if (bytes === undefined) throw new Error(`shared buffer ${id} was never sent to this worker`)
+      views[i] = bytes.subarray(offset, offset + length)
+    }
+  }
+  return views
+}
+
 parentPort.on("message", (message) => {
-  const { id, job, views, algorithm, final, blockHashes, blockSize, pieceLength, ranges } = message
+  if (message.forget !== undefined) {
+    shared.delete(message.forget)
+    return
+  }
+  if (message.register !== undefined)
+    for (const [sharedId, buffer] of message.register) shared.set(sharedId, new Uint8Array(buffer))
+  const { id, job, algorithm, final, blockHashes, blockSize, pieceLength, ranges } = message
   if (ranges !== undefined) {
     hashRanges(id, ranges, pieceLength, algorithm)
+    return
+  }
+  let views
+  try {
+    views = viewsOf(message.refs, message.inline)
+  } catch (error) {
+    open.delete(job)
+    parentPort.postMessage({ id, error: describe(error) })
     return
   }
   if (pieceLength !== undefined) {

@@ -1,9 +1,11 @@
 /**
  * The incremental frame parser: one peer's byte stream (handshake, then length-prefixed messages)
  * fed in the chunks a socket delivers. It runs for every byte received, so it is plain JS: no
- * Effect, and no allocation per frame beyond the emitted message.
+ * Effect, and no allocation per frame beyond the emitted message (and the view a block is copied
+ * through, see copy.ts).
  */
 import * as Either from "effect/Either"
+import { copyInto } from "./copy.js"
 import { WireError } from "./error.js"
 import { checkProtocol, HANDSHAKE_LENGTH, type Handshake, handshakeAt } from "./handshake.js"
 import {
@@ -56,8 +58,9 @@ export interface ParserOptions {
   /**
    * Where piece blocks go. Called once a piece message's 13-byte header is in; a returned buffer
    * (at least `length` bytes) receives the block as its bytes arrive (no intermediate buffering)
-   * and the emitted `Piece.block` is `target.subarray(0, length)`. Returning `undefined` (say the
-   * pool is exhausted, or the block was not requested) makes that block a view as without this option.
+   * and the emitted `Piece.block` is its first `length` bytes (the target itself when that long).
+   * Returning `undefined` (say the pool is exhausted, or the block was not requested) makes that
+   * block a view as without this option.
    */
   readonly blockTarget?: (index: number, begin: number, length: number) => Uint8Array | undefined
 }
@@ -107,6 +110,10 @@ const enum State {
   /** Streaming a piece's block into the target `blockTarget` returned. */
   Body
 }
+
+/** The block in its target: the target itself when it fits exactly (a pool block), no new view. */
+const blockOf = (target: Uint8Array, length: number): Uint8Array =>
+  target.length === length ? target : target.subarray(0, length)
 
 /**
  * An incremental parser of one peer's byte stream: the handshake (unless `handshake: false`),
@@ -186,7 +193,7 @@ export class FrameParser {
       if (this.state === State.Body) {
         const target = this.pieceTarget!
         const take = Math.min(this.pieceLength - this.pieceFilled, n - pos)
-        target.set(chunk.subarray(pos, pos + take), this.pieceFilled)
+        copyInto(target, chunk.subarray(pos, pos + take), this.pieceFilled)
         this.pieceFilled += take
         pos += take
         if (this.pieceFilled === this.pieceLength) {
@@ -196,7 +203,7 @@ export class FrameParser {
             _tag: "Piece",
             index: this.pieceIndex,
             begin: this.pieceBegin,
-            block: target.subarray(0, this.pieceLength)
+            block: blockOf(target, this.pieceLength)
           })
         }
         continue
@@ -379,12 +386,12 @@ export class FrameParser {
       const view = bytes.subarray(at + 9, at + length)
       const target = this.pieceTarget
       this.pieceTarget = undefined
-      if (target !== undefined) target.set(view)
+      if (target !== undefined) copyInto(target, view)
       this.handlers.onMessage({
         _tag: "Piece",
         index: this.pieceIndex,
         begin: this.pieceBegin,
-        block: target === undefined ? view : target.subarray(0, this.pieceLength)
+        block: target === undefined ? view : blockOf(target, this.pieceLength)
       })
       return undefined
     }
