@@ -28,17 +28,22 @@ const poolMiB = Number(process.env.EZIO_BENCH_POOL_MIB ?? 64)
 const idleCount = Number(process.env.EZIO_BENCH_IDLE ?? 200)
 const stalledCount = Number(process.env.EZIO_BENCH_STALLED ?? 60)
 const root = NFS.mkdtempSync(NPath.join(process.env.EZIO_BENCH_DIR ?? NOS.tmpdir(), "ezio-bench-hostile-"))
-const cli = NPath.resolve(import.meta.dirname, "../../cli/src/bin.ts")
+/**
+ * The seeder as users run it: `dist/ezio` (pnpm build:sea) when there is one, else the sources
+ * through tsx (whose loader adds its own memory to the seeder's).
+ */
+const sea = NPath.resolve(import.meta.dirname, "../../../dist/ezio")
+const seedCommand = NFS.existsSync(sea)
+  ? [sea]
+  : [process.execPath, "--import", "tsx", NPath.resolve(import.meta.dirname, "../../cli/src/bin.ts")]
 
 /** `ezio seed` in its own process; its port once ready. */
 const seeder = (torrent: string, data: string) =>
   Effect.gen(function* () {
     const child = NChild.spawn(
-      process.execPath,
+      seedCommand[0]!,
       [
-        "--import",
-        "tsx",
-        cli,
+        ...seedCommand.slice(1),
         "seed",
         torrent,
         data,
@@ -111,7 +116,7 @@ const main = Effect.gen(function* () {
     .map((l) => l.toFixed(2))
     .join(" ")
   console.log(
-    `\na ${mib} MiB download from ezio seed (pool ${poolMiB} MiB) over 127.0.0.1, 1 MiB pieces; load ${load} on ${NOS.cpus().length} cores\n`
+    `\na ${mib} MiB download from ezio seed (pool ${poolMiB} MiB) over 127.0.0.1, 1 MiB pieces; seeder ${NFS.existsSync(sea) ? "dist/ezio" : "tsx sources"}; load ${load} on ${NOS.cpus().length} cores\n`
   )
   console.log("| download | MiB/s |")
   console.log("| --- | ---: |")
