@@ -1,7 +1,9 @@
 /**
- * A deploy in miniature, as an admin runs it: `ezio seed --serve-tracker` and three
- * `ezio download --tracker` targets on 127.0.0.1. The seeder's upload limit is far below what the
- * targets can take, so they finish only by trading pieces among themselves.
+ * A deploy in miniature on 127.0.0.1: three `ezio download` targets, then `ezio seed` dialling
+ * them (`--peer`), each target told of the ones before it. The seeder's upload limit is far below
+ * what the targets can take, so they finish only by trading pieces among themselves. The seeder
+ * starts last so that every target is there from its first piece: a target whose start a loaded
+ * machine delays would otherwise find every piece already handed out and have nothing to give.
  */
 import * as NChild from "node:child_process"
 import * as NCrypto from "node:crypto"
@@ -95,6 +97,24 @@ describe("ezio swarm", () => {
         const torrent = NPath.join(dir, "disk.torrent")
         assert.strictEqual(yield* run(["create", source, "-o", torrent, "--piece-length", "256KiB"]), 0)
 
+        const copies = [0, 1, 2].map((i) => NPath.join(dir, `target${i}.img`))
+        const targets: Array<Effect.Effect.Success<ReturnType<typeof start>>> = []
+        const listening: Array<string> = []
+        for (const copy of copies) {
+          const target = yield* start([
+            "download",
+            torrent,
+            copy,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            ...listening.flatMap((peer) => ["--peer", peer]),
+            "--json"
+          ])
+          listening.push(String((yield* target.event("ready")).listen))
+          targets.push(target)
+        }
         const seeder = yield* start([
           "seed",
           torrent,
@@ -103,29 +123,12 @@ describe("ezio swarm", () => {
           "127.0.0.1",
           "--port",
           "0",
-          "--serve-tracker",
-          "--tracker-port",
-          "0",
+          ...listening.flatMap((peer) => ["--peer", peer]),
           "--upload-limit",
           "2MiB",
           "--json"
         ])
-        const tracker = String((yield* seeder.event("ready")).tracker)
-        const copies = [0, 1, 2].map((i) => NPath.join(dir, `target${i}.img`))
-        const targets = yield* Effect.forEach(copies, (copy) =>
-          start([
-            "download",
-            torrent,
-            copy,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--tracker",
-            tracker,
-            "--json"
-          ])
-        )
+        yield* seeder.event("ready")
         // Each target keeps seeding to the others once complete, until stopped.
         yield* Effect.forEach(targets, (t) => t.event("complete"), { concurrency: "unbounded" })
         yield* Effect.forEach(targets, (t) => t.stop, { concurrency: "unbounded" })
