@@ -101,7 +101,7 @@ const run = (command: string, args: ReadonlyArray<string>) =>
  * `hosts` namespaces on one bridge, addresses 10.201.0.1.. (a range used only inside them), each
  * link shaped to `mbit` Mbit/s both ways (undefined: unshaped).
  */
-export const makeLan = (hosts: number, mbit: number | undefined): Lan => {
+export const makeLan = (hosts: number, mbit: number | undefined, congestion?: string): Lan => {
   const tag = `ezio${process.pid}`
   const sw = `${tag}-sw`
   const made: Array<string> = []
@@ -163,6 +163,9 @@ export const makeLan = (hosts: number, mbit: number | undefined): Lan => {
       run(IP, ["-n", ns, "addr", "add", `${ip}/16`, "dev", "eth0"])
       run(IP, ["-n", ns, "link", "set", "eth0", "up"])
       run(IP, ["-n", ns, "link", "set", "lo", "up"])
+      // Each namespace has its own TCP congestion control, copied from the root's unless set.
+      if (congestion !== undefined)
+        run(IP, ["netns", "exec", ns, "sysctl", "-qw", `net.ipv4.tcp_congestion_control=${congestion}`])
       shape(ns, "eth0")
       shape(sw, `v${i}`)
       list.push({ ns, ip })

@@ -20,7 +20,10 @@
  *                           EZIO_SWARM_CLIENTS="ezio,libtorrent",
  *                           EZIO_SWARM_TRACE=1 (a row every 2 s: link rates, pieces, drops),
  *                           EZIO_BENCH_DIR (where the copies go; /dev/shm keeps the disk out),
- *                           EZIO_SWARM_BIN (an ezio build other than dist/ezio)
+ *                           EZIO_SWARM_BIN (an ezio build other than dist/ezio),
+ *                           EZIO_SWARM_SEED_ARGS / EZIO_SWARM_TARGET_ARGS (extra ezio flags),
+ *                           EZIO_SWARM_CC (the hosts' TCP congestion control, default the
+ *                           machine's; one its tcp_allowed_congestion_control lists, e.g. reno)
  */
 import * as NChild from "node:child_process"
 import * as NFS from "node:fs"
@@ -47,12 +50,17 @@ const ezioCommand = (): Array<string> => {
   return [process.execPath, NPath.resolve(here, "../../cli/bin/ezio.mjs")]
 }
 
+/** Extra command-line flags from an environment variable (split on spaces), to compare settings. */
+const extraArgs = (name: string): Array<string> =>
+  (process.env[name] ?? "").split(" ").filter((a) => a !== "")
+
 /** One `--json` status line: seconds from launch, payload bytes so far, pieces had. */
 interface Sample {
   readonly t: number
   readonly uploaded: number
   readonly downloaded: number
   readonly have: number
+  readonly peers: number
 }
 
 interface Peer {
@@ -83,7 +91,7 @@ const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<strin
     if (peer.stderr.length < 20_000) peer.stderr += d.toString()
   })
   NReadline.createInterface({ input: child.stdout! }).on("line", (line) => {
-    let event: { event?: string; uploaded?: number; downloaded?: number; have?: number }
+    let event: { event?: string; uploaded?: number; downloaded?: number; have?: number; peers?: number }
     try {
       event = JSON.parse(line)
     } catch {
@@ -94,7 +102,8 @@ const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<strin
         t: (Date.now() - launch) / 1000,
         uploaded: event.uploaded ?? 0,
         downloaded: event.downloaded ?? 0,
-        have: event.have ?? 0
+        have: event.have ?? 0,
+        peers: event.peers ?? 0
       })
     if (event.event === "complete" && peer.completeAt === undefined)
       peer.completeAt = (Date.now() - launch) / 1000
@@ -183,7 +192,8 @@ const runSwarm = async (
             "--serve-tracker",
             "--bind",
             seedHost!.ip,
-            "--json"
+            "--json",
+            ...extraArgs("EZIO_SWARM_SEED_ARGS")
           ],
           launch
         )
@@ -205,7 +215,8 @@ const runSwarm = async (
               host.ip,
               "--tracker",
               trackerUrl,
-              "--json"
+              "--json",
+              ...extraArgs("EZIO_SWARM_TARGET_ARGS")
             ],
             launch
           )
@@ -332,7 +343,7 @@ const at = <S extends { readonly t: number }>(samples: ReadonlyArray<S>, t: numb
   return last
 }
 
-const NO_SAMPLE: Sample = { t: 0, uploaded: 0, downloaded: 0, have: 0 }
+const NO_SAMPLE: Sample = { t: 0, uploaded: 0, downloaded: 0, have: 0, peers: 0 }
 const NO_WIRE: WireCounts & { readonly t: number } = {
   t: 0,
   up: new Map(),
@@ -363,6 +374,14 @@ const timeline = (r: Result, size: number, linkBytesPerSecond: number) => {
       `seeder link used ${(used * 100).toFixed(0)}% from first block to last done, ` +
       `TCP segments retransmitted ${((r.tcp.retransSegs / Math.max(1, r.tcp.outSegs)) * 100).toFixed(1)}% (${r.tcp.timeouts} time-outs), ` +
       `packets dropped (whole run, all links) ${r.dropsEnd.up} on uploads, ${r.dropsEnd.down} on downloads`
+  )
+  // Start-up: a process is up at its first status line (one a second), connected at its first with a peer.
+  const up = (s: ReadonlyArray<Sample>) => s[0]?.t ?? Infinity
+  const connected = (s: ReadonlyArray<Sample>) => s.find((x) => x.peers > 0)?.t ?? Infinity
+  const slowest = (f: (s: ReadonlyArray<Sample>) => number) => Math.max(...r.targetSamples.map(f)).toFixed(1)
+  console.log(
+    `    start-up: seeder up ${up(r.seederSamples).toFixed(1)} s, targets up by ${slowest(up)} s, ` +
+      `all connected by ${slowest(connected)} s`
   )
   if (process.env.EZIO_SWARM_TRACE !== "1") return
   console.log(
@@ -419,7 +438,18 @@ const main = async () => {
   })
   const clients = (process.env.EZIO_SWARM_CLIENTS ?? "ezio,libtorrent").split(",")
   const hasLt = NFS.existsSync(PYTHON) && NFS.existsSync(OPENTRACKER)
-  console.log(`swarm bench: ${swarms.map((s) => `1 seeder + ${s.n} targets at ${s.mbit} Mbit/s`).join("; ")}`)
+  // The hosts' TCP congestion control, if not the machine's (one its tcp_allowed_congestion_control lists).
+  const congestion = process.env.EZIO_SWARM_CC
+  let machineCc = "?"
+  try {
+    machineCc = NFS.readFileSync("/proc/sys/net/ipv4/tcp_congestion_control", "utf8").trim()
+  } catch {
+    // not Linux: makeLan says so
+  }
+  console.log(
+    `swarm bench: ${swarms.map((s) => `1 seeder + ${s.n} targets at ${s.mbit} Mbit/s`).join("; ")}, ` +
+      `TCP congestion control ${congestion ?? machineCc}`
+  )
   const goals: Array<string> = []
   for (const [k, { n, mbit }] of swarms.entries()) {
     const sizeMiB = Number(process.env.EZIO_SWARM_MIB ?? (k === 0 ? 128 : 64))
@@ -427,7 +457,7 @@ const main = async () => {
     const ideal = (size * 8) / (mbit * 1_000_000)
     const root = NFS.mkdtempSync(NPath.join(process.env.EZIO_BENCH_DIR ?? NOS.tmpdir(), "ezio-bench-swarm-"))
     NFS.chmodSync(root, 0o755)
-    const lan = makeLan(n + 1, mbit)
+    const lan = makeLan(n + 1, mbit, congestion)
     try {
       const source = await Effect.runPromise(
         makeSource(root, sizeMiB, { tracker: `http://${lan.hosts[0]!.ip}:6969/announce` })

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { IN_TRANSIT_RETRY_MS, InitialSeeding, RETRY_MS } from "../src/internal/initialSeeding.js"
+import { IN_TRANSIT_RETRY_MS, InitialSeeding, RETRY_MS, TAIL_SHARE } from "../src/internal/initialSeeding.js"
 
 const peer = (id: number) => ({ id })
 const everything = () => true
@@ -38,6 +38,29 @@ describe("InitialSeeding", () => {
     assert.isFalse(seeding.serve(b, 0, true, 1_000 + RETRY_MS - 1), "too soon to tell")
     assert.isTrue(seeding.serve(b, 0, true, 1_000 + RETRY_MS), "b could not get it from a")
     assert.isTrue(seeding.serve(b, 0, true, 1_000 + RETRY_MS), "and gets the rest of it")
+  })
+
+  it("in the tail, serves the peers furthest behind pieces others have, up to its share of the torrent", () => {
+    const pieces = 100
+    const { availability, seeding } = make(pieces)
+    const a = peer(1)
+    const b = peer(2)
+    const budget = Math.floor(pieces * TAIL_SHARE)
+    assert.isAbove(budget, 0)
+    assert.isTrue(seeding.serve(a, 0, true, 0))
+    availability[0] = 1
+    assert.isFalse(seeding.serve(b, 0, true, 0, true), "not before every piece is out, even to a peer behind")
+    for (let i = 1; i < pieces; i++) seeding.serve(a, i, true, 0)
+    assert.isFalse(seeding.active)
+    availability.fill(1)
+    assert.isFalse(seeding.serve(b, 1, true, 1_000), "not behind: refused")
+    assert.strictEqual(seeding.tail, budget, "a refusal costs nothing")
+    assert.isTrue(seeding.serve(b, 1, true, 1_000, true), "behind: served")
+    assert.isTrue(seeding.serve(b, 1, true, 1_000, false), "the rest of that piece, behind or not")
+    assert.strictEqual(seeding.tail, budget - 1, "one piece sent again")
+    for (let i = 2; seeding.tail > 0; i++) assert.isTrue(seeding.serve(b, i, true, 1_000, true))
+    assert.isFalse(seeding.serve(b, 50, true, 1_000, true), "the share is spent: refused as before")
+    assert.isTrue(seeding.serve(b, 50, true, 1_000 + RETRY_MS), "and served when asked again, as before")
   })
 
   it("refuses a piece still on its way to a connected peer for longer, before and after every piece is out", () => {

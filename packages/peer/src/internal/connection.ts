@@ -251,6 +251,8 @@ export class Connection {
         return
       }
       case "Suggest":
+        // An ezio seeder suggests a piece it refused when it will serve it after all (its tail).
+        this.refused.delete(message.index)
         if (this.suggested.length < 64 && message.index < this.swarm.picker.pieceCount)
           this.suggested.push(message.index)
         return
@@ -309,6 +311,11 @@ export class Connection {
   }
 
   readonly peerHas = (piece: number): boolean => this.hasAll || Bitfield.has(this.bits, piece)
+
+  /** Pieces the peer has. */
+  pieceCount(): number {
+    return this.hasAll ? this.swarm.picker.pieceCount : Bitfield.count(this.bits)
+  }
 
   get isSeed(): boolean {
     return this.hasAll || Bitfield.isComplete(this.bits)

@@ -8,7 +8,9 @@
 // than the seeder's), but a peer that asks again for a refused piece, `RETRY_MS` after a peer
 // announced it, could not get it elsewhere and is served; a piece still on its way to its first
 // peer is refused longer (`IN_TRANSIT_RETRY_MS`): sending it twice would only delay another
-// piece. Plain JS: it runs per request on the event loop.
+// piece. In that tail the seeder's link would sit idle while the targets finish among themselves,
+// so the peers furthest behind (`behind`) are served pieces others have while the pieces sent
+// more than once (for any reason) stay under `TAIL_SHARE` of the torrent. Plain JS: it runs per request on the event loop.
 
 /** A peer, as the policy tells peers apart. */
 export interface Holder {
@@ -22,6 +24,11 @@ export const RETRY_MS = 4_000
  * only if that peer got nowhere with it in this long.
  */
 export const IN_TRANSIT_RETRY_MS = 30_000
+/**
+ * Share of the pieces sent more than once below which the seeder, once every piece is out, serves
+ * the peers furthest behind: its link stays busy in the tail, its total under ~1.1 × the torrent.
+ */
+export const TAIL_SHARE = 0.08
 
 interface PeerState {
   /** Pieces sent to this peer. */
@@ -41,6 +48,9 @@ export class InitialSeeding<R extends Holder> {
   private cursor = 0
   private unsentCount: number
   private readonly peers = new Map<R, PeerState>()
+  /** Pieces sent more than once (to another peer), and the most the tail lets that reach. */
+  private again = 0
+  private readonly tailBudget: number
 
   /**
    * `availability` counts, per piece, the connected peers that have it (the swarm's picker keeps
@@ -62,6 +72,7 @@ export class InitialSeeding<R extends Holder> {
       if (have(i)) this.unsentCount++
       else this.everSent[i] = 1 // Not ours to send: never wait for it.
     }
+    this.tailBudget = Math.floor(pieceCount * TAIL_SHARE)
     for (let i = pieceCount - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1))
       const t = this.order[i]!
@@ -80,12 +91,17 @@ export class InitialSeeding<R extends Holder> {
     return this.unsentCount
   }
 
+  /** Pieces the tail may still send again. */
+  get tail(): number {
+    return Math.max(0, this.tailBudget - this.again)
+  }
+
   /**
    * Whether to serve `who`'s request for `piece` at `now` (ms; recorded as sent to it if so).
    * `strict` for a peer that plays along (it goes elsewhere when refused); others are always
-   * served.
+   * served. `behind`: `who` is among the peers furthest behind (served in the tail).
    */
-  serve(who: R, piece: number, strict: boolean, now: number): boolean {
+  serve(who: R, piece: number, strict: boolean, now: number, behind = false): boolean {
     const sent = this.sentTo[piece]
     if (this.everSent[piece] === 0) {
       this.everSent[piece] = 1
@@ -97,6 +113,11 @@ export class InitialSeeding<R extends Holder> {
     if (sent !== undefined && sent.includes(who)) return true
     const held = this.availability[piece]! > 0
     if (strict && ((sent !== undefined && sent.length > 0) || held)) {
+      if (behind && this.unsentCount === 0 && this.again < this.tailBudget) {
+        this.again++
+        this.record(who, piece)
+        return true
+      }
       const refused = this.peer(who).refused
       const at = refused.get(piece)
       if (at === undefined) refused.set(piece, now)
@@ -104,6 +125,7 @@ export class InitialSeeding<R extends Holder> {
       // in, however long a piece takes on the seeder's shared link (many peers, a slow link).
       if (at === undefined || now - at < (held ? RETRY_MS : IN_TRANSIT_RETRY_MS)) return false
     }
+    this.again++
     this.record(who, piece)
     return true
   }

@@ -181,6 +181,10 @@ export class SwarmCore implements SwarmLink<Connection> {
   readonly firstSends: FirstSends | undefined
   /** Unsent pieces suggested to each ezio peer at a time: about 4 MiB of them. */
   readonly suggestions: number
+  /** The picker's counts of who has each piece (what initial seeding's tail suggests by). */
+  get availability(): Uint32Array {
+    return this.picker.availability
+  }
   hashFailures = 0
   errors: Array<string> = []
   downloading: boolean

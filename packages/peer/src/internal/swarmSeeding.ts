@@ -1,6 +1,7 @@
 // Initial seeding's hooks in a swarm (initialSeeding.ts decides for ezio peers, superSeeding.ts
-// for the others): which requests are served, the unsent pieces suggested to each ezio peer, and
-// what other clients are told we have. Plain functions over the swarm's state.
+// for the others): which requests are served, the unsent pieces suggested to each ezio peer, the
+// ezio peers furthest behind once every piece is out (the tail), and what other clients are told
+// we have. Plain functions over the swarm's state.
 import * as Wire from "../Wire.js"
 import type { Connection } from "./connection.js"
 import type { InitialSeeding } from "./initialSeeding.js"
@@ -14,11 +15,54 @@ export interface SeedingCore {
   readonly superSeeding: SuperSeeding<Connection> | undefined
   /** What left the seeder until every piece had, with `seeding`. */
   readonly firstSends: FirstSends | undefined
+  /** Per piece, the connected peers that have it (the picker's). */
+  readonly availability: ArrayLike<number>
   /** Unsent pieces suggested to each ezio peer at a time. */
   readonly suggestions: number
   /** When we last sent a block. */
   readonly lastUploadAt: number | undefined
+  readonly connections: ReadonlySet<Connection>
   readonly now: () => number
+}
+
+/** Ezio peers served in the tail at a time (initialSeeding.ts): the ones with the fewest pieces. */
+const TAIL_PEERS = 2
+/** How often the peers furthest behind are looked for again. */
+const TAIL_REFRESH_MS = 500
+
+/** The peers furthest behind, per swarm, and when they were found. */
+const tails = new WeakMap<SeedingCore, { at: number; peers: ReadonlySet<Connection> }>()
+
+/**
+ * The `TAIL_PEERS` ezio peers with the fewest pieces (none complete), found again at most every
+ * `TAIL_REFRESH_MS`; a peer newly among them is suggested the rarest pieces it lacks (it may have
+ * been refused them: a suggestion lifts that).
+ */
+const behind = (core: SeedingCore, seeding: InitialSeeding<Connection>): ReadonlySet<Connection> => {
+  const now = core.now()
+  const last = tails.get(core)
+  if (last !== undefined && now - last.at < TAIL_REFRESH_MS) return last.peers
+  const counts: Array<{ c: Connection; n: number }> = []
+  for (const c of core.connections)
+    if (c.remoteEzio && c.remoteFast && !c.isSeed) counts.push({ c, n: c.pieceCount() })
+  counts.sort((a, b) => a.n - b.n)
+  const peers = new Set(counts.slice(0, TAIL_PEERS).map((x) => x.c))
+  tails.set(core, { at: now, peers })
+  if (seeding.tail > 0)
+    for (const c of peers) if (last === undefined || !last.peers.has(c)) suggestRarest(core, c, seeding)
+  return peers
+}
+
+/** Suggests to `c` the least available pieces it lacks, as many as ezio peers are suggested. */
+const suggestRarest = (core: SeedingCore, c: Connection, seeding: InitialSeeding<Connection>): void => {
+  const availability = core.availability
+  const n = seeding.pieceCount
+  const offset = Math.floor(Math.random() * n)
+  const lacks: Array<number> = []
+  // From a random start, so that ties (a stable sort keeps their order) differ between peers.
+  for (let k = 0; k < n; k++) if (!c.peerHas((k + offset) % n)) lacks.push((k + offset) % n)
+  lacks.sort((a, b) => availability[a]! - availability[b]!)
+  for (const index of lacks.slice(0, core.suggestions)) c.send(Wire.encode({ _tag: "Suggest", index }))
 }
 
 /** Every piece was asked for, but one has not left whole for this long (its peer left midway). */
@@ -31,7 +75,8 @@ export const serves = (core: SeedingCore, c: Connection, piece: number): boolean
   if (core.superSeeding !== undefined && !core.superSeeding.allows(c, piece)) return false
   const strict = c.remoteEzio && c.remoteFast
   const before = seeding.unsent
-  if (!seeding.serve(c, piece, strict, core.now())) return false
+  const tail = strict && !seeding.active && seeding.tail > 0 && behind(core, seeding).has(c)
+  if (!seeding.serve(c, piece, strict, core.now(), tail)) return false
   if (strict && seeding.unsent < before) suggestTo(core, c)
   return true
 }
@@ -62,12 +107,15 @@ export const sent = (core: SeedingCore, piece: number, length: number): void => 
   if (core.firstSends?.sent(piece, length) === true) core.superSeeding?.finish()
 }
 
-/** Every half second while super-seeding goes on; false once it is over. */
+/** Every half second while super-seeding or the tail goes on; false once both are over. */
 export const tick = (core: SeedingCore): boolean => {
+  const seeding = core.seeding
+  const tail = seeding !== undefined && seeding.tail > 0
+  if (tail && !seeding.active) behind(core, seeding)
   const superSeeding = core.superSeeding
-  if (superSeeding === undefined || superSeeding.done) return false
+  if (superSeeding === undefined || superSeeding.done) return tail
   const now = core.now()
-  if (core.seeding?.active === false && now - (core.lastUploadAt ?? 0) >= STUCK_MS) superSeeding.finish()
+  if (seeding?.active === false && now - (core.lastUploadAt ?? 0) >= STUCK_MS) superSeeding.finish()
   else superSeeding.tick(now)
-  return !superSeeding.done
+  return tail || !superSeeding.done
 }
