@@ -399,7 +399,10 @@ export class FrameParser {
     }
     const message = decodeMessage(bytes, at, length, offset, this.limits)
     if (message._tag === "WireError") return message
-    this.handlers.onMessage(message)
+    const onPiece = this.handlers.onPiece
+    if (message._tag === "Piece" && onPiece !== undefined)
+      onPiece(message.index, message.begin, message.block)
+    else this.handlers.onMessage(message)
     return undefined
   }
 }
