@@ -174,6 +174,11 @@ export interface DiskIoService {
     writes: ReadonlyArray<BlockWrite>
   ) => Effect.Effect<WrittenMany>
   /**
+   * `writeMany` run to its end on the caller's stack, for plain code on the receive path (one
+   * call per batch of a socket's blocks): the same checks, inserts and outcome, no fiber.
+   */
+  readonly unsafeWriteMany: (torrent: TorrentHandle, writes: ReadonlyArray<BlockWrite>) => WrittenMany
+  /**
    * Hashes `piece` after every write of it issued before the call has reached storage (SHA-1,
    * plus SHA-256 block hashes with `v2`), reading it in chunks of pool blocks (category "hash")
    * on the hasher's threads. Fails with `WriteFailed` if one of those writes failed.
@@ -266,7 +271,7 @@ export const make = (
 
     const { read, readOwned } = makeReads(engine)
     const { clearPiece, hash } = makeHashes(engine)
-    const { write, writeMany } = makeWrite(engine)
+    const { write, writeMany, unsafeWriteMany } = makeWrite(engine)
     return {
       name: config.name,
       blockSize: config.blockSize,
@@ -275,6 +280,7 @@ export const make = (
       readOwned,
       write,
       writeMany,
+      unsafeWriteMany,
       hash,
       clearPiece,
       stats: Effect.map(syncMetrics, unsafeStats),

@@ -129,4 +129,29 @@ describe("DiskIo.writeMany", () => {
       16
     )
   )
+
+  it.live("unsafeWriteMany does the same on the caller's stack: in the store buffer when it returns", () =>
+    withTorrent(({ disk, pool, t }) =>
+      Effect.gen(function* () {
+        const good = blocksOf(pool, 2)
+        const outOfRange = { piece: 9, offset: 0, block: pool.unsafeTryAcquire("write")! }
+        const written = disk.unsafeWriteMany(t, [...good, outOfRange])
+        assert.deepStrictEqual(
+          written.failures.map((f) => [f.index, f.error.reason]),
+          [[good.length, "OutOfRange"]]
+        )
+        assert.isFalse(written.exceeded)
+        assert.isTrue(outOfRange.block.released)
+        // Queued before any fiber ran: the engine holds the good blocks already.
+        assert.strictEqual(disk.unsafeStats().jobs.write.queued, good.length)
+        assert.strictEqual(pool.unsafeStats().inUse, good.length)
+        const expected = pieceBytes(smallLayout, data, 2)
+        const hashed = yield* disk.hash(t, 2)
+        assert.deepStrictEqual(Buffer.from(hashed.sha1), Buffer.from(sha1(expected)))
+        yield* disk.flush(t)
+        assert.strictEqual(disk.unsafeStats().jobs.write.completed, good.length)
+        assert.strictEqual(pool.unsafeStats().inUse, 0)
+      })
+    )
+  )
 })

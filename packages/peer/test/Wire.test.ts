@@ -212,6 +212,34 @@ describe("Wire", () => {
     { fastCheck: { numRuns: 100 } }
   )
 
+  it.prop(
+    "with onPiece, blocks go there (targeted or not) and every other message to onMessage, in order",
+    { block: FastCheck.uint8Array({ minLength: 1, maxLength: 16384 }), sizes: chunkSizes },
+    ({ block, sizes }) => {
+      const stream = concat([
+        Wire.encode({ _tag: "Piece", index: 3, begin: 0, block }),
+        Wire.encode({ _tag: "Have", index: 5 }),
+        Wire.encode({ _tag: "Piece", index: 4, begin: 16384, block })
+      ])
+      const target = new Uint8Array(16384)
+      const seen: Array<string> = []
+      const parser = new Wire.FrameParser(
+        {
+          onMessage: (m) => seen.push(m._tag === "Have" ? `have ${m.index}` : m._tag),
+          onPiece: (index, begin, got) => {
+            seen.push(`piece ${index} ${begin}`)
+            assert.deepStrictEqual(normalize(got), normalize(block))
+            if (index === 3) assert.strictEqual(got.buffer, target.buffer)
+          }
+        },
+        { handshake: false, blockTarget: (index) => (index === 3 ? target : undefined) }
+      )
+      for (const c of chunk(stream, sizes)) assert.isUndefined(parser.feed(c))
+      assert.deepStrictEqual(seen, ["piece 3 0", "have 5", "piece 4 16384"])
+    },
+    { fastCheck: { numRuns: 100 } }
+  )
+
   it("a piece inside one chunk is a view of that chunk (zero copy)", () => {
     const block = new Uint8Array([1, 2, 3, 4])
     const stream = concat([

@@ -128,7 +128,12 @@ export const makeWrite = (engine: Engine) => {
       })
     )
 
-  return { write, writeMany }
+  // Nothing in `writeMany` waits (the pool's transfer into the hold scope is synchronous), so it
+  // can run to its end on the caller's stack: no fiber forked and observed per batch.
+  const unsafeWriteMany = (handle: TorrentHandle, writes: ReadonlyArray<BlockWrite>): WrittenMany =>
+    Effect.runSync(writeMany(handle, writes))
+
+  return { write, writeMany, unsafeWriteMany }
 }
 
 /**

@@ -64,6 +64,14 @@ export class Connection {
   readonly refused = new Map<number, number>()
   private target: BufferPool.Block | undefined
   private writeBatch: Array<Link.BlockWrite> = []
+  /** Request messages not yet written: one socket write per event-loop turn for all refills. */
+  private requestsOut: Array<Buffer> = []
+  private flushPending = false
+  private readonly flushNow = (): void => {
+    this.flushPending = false
+    this.flushWrites()
+    this.sendRequests()
+  }
 
   lastReceived: number
   lastSent: number
@@ -123,7 +131,13 @@ export class Connection {
     return new Wire.FrameParser(
       {
         onHandshake: (h) => this.onHandshake(h),
-        onMessage: (m) => this.onMessage(m)
+        onMessage: (m) => this.onMessage(m),
+        // Blocks skip the message object and the switch: one call per 16 KiB received.
+        onPiece: (index, begin, block) => {
+          if (this.closed) return
+          if (!this.handshaken) return this.close("a message before the handshake")
+          this.onPiece(index, begin, block)
+        }
       },
       {
         handshake,
@@ -192,7 +206,9 @@ export class Connection {
     }
     if (error !== undefined) return this.close(`protocol error: ${error.message}`)
     if (this.closed) return
-    this.flushWrites()
+    // One write batch per event-loop turn, not per socket read: libuv hands over several reads in
+    // a row while the socket has more, and each batch costs the swarm an Effect.
+    if (this.writeBatch.length > 0) this.flushSoon()
     this.upload.pump()
     this.fill()
     // Backpressure: past the pool's high watermark, stop reading new requests and blocks from
@@ -367,7 +383,22 @@ export class Connection {
       out.writeUInt32BE(p.length, at + 13)
       at += 17
     }
-    this.send(out)
+    this.requestsOut.push(out)
+    this.flushSoon()
+  }
+
+  private flushSoon(): void {
+    if (this.flushPending) return
+    this.flushPending = true
+    setImmediate(this.flushNow)
+  }
+
+  private sendRequests(): void {
+    if (this.requestsOut.length === 0 || this.closed) return
+    const out = this.requestsOut.length === 1 ? this.requestsOut[0]! : Buffer.concat(this.requestsOut)
+    this.requestsOut = []
+    this.lastSent = this.swarm.now()
+    this.socket.write(out)
   }
 
   private onPiece(piece: number, begin: number, data: Uint8Array): void {
@@ -393,7 +424,7 @@ export class Connection {
     }
     this.downloaded += data.length
     this.lastPayload = this.lastReceived
-    this.writeBatch.push({ piece, begin, block, length: data.length })
+    this.writeBatch.push({ piece, offset: begin, block, length: data.length })
   }
 
   private flushWrites(): void {
@@ -441,6 +472,8 @@ export class Connection {
 
   send(bytes: Uint8Array): void {
     if (this.closed) return
+    // After the requests still waiting for this turn's write: a cancel never overtakes its request.
+    this.sendRequests()
     this.lastSent = this.swarm.now()
     this.socket.write(bytes)
   }
@@ -456,6 +489,7 @@ export class Connection {
     }
     for (const { block } of this.writeBatch) block.release()
     this.writeBatch = []
+    this.requestsOut = []
     this.upload.close()
     this.abandonAll()
     if (this.bitsCounted) this.swarm.peerBitfield(this.hasAll ? "all" : this.bits, -1)

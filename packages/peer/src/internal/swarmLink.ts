@@ -8,10 +8,7 @@ import type { ExtensionHandshake } from "./wire/extension.js"
 import type { Pick as PickedBlock, Picker, Requester } from "./picker.js"
 
 /** A received block on its way to the disk. */
-export interface BlockWrite {
-  readonly piece: number
-  readonly begin: number
-  readonly block: BufferPool.Block
+export interface BlockWrite extends DiskIo.BlockWrite {
   readonly length: number
 }
 

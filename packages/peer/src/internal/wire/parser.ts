@@ -88,6 +88,11 @@ export const maxMessageLength = (options: ParserOptions = {}): number =>
 export interface ParserHandlers {
   readonly onHandshake?: (handshake: Handshake) => void
   readonly onMessage: (message: Message) => void
+  /**
+   * Piece messages, if given: called instead of `onMessage`, so a block costs no message object
+   * (one per 16 KiB received otherwise).
+   */
+  readonly onPiece?: (index: number, begin: number, block: Uint8Array) => void
 }
 
 /**
@@ -199,12 +204,7 @@ export class FrameParser {
         if (this.pieceFilled === this.pieceLength) {
           this.state = State.Length
           this.pieceTarget = undefined
-          this.handlers.onMessage({
-            _tag: "Piece",
-            index: this.pieceIndex,
-            begin: this.pieceBegin,
-            block: blockOf(target, this.pieceLength)
-          })
+          this.emitPiece(blockOf(target, this.pieceLength))
         }
         continue
       }
@@ -310,6 +310,13 @@ export class FrameParser {
     }
   }
 
+  /** The current piece message, its block complete. */
+  private emitPiece(block: Uint8Array): void {
+    const onPiece = this.handlers.onPiece
+    if (onPiece !== undefined) onPiece(this.pieceIndex, this.pieceBegin, block)
+    else this.handlers.onMessage({ _tag: "Piece", index: this.pieceIndex, begin: this.pieceBegin, block })
+  }
+
   /** After `startPiece`, which moves to Body or Declined (a method, so TS does not narrow `state`). */
   private inBody(): boolean {
     return this.state === State.Body
@@ -387,17 +394,15 @@ export class FrameParser {
       const target = this.pieceTarget
       this.pieceTarget = undefined
       if (target !== undefined) copyInto(target, view)
-      this.handlers.onMessage({
-        _tag: "Piece",
-        index: this.pieceIndex,
-        begin: this.pieceBegin,
-        block: target === undefined ? view : blockOf(target, this.pieceLength)
-      })
+      this.emitPiece(target === undefined ? view : blockOf(target, this.pieceLength))
       return undefined
     }
     const message = decodeMessage(bytes, at, length, offset, this.limits)
     if (message._tag === "WireError") return message
-    this.handlers.onMessage(message)
+    const onPiece = this.handlers.onPiece
+    if (message._tag === "Piece" && onPiece !== undefined)
+      onPiece(message.index, message.begin, message.block)
+    else this.handlers.onMessage(message)
     return undefined
   }
 }
