@@ -82,6 +82,17 @@ describe("InitialSeeding", () => {
     assert.isTrue(seeding.serve(b, 1, true, 2_000 + RETRY_MS), "a has it, and b asked again")
   })
 
+  it("waits for a piece on its way to another client only RETRY_MS: it may never pass it on", () => {
+    const { seeding } = make(3)
+    const stuck = peer(1)
+    const b = peer(2)
+    // A client that is not ezio (here one that asks and never reads) got the piece first.
+    assert.isTrue(seeding.serve(stuck, 0, false, 0))
+    assert.isFalse(seeding.serve(b, 0, true, 1_000), "it may still pass it on")
+    assert.isFalse(seeding.serve(b, 0, true, 1_000 + RETRY_MS - 1))
+    assert.isTrue(seeding.serve(b, 0, true, 1_000 + RETRY_MS), "not the 30 s an ezio peer is given")
+  })
+
   it("serves a piece again once its holders have left, and peers that do not play along always", () => {
     const { availability, seeding } = make(3)
     const a = peer(1)

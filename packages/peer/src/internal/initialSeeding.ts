@@ -7,7 +7,7 @@
 // as usual. Once every piece is out the refusals go on (the targets' links, together, are faster
 // than the seeder's), but a peer that asks again for a refused piece, `RETRY_MS` after a peer
 // announced it, could not get it elsewhere and is served; a piece still on its way to its first
-// peer is refused longer (`IN_TRANSIT_RETRY_MS`): sending it twice would only delay another
+// ezio peer is refused longer (`IN_TRANSIT_RETRY_MS`): sending it twice would only delay another
 // piece. In that tail the seeder's link would sit idle while the targets finish among themselves,
 // so the peers furthest behind (`behind`) are served pieces others have while the pieces sent
 // more than once (for any reason) stay under `TAIL_SHARE` of the torrent. Plain JS: it runs per request on the event loop.
@@ -37,6 +37,8 @@ interface PeerState {
   reserved: Array<number>
   /** Pieces refused to it, and when first. */
   readonly refused: Map<number, number>
+  /** It plays along (an ezio target): a piece on its way to it will be passed on. */
+  strict: boolean
 }
 
 export class InitialSeeding<R extends Holder> {
@@ -102,6 +104,7 @@ export class InitialSeeding<R extends Holder> {
    * served. `behind`: `who` is among the peers furthest behind (served in the tail).
    */
   serve(who: R, piece: number, strict: boolean, now: number, behind = false): boolean {
+    this.peer(who).strict = strict
     const sent = this.sentTo[piece]
     if (this.everSent[piece] === 0) {
       this.everSent[piece] = 1
@@ -123,7 +126,10 @@ export class InitialSeeding<R extends Holder> {
       if (at === undefined) refused.set(piece, now)
       // Still on its way to a peer that is connected: the asker gets it from that peer once it is
       // in, however long a piece takes on the seeder's shared link (many peers, a slow link).
-      if (at === undefined || now - at < (held ? RETRY_MS : IN_TRANSIT_RETRY_MS)) return false
+      // Only a peer that plays along is waited for that long: another client (or one that never
+      // reads) may never pass the piece on.
+      const wait = held || !sent!.some((p) => this.peer(p).strict) ? RETRY_MS : IN_TRANSIT_RETRY_MS
+      if (at === undefined || now - at < wait) return false
     }
     this.again++
     this.record(who, piece)
@@ -140,7 +146,7 @@ export class InitialSeeding<R extends Holder> {
   private peer(who: R): PeerState {
     let state = this.peers.get(who)
     if (state === undefined) {
-      state = { sent: [], reserved: [], refused: new Map() }
+      state = { sent: [], reserved: [], refused: new Map(), strict: false }
       this.peers.set(who, state)
     }
     return state
