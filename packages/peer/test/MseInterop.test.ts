@@ -4,18 +4,17 @@
  * our downloader requiring MSE from a libtorrent seeder that accepts nothing else, falling back to
  * plaintext from one that refuses MSE, ezio to ezio, and transmission-cli at its defaults.
  */
-import * as NCrypto from "node:crypto"
 import * as NFS from "node:fs"
 import * as Net from "node:net"
-import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { DiskIo } from "@ezio/disk-io"
 import { Session } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
-import { Bitfield, Create, Hasher, Layout, Storage } from "@ezio/storage"
+import { Hasher, Layout, Storage } from "@ezio/storage"
 import { Metainfo } from "@ezio/torrent"
 import { Effect, Either, Fiber, Layer, Schedule } from "effect"
+import * as TorrentSupport from "./torrentSupport.js"
 import {
   freePort,
   hasLibtorrent,
@@ -35,29 +34,9 @@ const PE_FORCED = 0
 const PE_DISABLED = 2
 const PE_RC4 = 2
 
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-mse-"))),
-  (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
-)
-
-/** `size` random bytes in `dir/src/disk.img` and a torrent of them in `dir/disk.torrent`. */
-const singleFile = (dir: string, size: number) =>
-  Effect.gen(function* () {
-    NFS.mkdirSync(NPath.join(dir, "src"), { recursive: true })
-    const file = NPath.join(dir, "src", "disk.img")
-    const data = NCrypto.randomBytes(size)
-    NFS.writeFileSync(file, data)
-    const meta = yield* Create.fromPath(file, { pieceLength: 256 * 1024 })
-    const torrent = NPath.join(dir, "disk.torrent")
-    NFS.writeFileSync(torrent, Metainfo.encode(meta))
-    return { data, meta, torrent }
-  })
-
-const full = (meta: Metainfo.Metainfo) => {
-  const have = Bitfield.make(meta.pieceCount)
-  for (let i = 0; i < meta.pieceCount; i++) Bitfield.set(have, i)
-  return have
-}
+const tempDir = TorrentSupport.tempDir("ezio-mse-")
+const singleFile = (dir: string, size: number) => TorrentSupport.singleFileOnDisk(dir, size, 256 * 1024)
+const full = TorrentSupport.full
 
 /** Our seeder of `dir/src`, with the session's defaults (plaintext for the connections it opens). */
 const seed = (dir: string, meta: Metainfo.Metainfo, options: Session.Options = {}) =>
