@@ -4,81 +4,16 @@
 import * as NChild from "node:child_process"
 import * as NCrypto from "node:crypto"
 import * as NFS from "node:fs"
-import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { hasLibtorrent, libtorrentDownload } from "@ezio/test-support/clients"
+import { oneLine as oneStderrLine, run as runEzio, start, tempDir, type Result } from "./harness.js"
 
-const bin = NPath.resolve(import.meta.dirname, "../src/bin.ts")
-
-interface Result {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs `ezio args` to completion (bounded). */
-const ezio = (args: ReadonlyArray<string>, timeoutMs = 60_000): Promise<Result> =>
-  new Promise((resolve) => {
-    NChild.execFile(
-      process.execPath,
-      ["--import", "tsx", bin, ...args],
-      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
-      (error, stdout, stderr) =>
-        resolve({
-          code: error === null ? 0 : typeof error.code === "number" ? error.code : null,
-          stdout,
-          stderr
-        })
-    )
-  })
-
-const run = (args: ReadonlyArray<string>, timeoutMs?: number) => Effect.promise(() => ezio(args, timeoutMs))
-
-/** Starts `ezio args` and resolves once it prints its JSON ready line; killed by PID at scope close. */
-const start = (args: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        NChild.spawn(process.execPath, ["--import", "tsx", bin, ...args], {
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-      ),
-      (child) =>
-        Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
-    )
-    let stdout = ""
-    let stderr = ""
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
-    const ready = yield* Effect.async<Record<string, unknown>, Error>((resume) => {
-      child.stdout!.on("data", (d: Buffer) => {
-        stdout += d.toString()
-        const line = stdout.split("\n").find((l) => l.includes('"event":"ready"'))
-        if (line !== undefined) resume(Effect.succeed(JSON.parse(line)))
-      })
-      child.once("exit", (code) => resume(Effect.fail(new Error(`exited early with ${code}: ${stderr}`))))
-    }).pipe(Effect.timeout("60 seconds"))
-    const exited = Effect.async<number | null>((resume) => {
-      if (child.exitCode !== null) return resume(Effect.succeed(child.exitCode))
-      child.once("exit", (code) => resume(Effect.succeed(code)))
-    })
-    return { child, ready, exited, output: () => stdout, errors: () => stderr }
-  })
-
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-cli-"))),
-  (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
-)
+const run = (args: ReadonlyArray<string>, timeoutMs = 60_000) => runEzio(args, { timeoutMs })
 
 /** The one stderr line of an expected error: `ezio: ...`, no stack trace. */
-const oneLine = (result: Result): string => {
-  const lines = result.stderr.trim().split("\n")
-  assert.strictEqual(lines.length, 1, result.stderr)
-  assert.match(lines[0]!, /^ezio: /)
-  assert.notInclude(result.stderr, "    at ")
-  return lines[0]!
-}
+const oneLine = (result: Result): string => oneStderrLine(result.stderr)
 
 describe("ezio", () => {
   it.live(

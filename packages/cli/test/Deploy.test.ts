@@ -3,80 +3,15 @@
  * --dashboard PORT` and three plain `ezio download` targets on 127.0.0.1, every process exiting 0
  * on its own; the dashboard read in a real browser (Debian's chromium, headless).
  */
-import * as NChild from "node:child_process"
 import * as NCrypto from "node:crypto"
 import * as NFS from "node:fs"
-import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { chromium } from "playwright-core"
+import { spawn as start, tempDir } from "./harness.js"
 
-const bin = NPath.resolve(import.meta.dirname, "../src/bin.ts")
 const chromiumPath = "/usr/bin/chromium"
-
-interface Proc {
-  readonly pid: number
-  readonly lines: () => ReadonlyArray<string>
-  readonly stderr: () => string
-  /** The first stdout JSON line with this `event`. */
-  readonly event: (name: string) => Effect.Effect<Record<string, any>, Error>
-  readonly exited: Effect.Effect<number | null>
-}
-
-/** Starts `ezio args`; killed (by its PID) at scope close if still running. */
-const start = (args: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        NChild.spawn(process.execPath, ["--import", "tsx", bin, ...args], {
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-      ),
-      (child) =>
-        Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
-    )
-    let stdout = ""
-    let stderr = ""
-    const waiters = new Set<() => void>()
-    child.stdout!.on("data", (d: Buffer) => {
-      stdout += d.toString()
-      for (const w of waiters) w()
-    })
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
-    let code: number | null | undefined
-    child.once("exit", (c) => {
-      code = c
-      for (const w of waiters) w()
-    })
-    const lines = () => stdout.split("\n").filter((l) => l.startsWith("{"))
-    const find = (name: string) => lines().find((l) => l.includes(`"event":"${name}"`))
-    const event = (name: string) =>
-      Effect.async<Record<string, any>, Error>((resume) => {
-        const check = () => {
-          const line = find(name)
-          if (line !== undefined) {
-            waiters.delete(check)
-            resume(Effect.succeed(JSON.parse(line)))
-          } else if (code !== undefined) {
-            waiters.delete(check)
-            resume(Effect.fail(new Error(`ezio ${args[0]} exited with ${code} before "${name}": ${stderr}`)))
-          }
-        }
-        waiters.add(check)
-        check()
-      })
-    const exited = Effect.async<number | null>((resume) => {
-      if (child.exitCode !== null) return resume(Effect.succeed(child.exitCode))
-      child.once("exit", (c) => resume(Effect.succeed(c)))
-    })
-    return { pid: child.pid!, lines, stderr: () => stderr, event, exited } satisfies Proc
-  })
-
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-deploy-"))),
-  (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
-)
 
 const get = (url: string) =>
   Effect.promise(() => fetch(url).then(async (r) => ({ status: r.status, body: await r.text() })))
@@ -118,7 +53,7 @@ describe("a deploy from start to finish", () => {
         NFS.writeFileSync(image, NCrypto.randomBytes(6 * 1024 * 1024 + 1234))
         const torrent = NPath.join(dir, "disk.torrent")
         const create = yield* start(["create", image, "-o", torrent, "--piece-length", "64KiB", "--json"])
-        assert.strictEqual(yield* create.exited, 0, create.stderr())
+        assert.strictEqual(yield* create.exited, 0, create.errors())
         const net = ["--bind", "127.0.0.1", "--port", "0", "--json", "--pool-size", "32MiB"]
         const seed = yield* start([
           "seed",
@@ -203,7 +138,7 @@ describe("a deploy from start to finish", () => {
         const codes = yield* Effect.all([seed.exited, ...targets.map((t) => t.exited)], {
           concurrency: "unbounded"
         })
-        assert.deepStrictEqual(codes, [0, 0, 0, 0], [seed, ...targets].map((p) => p.stderr()).join("\n"))
+        assert.deepStrictEqual(codes, [0, 0, 0, 0], [seed, ...targets].map((p) => p.errors()).join("\n"))
         for (const [i, t] of targets.entries()) {
           assert.deepStrictEqual(
             NFS.readFileSync(NPath.join(dir, `target-${i + 1}.img`)),

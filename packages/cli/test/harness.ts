@@ -46,19 +46,23 @@ export const run = (
       })
   )
 
-export interface Running {
+/** A background `ezio` process: its output so far, its JSON events, its exit. */
+export interface Proc {
   readonly child: NChild.ChildProcess
-  readonly ready: Record<string, unknown>
-  readonly port: number
-  readonly exited: Effect.Effect<number | null>
+  readonly pid: number
   readonly output: () => string
   readonly errors: () => string
-  /** The last JSON status line's fields, if any. */
-  readonly status: () => Record<string, unknown> | undefined
+  /** The complete stdout lines that are JSON objects, in order. */
+  readonly lines: () => ReadonlyArray<string>
+  /** The first JSON line with this `event`; fails if the process exits without printing it. */
+  readonly event: (name: string) => Effect.Effect<Record<string, any>, Error>
+  readonly exited: Effect.Effect<number | null>
+  /** SIGTERM, then the exit code (the process prints its stopped line on the way out). */
+  readonly stop: Effect.Effect<number | null>
 }
 
-/** Starts `ezio args` (with --json) and resolves once it prints its ready line. */
-export const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+/** Starts `ezio args` in the background; killed by its PID when the scope closes, if still running. */
+export const spawn = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   Effect.gen(function* () {
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
@@ -72,35 +76,101 @@ export const start = (args: ReadonlyArray<string>, env: Record<string, string> =
     )
     let stdout = ""
     let stderr = ""
+    let code: number | null | undefined
+    const waiters = new Set<() => void>()
+    const wake = () => {
+      for (const w of [...waiters]) w()
+    }
+    child.stdout!.on("data", (d: Buffer) => {
+      stdout += d.toString()
+      wake()
+    })
     child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
-    const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-    const ready = yield* Effect.async<Record<string, unknown>, Error>((resume) => {
-      child.stdout!.on("data", (d: Buffer) => {
-        stdout += d.toString()
-        const line = stdout.split("\n").find((l) => l.includes('"event":"ready"'))
-        if (line !== undefined) resume(Effect.succeed(JSON.parse(line)))
+    const exit = new Promise<number | null>((resolve) =>
+      child.once("exit", (c) => {
+        code = c
+        resolve(c)
+        wake()
       })
-      void exit.then((code) => resume(Effect.fail(new Error(`exited early with ${code}: ${stderr}`))))
-    }).pipe(Effect.timeout("90 seconds"))
+    )
+    const lines = () =>
+      stdout
+        .split("\n")
+        .slice(0, -1)
+        .filter((l) => l.startsWith("{"))
+    const find = (name: string) => {
+      for (const line of lines()) {
+        try {
+          const parsed = JSON.parse(line) as Record<string, any>
+          if (parsed.event === name) return parsed
+        } catch {
+          continue
+        }
+      }
+      return undefined
+    }
+    const event = (name: string) =>
+      Effect.async<Record<string, any>, Error>((resume) => {
+        const check = () => {
+          const found = find(name)
+          if (found !== undefined) {
+            waiters.delete(check)
+            resume(Effect.succeed(found))
+          } else if (code !== undefined) {
+            waiters.delete(check)
+            resume(Effect.fail(new Error(`ezio ${args[0]} exited with ${code} before "${name}": ${stderr}`)))
+          }
+        }
+        waiters.add(check)
+        check()
+        return Effect.sync(() => waiters.delete(check))
+      })
+    const exited = Effect.promise(() => exit)
+    const stop = Effect.promise(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM")
+      return exit
+    })
+    return {
+      child,
+      pid: child.pid!,
+      output: () => stdout,
+      errors: () => stderr,
+      lines,
+      event,
+      exited,
+      stop
+    } satisfies Proc
+  })
+
+export interface Running extends Proc {
+  readonly ready: Record<string, unknown>
+  readonly port: number
+  /** The last JSON status line's fields, if any. */
+  readonly status: () => Record<string, unknown> | undefined
+}
+
+/** Starts `ezio args` (with --json) and resolves once it prints its ready line. */
+export const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  Effect.gen(function* () {
+    const proc = yield* spawn(args, env)
+    const ready = yield* proc.event("ready").pipe(Effect.timeout("90 seconds"))
     const status = () => {
-      const lines = stdout.split("\n").filter((l) => l.includes('"event":"status"'))
+      const lines = proc.lines().filter((l) => l.includes('"event":"status"'))
       return lines.length === 0
         ? undefined
         : (JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>)
     }
     return {
-      child,
+      ...proc,
       ready,
       port: Number(String(ready.listen).split(":").pop()),
-      exited: Effect.promise(() => exit),
-      output: () => stdout,
-      errors: () => stderr,
       status
     } satisfies Running
   })
 
+/** A temporary directory, removed when the scope closes. */
 export const tempDir = Effect.acquireRelease(
-  Effect.sync(() => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-faults-"))),
+  Effect.sync(() => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-cli-test-"))),
   (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
 )
 
