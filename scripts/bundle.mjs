@@ -27,13 +27,17 @@ const findWorker = () => {
 
 const common = { bundle: true, platform: "node", format: "cjs", target: "node20", logLevel: "warning" }
 
-export const bundle = async () => {
+/**
+ * Writes the bundle to `outfile` and, with `codeCache`, its code cache beside the default bundle
+ * (the CLI tests bundle into a directory of their own, without a cache).
+ */
+export const bundle = async ({ outfile = bundleFile, codeCache = true } = {}) => {
   const worker = await esbuild.build({ ...common, entryPoints: [findWorker()], write: false, minify: true })
   const workerSource = worker.outputFiles[0].text
   await esbuild.build({
     ...common,
     entryPoints: [NPath.join(root, "packages/cli/src/bin.ts")],
-    outfile: bundleFile,
+    outfile,
     // Syntax and whitespace only: identifiers (and so class and function names) are kept.
     minifySyntax: true,
     minifyWhitespace: true,
@@ -47,6 +51,7 @@ export const bundle = async () => {
       ].join("\n")
     }
   })
+  if (!codeCache) return outfile
   NFS.rmSync(cacheFile, { force: true })
   NChild.execFileSync(process.execPath, [NPath.join(root, "packages/cli/bin/run-bundle.cjs"), "--version"], {
     env: { ...process.env, EZIO_WRITE_CODE_CACHE: "1", EZIO_V8_HEAP_GROWING_PERCENT: "0" },
@@ -57,6 +62,10 @@ export const bundle = async () => {
 }
 
 if (import.meta.filename === NPath.resolve(process.argv[1] ?? "")) {
-  const file = await bundle()
+  // `node scripts/bundle.mjs [outfile]`: with an outfile, no code cache.
+  const outfile = process.argv[2]
+  const file = await bundle(
+    outfile === undefined ? {} : { outfile: NPath.resolve(outfile), codeCache: false }
+  )
   console.log(`${NPath.relative(root, file)}: ${(NFS.statSync(file).size / 1024 / 1024).toFixed(1)} MiB`)
 }

@@ -8,8 +8,15 @@ import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { assert } from "@effect/vitest"
 import { Effect } from "effect"
+import { inject } from "vitest"
 
-const bin = NPath.resolve(import.meta.dirname, "../src/bin.ts")
+/**
+ * `node` and its arguments before ezio's: the bundle test/globalSetup.ts made, or the sources
+ * through tsx where a runner has not made one.
+ */
+const bundle = inject("ezioBundle")
+const ezioCommand =
+  bundle !== undefined ? [bundle] : ["--import", "tsx", NPath.resolve(import.meta.dirname, "../src/bin.ts")]
 
 export interface Result {
   readonly code: number | null
@@ -29,7 +36,7 @@ export const run = (
         const started = Date.now()
         NChild.execFile(
           process.execPath,
-          ["--import", "tsx", bin, ...args],
+          [...ezioCommand, ...args],
           {
             timeout: options.timeoutMs ?? 90_000,
             maxBuffer: 16 * 1024 * 1024,
@@ -66,7 +73,7 @@ export const spawn = (args: ReadonlyArray<string>, env: Record<string, string> =
   Effect.gen(function* () {
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
-        NChild.spawn(process.execPath, ["--import", "tsx", bin, ...args], {
+        NChild.spawn(process.execPath, [...ezioCommand, ...args], {
           stdio: ["ignore", "pipe", "pipe"],
           env: { ...process.env, ...env }
         })
