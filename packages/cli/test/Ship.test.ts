@@ -1,7 +1,8 @@
 /**
  * What ships: the packed tarballs installed with npm into an empty prefix, the single executable
  * `dist/ezio`, and an Effect app on the packed libraries, each run from plain `node` on the built
- * JavaScript. The other tests run the sources; these build once (beforeAll) and share the output.
+ * JavaScript. The other tests run a bundle of the sources (test/globalSetup.ts); these build once
+ * (beforeAll) and share the output.
  */
 import * as NChild from "node:child_process"
 import * as NFS from "node:fs"
