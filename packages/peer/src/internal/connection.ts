@@ -78,6 +78,8 @@ export class Connection {
   readonly connectedAt: number
   /** When a block last went either way (admission.ts). */
   lastPayload: number
+  /** The peer sent a message since its handshake, keep-alives aside (admission.ts). */
+  private spoke = false
   private parser: Wire.FrameParser | undefined
   private pausedForPool = false
   private pausedForDisk = false
@@ -226,6 +228,7 @@ export class Connection {
   private onMessage(message: Wire.Message): void {
     if (this.closed) return
     if (!this.handshaken && message._tag !== "KeepAlive") return this.close("a message before the handshake")
+    if (message._tag !== "KeepAlive") this.spoke = true
     switch (message._tag) {
       case "KeepAlive":
         return
@@ -351,6 +354,11 @@ export class Connection {
       this.amInterested = wants
       this.send(Wire.encode({ _tag: wants ? "Interested" : "NotInterested" }))
     }
+  }
+
+  /** Handshaken, and not a word since (admission.ts): a peer that wants nothing of us. */
+  get silent(): boolean {
+    return this.handshaken && !this.spoke
   }
 
   /** Called periodically: closes the connection if the peer stopped reading (upload.ts). */
