@@ -80,6 +80,8 @@ export class Connection {
   lastPayload: number
   /** The peer sent a message since its handshake, keep-alives aside (admission.ts). */
   private spoke = false
+  /** When its last message other than a keep-alive came (upload.ts, initialSeeding.ts). */
+  lastHeard: number
   private parser: Wire.FrameParser | undefined
   private pausedForPool = false
   private pausedForDisk = false
@@ -92,7 +94,7 @@ export class Connection {
     this.address = `${socket.remoteAddress}:${socket.remotePort}`
     this.bits = Bitfield.make(swarm.picker.pieceCount)
     this.requestDepth = swarm.options.downloadQueue
-    this.lastReceived = this.lastSent = this.connectedAt = this.lastPayload = swarm.now()
+    this.lastReceived = this.lastSent = this.connectedAt = this.lastPayload = this.lastHeard = swarm.now()
     this.upload = new Upload(this)
     socket.setNoDelay(true)
     socket.on("error", (error) => this.close(`socket error: ${error.message}`))
@@ -228,7 +230,10 @@ export class Connection {
   private onMessage(message: Wire.Message): void {
     if (this.closed) return
     if (!this.handshaken && message._tag !== "KeepAlive") return this.close("a message before the handshake")
-    if (message._tag !== "KeepAlive") this.spoke = true
+    if (message._tag !== "KeepAlive") {
+      this.spoke = true
+      this.lastHeard = this.lastReceived
+    }
     switch (message._tag) {
       case "KeepAlive":
         return

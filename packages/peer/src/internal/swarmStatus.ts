@@ -101,7 +101,9 @@ export const monitor = (core: SwarmCore) =>
         lastUploadAt: core.lastUploadAt,
         ...(core.failure === undefined ? {} : { failure: core.failure }),
         missingAvailable: missingAvailable(core),
-        ...(core.firstSends === undefined ? {} : { initialSeeding: core.firstSends.status })
+        ...(core.firstSends === undefined
+          ? {}
+          : { initialSeeding: { ...core.firstSends.status, refused: core.seeding?.refused ?? 0 } })
       }
     }
     return { status }
