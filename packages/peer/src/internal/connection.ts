@@ -366,6 +366,11 @@ export class Connection {
     return this.handshaken && !this.spoke
   }
 
+  /** Once a second: a peer silent past the upload's quiet limit gets a little more (upload.ts). */
+  trickleUpload(): void {
+    this.upload.trickle()
+  }
+
   /** Called periodically: closes the connection if the peer stopped reading (upload.ts). */
   checkSendProgress(now: number, stallMs: number): void {
     this.upload.checkSendProgress(now, stallMs)

@@ -67,6 +67,7 @@ export const monitor = (core: SwarmCore) =>
               ticks: rates.ticks + 1
             }
             sampleRates(core)
+            for (const c of core.connections) c.trickleUpload()
             Verify.wakeIdle(core)
             Verify.syncIfDue(core)
             if (rates.ticks % 5 === 0) tick(core)
