@@ -246,6 +246,8 @@ export interface Status {
     /** Payload bytes uploaded until every piece was out (all of them until then). */
     readonly uploadedBeforeAllOut: number
     readonly repeatedBeforeAllOut: number
+    /** Block requests of ezio peers refused so far: the piece was with, or on its way to, another peer. */
+    readonly refused: number
   }
 }
 

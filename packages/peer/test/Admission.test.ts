@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { FastCheck } from "effect"
 import * as Admission from "../src/internal/admission.js"
 
-const options: Admission.Options = { graceMs: 5_000, idleMs: 60_000 }
+const options: Admission.Options = { graceMs: 5_000, idleMs: 60_000, silentMs: 1_000 }
 
 const peer = (p: Partial<Admission.Peer> & { name?: string } = {}) => ({
   name: p.name ?? "",
@@ -16,6 +16,22 @@ describe("Admission", () => {
   it("a new peer is never idle during its grace period", () => {
     assert.isFalse(Admission.isIdle(peer({ connectedAt: 1_000 }), 5_999, options))
     assert.isTrue(Admission.isIdle(peer({ connectedAt: 1_000 }), 6_000, options))
+  })
+
+  it("a handshaken peer that has said nothing since is idle after silentMs, within its grace", () => {
+    const silent = { ...peer({ connectedAt: 1_000 }), silent: true }
+    assert.isFalse(Admission.isIdle(silent, 1_999, options))
+    assert.isTrue(Admission.isIdle(silent, 2_000, options), "every client says what it has at once")
+    assert.isFalse(
+      Admission.isIdle({ ...silent, silent: false }, 2_000, options),
+      "one that spoke keeps its grace"
+    )
+    assert.isFalse(Admission.isIdle({ ...silent, amInterested: true }, 2_000, options))
+    const peers = [
+      { ...peer({ name: "fresh", connectedAt: 1_500 }), silent: false },
+      { ...silent, name: "silent" }
+    ]
+    assert.strictEqual(Admission.victim(peers, 2_000, options)?.name, "silent")
   })
 
   it("idle: neither side interested, or no payload either way for idleMs", () => {

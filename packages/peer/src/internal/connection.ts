@@ -78,6 +78,10 @@ export class Connection {
   readonly connectedAt: number
   /** When a block last went either way (admission.ts). */
   lastPayload: number
+  /** The peer sent a message since its handshake, keep-alives aside (admission.ts). */
+  private spoke = false
+  /** When its last message other than a keep-alive came (upload.ts, initialSeeding.ts). */
+  lastHeard: number
   private parser: Wire.FrameParser | undefined
   private pausedForPool = false
   private pausedForDisk = false
@@ -90,7 +94,7 @@ export class Connection {
     this.address = `${socket.remoteAddress}:${socket.remotePort}`
     this.bits = Bitfield.make(swarm.picker.pieceCount)
     this.requestDepth = swarm.options.downloadQueue
-    this.lastReceived = this.lastSent = this.connectedAt = this.lastPayload = swarm.now()
+    this.lastReceived = this.lastSent = this.connectedAt = this.lastPayload = this.lastHeard = swarm.now()
     this.upload = new Upload(this)
     socket.setNoDelay(true)
     socket.on("error", (error) => this.close(`socket error: ${error.message}`))
@@ -226,6 +230,10 @@ export class Connection {
   private onMessage(message: Wire.Message): void {
     if (this.closed) return
     if (!this.handshaken && message._tag !== "KeepAlive") return this.close("a message before the handshake")
+    if (message._tag !== "KeepAlive") {
+      this.spoke = true
+      this.lastHeard = this.lastReceived
+    }
     switch (message._tag) {
       case "KeepAlive":
         return
@@ -351,6 +359,16 @@ export class Connection {
       this.amInterested = wants
       this.send(Wire.encode({ _tag: wants ? "Interested" : "NotInterested" }))
     }
+  }
+
+  /** Handshaken, and not a word since (admission.ts): a peer that wants nothing of us. */
+  get silent(): boolean {
+    return this.handshaken && !this.spoke
+  }
+
+  /** Once a second: a peer silent past the upload's quiet limit gets a little more (upload.ts). */
+  trickleUpload(): void {
+    this.upload.trickle()
   }
 
   /** Called periodically: closes the connection if the peer stopped reading (upload.ts). */

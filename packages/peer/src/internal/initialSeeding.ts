@@ -8,13 +8,18 @@
 // than the seeder's), but a peer that asks again for a refused piece, `RETRY_MS` after a peer
 // announced it, could not get it elsewhere and is served; a piece still on its way to its first
 // ezio peer is refused longer (`IN_TRANSIT_RETRY_MS`): sending it twice would only delay another
-// piece. In that tail the seeder's link would sit idle while the targets finish among themselves,
-// so the peers furthest behind (`behind`) are served pieces others have while the pieces sent
-// more than once (for any reason) stay under `TAIL_SHARE` of the torrent. Plain JS: it runs per request on the event loop.
+// piece. A piece on its way only to other clients that have sent nothing for `QUIET_MS` is on its
+// way to nobody: a client receiving blocks asks for more as they come (one that never reads says
+// nothing, and the kernel's buffers hide from us that it takes nothing). In that tail the
+// seeder's link would sit idle while the targets finish among themselves, so the peers furthest
+// behind (`behind`) are served pieces others have while the pieces sent more than once (for any
+// reason) stay under `TAIL_SHARE` of the torrent. Plain JS: it runs per request on the event loop.
 
 /** A peer, as the policy tells peers apart. */
 export interface Holder {
   readonly id: number
+  /** When its last message other than a keep-alive came (ms, as `now`). */
+  readonly lastHeard?: number
 }
 
 /** A peer asking again this long after a refusal is served: nobody else gave it the piece. */
@@ -24,6 +29,11 @@ export const RETRY_MS = 4_000
  * only if that peer got nowhere with it in this long.
  */
 export const IN_TRANSIT_RETRY_MS = 30_000
+/**
+ * A client that is not ezio and has said nothing for this long is receiving nothing: what was sent
+ * to it holds nobody back. (Ezio peers are waited for: they pass pieces on.)
+ */
+export const QUIET_MS = 1_000
 /**
  * Share of the pieces sent more than once below which the seeder, once every piece is out, serves
  * the peers furthest behind: its link stays busy in the tail, its total under ~1.1 × the torrent.
@@ -52,6 +62,7 @@ export class InitialSeeding<R extends Holder> {
   private readonly peers = new Map<R, PeerState>()
   /** Pieces sent more than once (to another peer), and the most the tail lets that reach. */
   private again = 0
+  private refusals = 0
   private readonly tailBudget: number
 
   /**
@@ -93,6 +104,11 @@ export class InitialSeeding<R extends Holder> {
     return this.unsentCount
   }
 
+  /** Requests of peers that play along refused so far (the piece was with, or on its way to, another). */
+  get refused(): number {
+    return this.refusals
+  }
+
   /** Pieces the tail may still send again. */
   get tail(): number {
     return Math.max(0, this.tailBudget - this.again)
@@ -115,7 +131,7 @@ export class InitialSeeding<R extends Holder> {
     }
     if (sent !== undefined && sent.includes(who)) return true
     const held = this.availability[piece]! > 0
-    if (strict && ((sent !== undefined && sent.length > 0) || held)) {
+    if (strict && (held || (sent !== undefined && sent.some((p) => this.underway(p, now))))) {
       if (behind && this.unsentCount === 0 && this.again < this.tailBudget) {
         this.again++
         this.record(who, piece)
@@ -129,11 +145,19 @@ export class InitialSeeding<R extends Holder> {
       // Only a peer that plays along is waited for that long: another client (or one that never
       // reads) may never pass the piece on.
       const wait = held || !sent!.some((p) => this.peer(p).strict) ? RETRY_MS : IN_TRANSIT_RETRY_MS
-      if (at === undefined || now - at < wait) return false
+      if (at === undefined || now - at < wait) {
+        this.refusals++
+        return false
+      }
     }
     this.again++
     this.record(who, piece)
     return true
+  }
+
+  /** What was sent to `who` may still reach it: it plays along, or it is still talking to us. */
+  private underway(who: R, now: number): boolean {
+    return this.peer(who).strict || who.lastHeard === undefined || now - who.lastHeard < QUIET_MS
   }
 
   private record(who: R, piece: number): void {

@@ -67,6 +67,7 @@ export const monitor = (core: SwarmCore) =>
               ticks: rates.ticks + 1
             }
             sampleRates(core)
+            for (const c of core.connections) c.trickleUpload()
             Verify.wakeIdle(core)
             Verify.syncIfDue(core)
             if (rates.ticks % 5 === 0) tick(core)
@@ -101,7 +102,9 @@ export const monitor = (core: SwarmCore) =>
         lastUploadAt: core.lastUploadAt,
         ...(core.failure === undefined ? {} : { failure: core.failure }),
         missingAvailable: missingAvailable(core),
-        ...(core.firstSends === undefined ? {} : { initialSeeding: core.firstSends.status })
+        ...(core.firstSends === undefined
+          ? {}
+          : { initialSeeding: { ...core.firstSends.status, refused: core.seeding?.refused ?? 0 } })
       }
     }
     return { status }

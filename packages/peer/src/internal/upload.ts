@@ -1,6 +1,12 @@
 // A connection's upload side: requests → DiskIo.readOwned (one Effect per run of blocks, through
 // the swarm's `read`) → corked header + block writes straight from pool blocks, released in the
 // socket's write callbacks. Plain JS per request and per block; the connection owns one.
+//
+// A peer that stops reading is invisible from here until the kernel's buffers for its socket are
+// full (megabytes each on a fast link): dozens of such peers took as much of the seeder as a real
+// download. A peer that reads asks for more (or announces a piece) as blocks come in, so once
+// `QUIET_BYTES` went to a peer that has said nothing for `QUIET_MS`, it gets `TRICKLE_BYTES` a
+// second (`trickle`) until it speaks again: a slow or finishing peer is slowed, never stopped.
 import type * as Net from "node:net"
 import type { BufferPool } from "@ezio/pool"
 import * as Wire from "../Wire.js"
@@ -16,6 +22,8 @@ export interface UploadPeer<C extends Requester> extends Requester {
   readonly amChoking: boolean
   uploaded: number
   lastSent: number
+  /** When the peer's last message other than a keep-alive came. */
+  readonly lastHeard: number
   lastPayload: number
   readonly send: (bytes: Uint8Array) => void
   readonly close: (reason: string) => void
@@ -70,6 +78,11 @@ const MAX_INVALID = 300
 const MAX_REQUEST = 128 * 1024
 /** Blocks read per DiskIo call: a run of contiguous requests in one piece. */
 const MAX_BATCH_BYTES = 1024 * 1024
+/** Bytes sent to a peer since its last message past which, once it has been silent `QUIET_MS`, it is trickled. */
+export const QUIET_BYTES = 1024 * 1024
+export const QUIET_MS = 1_000
+/** What a silent peer past `QUIET_BYTES` is sent a second. */
+export const TRICKLE_BYTES = 64 * 1024
 
 export class Upload<C extends UploadPeer<C>> {
   private readonly requests: Array<QueuedRequest> = []
@@ -80,6 +93,11 @@ export class Upload<C extends UploadPeer<C>> {
   private capped = false
   private readonly sending = new Set<BufferPool.Block>()
   private invalid = 0
+  /** Bytes sent since the peer's message at `heardAt` (its `lastHeard` then). */
+  private sentSinceHeard = 0
+  private heardAt = -1
+  /** `pump` stopped at the quiet limit: `trickle` lets a little more go. */
+  private hushed = false
   // Send progress: a socket whose queue holds bytes and neither shrinks nor flushes is stuck.
   private flushed = 0
   private flushedSeen = 0
@@ -123,6 +141,11 @@ export class Upload<C extends UploadPeer<C>> {
     this.requests.push({ piece, begin, length })
   }
 
+  /** Requests waiting to be served. */
+  get queued(): number {
+    return this.requests.length
+  }
+
   cancel(piece: number, begin: number, length: number): void {
     const i = this.requests.findIndex((r) => r.piece === piece && r.begin === begin && r.length === length)
     if (i >= 0) this.requests.splice(i, 1)
@@ -142,6 +165,10 @@ export class Upload<C extends UploadPeer<C>> {
   pump(): void {
     const peer = this.peer
     const swarm = peer.swarm
+    if (peer.lastHeard !== this.heardAt) {
+      this.heardAt = peer.lastHeard
+      this.sentSinceHeard = 0
+    }
     while (
       !peer.closed &&
       this.requests.length > 0 &&
@@ -156,11 +183,17 @@ export class Upload<C extends UploadPeer<C>> {
         this.capped = true
         return
       }
+      let quota = QUIET_BYTES - this.sentSinceHeard
+      if (quota <= 0 && swarm.now() - peer.lastHeard >= QUIET_MS) {
+        this.hushed = true
+        return
+      }
+      if (quota <= 0) quota = MAX_BATCH_BYTES
       // A run of contiguous requests within one piece becomes one read.
       const first = this.requests[0]!
       let end = first.begin + first.length
       let count = 1
-      const most = Math.min(MAX_BATCH_BYTES, Math.max(first.length, cap - held))
+      const most = Math.min(MAX_BATCH_BYTES, quota, Math.max(first.length, cap - held))
       while (count < this.requests.length) {
         const next = this.requests[count]!
         if (next.piece !== first.piece || next.begin !== end || end - first.begin + next.length > most) break
@@ -174,6 +207,7 @@ export class Upload<C extends UploadPeer<C>> {
         return
       }
       const batch = this.requests.splice(0, count)
+      this.sentSinceHeard += bytes
       const blocks = Math.ceil(bytes / BLOCK) + (first.begin % BLOCK === 0 ? 0 : 1)
       this.readsInFlight++
       this.readBlocks += blocks
@@ -194,6 +228,14 @@ export class Upload<C extends UploadPeer<C>> {
         this.pump()
       })
     }
+  }
+
+  /** Once a second: a peer held at the quiet limit may have `TRICKLE_BYTES` more. */
+  trickle(): void {
+    if (!this.hushed) return
+    this.hushed = false
+    this.sentSinceHeard = Math.min(this.sentSinceHeard, QUIET_BYTES - TRICKLE_BYTES)
+    this.pump()
   }
 
   private sendPieces(
