@@ -1,14 +1,14 @@
 /**
  * The upload side against a peer that asks for a lot and then says nothing (upload.ts): the
  * kernel's buffers take what is written to a socket whose peer never reads, so the seeder would
- * send it megabytes; past `QUIET_BYTES` and `QUIET_MS` of silence it gets `TRICKLE_BYTES` a
+ * send it megabytes; past `quietBytes` and `QUIET_MS` of silence it gets `TRICKLE_BYTES` a
  * second, and all it asked for once it speaks again. No sockets: a fake one that takes every byte.
  */
 import { assert, describe, it } from "@effect/vitest"
 import type { BufferPool } from "@ezio/pool"
 import { BLOCK } from "../src/internal/picker.js"
 import type { ReadResult } from "../src/internal/swarmLink.js"
-import { QUIET_BYTES, QUIET_MS, TRICKLE_BYTES, Upload, type UploadPeer } from "../src/internal/upload.js"
+import { QUIET_MS, quietBytes, TRICKLE_BYTES, Upload, type UploadPeer } from "../src/internal/upload.js"
 
 const MIB = 1024 * 1024
 
@@ -17,7 +17,7 @@ interface FakePeer extends UploadPeer<FakePeer> {
 }
 
 /** A peer of a seeder with 64 pieces of 1 MiB whose socket takes every byte; reads wait for `drain`. */
-const make = () => {
+const make = (pieceLength = MIB) => {
   let now = 0
   const pending: Array<() => void> = []
   const socket = {
@@ -32,7 +32,7 @@ const make = () => {
   const block = () =>
     ({ bytes: new Uint8Array(BLOCK), released: false, release() {} }) as unknown as BufferPool.Block
   const swarm = {
-    picker: { pieceCount: 64, has: () => true, pieceSize: () => MIB },
+    picker: { pieceCount: 64, has: () => true, pieceSize: () => pieceLength },
     options: { requestQueue: 2000, sendBufferBytes: 4 * MIB },
     uploads: { held: 0, floor: 256 * 1024, perPeer: 64 * MIB, limit: 1024 * MIB, wanting: new Map() },
     now: () => now,
@@ -92,7 +92,7 @@ describe("uploads to a peer that says nothing", () => {
     t.at(QUIET_MS) // and then not a word from it
     await t.drain()
     assert.strictEqual(t.peer.uploaded, 4 * MIB, "only the reads in flight before it fell silent")
-    assert.isAbove(4 * MIB, QUIET_BYTES)
+    assert.isAbove(4 * MIB, quietBytes(MIB))
     assert.strictEqual(t.upload.queued, 1024 - 256)
     // A trickle once a second, and no more than that.
     for (let second = 1; second <= 3; second++) {
@@ -107,6 +107,17 @@ describe("uploads to a peer that says nothing", () => {
     await t.drain()
     assert.strictEqual(t.upload.queued, 0)
     assert.strictEqual(t.peer.uploaded, (1024 + 1) * BLOCK)
+  })
+
+  it("a peer that asked for the whole of its last big piece gets all of it, however long it is silent", async () => {
+    const piece = 16 * MIB // more than the reads that go out at once
+    const t = make(piece)
+    for (let k = 0; k < piece / BLOCK; k++) t.upload.request(0, k * BLOCK, BLOCK)
+    t.upload.pump()
+    t.at(10 * QUIET_MS) // a slow link: nothing more to ask until the piece is in
+    await t.drain()
+    assert.strictEqual(t.upload.queued, 0)
+    assert.strictEqual(t.peer.uploaded, piece)
   })
 
   it("a peer that keeps asking as blocks come is not held back", async () => {

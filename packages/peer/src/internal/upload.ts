@@ -5,7 +5,7 @@
 // A peer that stops reading is invisible from here until the kernel's buffers for its socket are
 // full (megabytes each on a fast link): dozens of such peers took as much of the seeder as a real
 // download. A peer that reads asks for more (or announces a piece) as blocks come in, so once
-// `QUIET_BYTES` went to a peer that has said nothing for `QUIET_MS`, it gets `TRICKLE_BYTES` a
+// `quietBytes` went to a peer that has said nothing for `QUIET_MS`, it gets `TRICKLE_BYTES` a
 // second (`trickle`) until it speaks again: a slow or finishing peer is slowed, never stopped.
 import type * as Net from "node:net"
 import type { BufferPool } from "@ezio/pool"
@@ -80,8 +80,14 @@ const MAX_REQUEST = 128 * 1024
 const MAX_BATCH_BYTES = 1024 * 1024
 /** Bytes sent to a peer since its last message past which, once it has been silent `QUIET_MS`, it is trickled. */
 export const QUIET_BYTES = 1024 * 1024
+/**
+ * The quiet limit for a torrent: at least two pieces, since a peer that reads announces each piece
+ * it completes, and the last blocks of a big piece may take more than `QUIET_MS` on a slow link
+ * after it has requested everything (at the end of a download it has nothing more to ask).
+ */
+export const quietBytes = (pieceLength: number): number => Math.max(QUIET_BYTES, 2 * pieceLength)
 export const QUIET_MS = 1_000
-/** What a silent peer past `QUIET_BYTES` is sent a second. */
+/** What a silent peer past its quiet limit is sent a second. */
 export const TRICKLE_BYTES = 64 * 1024
 
 export class Upload<C extends UploadPeer<C>> {
@@ -183,7 +189,7 @@ export class Upload<C extends UploadPeer<C>> {
         this.capped = true
         return
       }
-      let quota = QUIET_BYTES - this.sentSinceHeard
+      let quota = quietBytes(swarm.picker.pieceSize(0)) - this.sentSinceHeard
       if (quota <= 0 && swarm.now() - peer.lastHeard >= QUIET_MS) {
         this.hushed = true
         return
@@ -234,7 +240,8 @@ export class Upload<C extends UploadPeer<C>> {
   trickle(): void {
     if (!this.hushed) return
     this.hushed = false
-    this.sentSinceHeard = Math.min(this.sentSinceHeard, QUIET_BYTES - TRICKLE_BYTES)
+    const quiet = quietBytes(this.peer.swarm.picker.pieceSize(0))
+    this.sentSinceHeard = Math.min(this.sentSinceHeard, quiet - TRICKLE_BYTES)
     this.pump()
   }
 
