@@ -101,6 +101,8 @@ const run = Effect.gen(function* () {
   })
   const seconds = (performance.now() - start) / 1000
   const stats = yield* disk.stats
+  // Before the directory goes: the engine would otherwise still write what it holds, re-creating it.
+  yield* disk.removeTorrent(t)
   const all = process.cpuUsage(all0)
   const gib = SIZE / (1024 * MiB)
   console.log(
