@@ -14,7 +14,10 @@
  * ezio runs as the installed command does: the one-file bundle (`node scripts/bundle.mjs`, which
  * this script runs first, then `node packages/cli/bin/run-bundle.cjs`), so tsx's compiling is not
  * in the figures; EZIO_CPU_CLI=tsx runs the sources through tsx instead, EZIO_CPU_BUNDLE=FILE a
- * bundle built elsewhere (another commit's, for a before/after on the same machine state).
+ * bundle built elsewhere (another commit's). EZIO_CPU_BUNDLE="A.cjs B.cjs" (several files, space
+ * separated) is an A/B: every round runs each bundle in turn, the order alternating from round to
+ * round, and the medians are printed per bundle, so a before/after shares the machine's state.
+ * Copy a bundle away (cp packages/cli/build/bundle/ezio.cjs /tmp/before.cjs) to keep it.
  *
  *   npx tsx packages/peer/bench/cpu.ts
  *     EZIO_CPU_MIB=1024  EZIO_CPU_ROUNDS=3  EZIO_CPU_POOL=64MiB  EZIO_CPU_ONLY=download|seed
@@ -34,7 +37,7 @@ const rounds = Number(process.env.EZIO_CPU_ROUNDS ?? 3)
 const poolSize = process.env.EZIO_CPU_POOL ?? "64MiB"
 const only = process.env.EZIO_CPU_ONLY
 const useTsx = process.env.EZIO_CPU_CLI === "tsx"
-const prebuilt = process.env.EZIO_CPU_BUNDLE
+const prebuilt = process.env.EZIO_CPU_BUNDLE?.split(" ").filter((a) => a !== "") ?? []
 const baseDir = process.env.EZIO_CPU_DIR ?? (NFS.existsSync("/dev/shm") ? "/dev/shm" : NOS.tmpdir())
 const nodeArgs = process.env.EZIO_CPU_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? []
 const repo = NPath.resolve(import.meta.dirname, "../../..")
@@ -114,12 +117,19 @@ const watch = (pid: number) => {
   }
 }
 
-const ezioArgs = (args: ReadonlyArray<string>) =>
-  useTsx
-    ? [...nodeArgs, NPath.join(repo, "packages/cli/bin/ezio.mjs"), ...args]
-    : prebuilt !== undefined
-      ? [...nodeArgs, prebuilt, ...args]
-      : [...nodeArgs, NPath.join(repo, "packages/cli/bin/run-bundle.cjs"), ...args]
+/** What runs ezio: the node arguments before its own. */
+interface Variant {
+  readonly label: string
+  readonly script: string
+}
+
+const variants: ReadonlyArray<Variant> = useTsx
+  ? [{ label: "tsx sources", script: NPath.join(repo, "packages/cli/bin/ezio.mjs") }]
+  : prebuilt.length > 0
+    ? prebuilt.map((file) => ({ label: file, script: NPath.resolve(file) }))
+    : [{ label: "bundle", script: NPath.join(repo, "packages/cli/bin/run-bundle.cjs") }]
+
+const ezioArgs = (variant: Variant, args: ReadonlyArray<string>) => [...nodeArgs, variant.script, ...args]
 
 const jsonEvent = (line: string): Record<string, unknown> | undefined => {
   if (!line.startsWith("{")) return undefined
@@ -148,7 +158,7 @@ interface Source {
 }
 
 /** A libtorrent seeder (default settings) → `ezio download --exit`. */
-const downloadRun = (source: Source, root: string) =>
+const downloadRun = (source: Source, root: string, variant: Variant) =>
   Effect.gen(function* () {
     const seeder = yield* libtorrentSeed({
       torrent: source.torrent,
@@ -167,7 +177,7 @@ const downloadRun = (source: Source, root: string) =>
     let threads = ""
     const child = yield* spawnScoped(
       process.execPath,
-      ezioArgs([
+      ezioArgs(variant, [
         "download",
         source.torrent,
         copy,
@@ -214,12 +224,12 @@ const downloadRun = (source: Source, root: string) =>
   }).pipe(Effect.scoped)
 
 /** `ezio seed` → a libtorrent downloader (default settings). */
-const seedRun = (source: Source, root: string) =>
+const seedRun = (source: Source, root: string, variant: Variant) =>
   Effect.gen(function* () {
     const ready = yield* Deferred.make<number>()
     const child = yield* spawnScoped(
       process.execPath,
-      ezioArgs([
+      ezioArgs(variant, [
         "seed",
         source.torrent,
         source.data,
@@ -297,37 +307,44 @@ const main = Effect.gen(function* () {
     console.log("python3-libtorrent is not installed (apt-get install -y python3-libtorrent): skipping")
     return
   }
-  if (!useTsx)
+  if (!useTsx && prebuilt.length === 0)
     NChild.execFileSync(process.execPath, [NPath.join(repo, "scripts/bundle.mjs")], { stdio: "inherit" })
   const root = NFS.mkdtempSync(NPath.join(baseDir, "ezio-bench-cpu-"))
   try {
     const source = yield* makeSource(root, mib)
     const kinds = (["download", "seed"] as const).filter((k) => only === undefined || only === k)
-    const runs: Record<string, Array<Run>> = { download: [], seed: [] }
+    const runs = new Map<string, Array<Run>>()
     for (let round = 0; round < rounds; round++)
-      for (const kind of round % 2 === 0 ? kinds : [...kinds].reverse()) {
-        const r = yield* kind === "download" ? downloadRun(source, root) : seedRun(source, root)
-        runs[kind]!.push(r)
-        console.error(line(`round ${round + 1} ${kind}`, r))
-      }
+      for (const kind of round % 2 === 0 ? kinds : [...kinds].reverse())
+        for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
+          const r = yield* kind === "download"
+            ? downloadRun(source, root, variant)
+            : seedRun(source, root, variant)
+          const key = `${kind}\t${variant.label}`
+          runs.set(key, [...(runs.get(key) ?? []), r])
+          const name = variants.length > 1 ? `${kind} ${variant.label}` : kind
+          console.error(line(`round ${round + 1} ${name}`, r))
+        }
     console.log(
-      `\n${mib} MiB, 1 MiB pieces, 127.0.0.1, libtorrent default settings, ezio pool ${poolSize}, ${useTsx ? "tsx sources" : (prebuilt ?? "bundle")}, files in ${baseDir}; median of ${rounds}`
+      `\n${mib} MiB, 1 MiB pieces, 127.0.0.1, libtorrent default settings, ezio pool ${poolSize}, ${variants.map((v) => v.label).join(" vs ")}, files in ${baseDir}; median of ${rounds}${variants.length > 1 ? ", interleaved" : ""}`
     )
-    for (const kind of kinds) {
-      const rs = runs[kind]!
-      const med = (g: (r: Run) => number) => median(rs.map(g))
-      console.log(
-        line(kind === "download" ? "libtorrent → ezio download" : "ezio seed → libtorrent", {
-          ezioCpuPerGiB: med((r) => r.ezioCpuPerGiB),
-          ezioTotalCpuPerGiB: med((r) => r.ezioTotalCpuPerGiB),
-          libtorrentCpuPerGiB: med((r) => r.libtorrentCpuPerGiB),
-          ezioAnonMiB: Math.max(...rs.map((r) => r.ezioAnonMiB)),
-          libtorrentAnonMiB: Math.max(...rs.map((r) => r.libtorrentAnonMiB)),
-          seconds: med((r) => r.seconds),
-          threads: ""
-        })
-      )
-    }
+    for (const kind of kinds)
+      for (const variant of variants) {
+        const rs = runs.get(`${kind}\t${variant.label}`)!
+        const med = (g: (r: Run) => number) => median(rs.map(g))
+        const name = kind === "download" ? "libtorrent → ezio download" : "ezio seed → libtorrent"
+        console.log(
+          line(variants.length > 1 ? `${name} [${variant.label}]` : name, {
+            ezioCpuPerGiB: med((r) => r.ezioCpuPerGiB),
+            ezioTotalCpuPerGiB: med((r) => r.ezioTotalCpuPerGiB),
+            libtorrentCpuPerGiB: med((r) => r.libtorrentCpuPerGiB),
+            ezioAnonMiB: Math.max(...rs.map((r) => r.ezioAnonMiB)),
+            libtorrentAnonMiB: Math.max(...rs.map((r) => r.libtorrentAnonMiB)),
+            seconds: med((r) => r.seconds),
+            threads: ""
+          })
+        )
+      }
   } finally {
     NFS.rmSync(root, { recursive: true, force: true })
   }

@@ -139,6 +139,11 @@ export interface BufferPoolService {
    * defect (`BlockOwnershipError`).
    */
   readonly transfer: (blocks: ReadonlyArray<Block>, to: Scope.Scope) => Effect.Effect<void>
+  /**
+   * `transfer` as a plain call, for a hot path that never enters a fiber (a batch of blocks off
+   * a socket): throws the `BlockOwnershipError` that `transfer` dies with.
+   */
+  readonly unsafeTransfer: (blocks: ReadonlyArray<Block>, to: Scope.Scope) => void
   /** Hot path: a block or `undefined` (hard limit, closed, or others waiting). Caller releases. */
   readonly unsafeTryAcquire: (category: Category) => Block | undefined
   /** Whether the pool is past its high watermark right now (the hysteresis state). */
@@ -337,23 +342,33 @@ export const make = (
         )
       })
 
+    const notOwnable = (blocks: ReadonlyArray<BlockHandle>): BlockOwnershipError | undefined => {
+      for (const block of blocks) {
+        if (block.core !== core)
+          return new BlockOwnershipError({ pool: name, slot: block.slot, reason: "ForeignBlock" })
+        if (block.released) {
+          return new BlockOwnershipError({ pool: name, slot: block.slot, reason: "UsedAfterRelease" })
+        }
+      }
+      return undefined
+    }
+
     const transfer = (blocks: ReadonlyArray<Block>, to: Scope.Scope): Effect.Effect<void> =>
       Effect.suspend(() => {
         const handles = blocks as ReadonlyArray<BlockHandle>
-        for (const block of handles) {
-          if (block.core !== core) {
-            return Effect.die(
-              new BlockOwnershipError({ pool: name, slot: block.slot, reason: "ForeignBlock" })
-            )
-          }
-          if (block.released) {
-            return Effect.die(
-              new BlockOwnershipError({ pool: name, slot: block.slot, reason: "UsedAfterRelease" })
-            )
-          }
-        }
-        return own(to, handles)
+        const error = notOwnable(handles)
+        return error === undefined ? own(to, handles) : Effect.die(error)
       }).pipe(Effect.uninterruptible)
+
+    const unsafeTransfer = (blocks: ReadonlyArray<Block>, to: Scope.Scope): void => {
+      const handles = blocks as ReadonlyArray<BlockHandle>
+      const error = notOwnable(handles)
+      if (error !== undefined) throw error
+      // A scope that holds blocks already takes more without an Effect; the first needs its finalizer.
+      const holder = holders.get(to)
+      if (holder !== undefined && !holder.closed) core.hold(holder, handles)
+      else Effect.runSync(own(to, handles))
+    }
 
     const unsafeTryAcquire = (category: Category): Block | undefined => core.tryTake(category)
 
@@ -393,6 +408,7 @@ export const make = (
       tryAcquireMany,
       withBlocks,
       transfer,
+      unsafeTransfer,
       unsafeTryAcquire,
       unsafeIsExceeded: () => core.exceeded,
       watermark,

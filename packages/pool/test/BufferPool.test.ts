@@ -213,6 +213,31 @@ describe("BufferPool", () => {
       })
     )
 
+    it.scoped(
+      "unsafeTransfer hands blocks to a scope as a plain call, and throws what transfer dies with",
+      () =>
+        Effect.gen(function* () {
+          const pool = yield* BufferPool.make(small)
+          const other = yield* BufferPool.make(small)
+          const receiver = yield* Scope.make()
+          const first = pool.unsafeTryAcquire("write")!
+          const second = pool.unsafeTryAcquire("write")!
+          // The first hand-off to a scope adds its finalizer, the next ones only hold.
+          pool.unsafeTransfer([first], receiver)
+          pool.unsafeTransfer([second], receiver)
+          assert.strictEqual((yield* pool.stats).inUse, 2)
+          const foreign = other.unsafeTryAcquire("write")!
+          assert.throws(() => pool.unsafeTransfer([foreign], receiver), /does not belong to/)
+          foreign.release()
+          const released = pool.unsafeTryAcquire("write")!
+          released.release()
+          assert.throws(() => pool.unsafeTransfer([released], receiver), /used after it was released/)
+          yield* Scope.close(receiver, Exit.void)
+          assert.strictEqual((yield* pool.stats).inUse, 0)
+          assert.isTrue(first.released && second.released)
+        })
+    )
+
     it.scoped("withBlocks releases what use did not hand off", () =>
       Effect.gen(function* () {
         const pool = yield* BufferPool.make(small)

@@ -209,7 +209,8 @@ interface Thread {
 }
 
 /**
- * A pool of `threads` hashing workers (default: one per core), terminated when the scope closes.
+ * A pool of up to `threads` hashing workers (default: one per core), started as requests queue
+ * behind the ones started, and terminated when the scope closes.
  *
  * @since 0.1.0
  * @category constructors
@@ -248,7 +249,11 @@ export const make = (
       return t
     }
 
-    const pool: Array<Thread> = Array.from({ length: threads }, () => spawn(undefined))
+    // One worker at first, another only once requests queue behind every started one: a download
+    // hashes a piece (two at worst) long before the next arrive and never pays a second worker's
+    // start-up and memory, while a check or a torrent creation, which keeps several requests per
+    // worker in flight, soon runs on all of them.
+    const pool: Array<Thread> = [spawn(undefined)]
     // A buffer gone from this thread cannot be named by a request again: the workers let go too.
     const shared = new FinalizationRegistry<number>((id) => {
       if (closed) return
@@ -261,7 +266,13 @@ export const make = (
       })
     )
 
-    const leastBusy = () => pool.reduce((best, t) => (t.inFlight < best.inFlight ? t : best), pool[0]!)
+    const leastBusy = (): Thread => {
+      const best = pool.reduce((best, t) => (t.inFlight < best.inFlight ? t : best), pool[0]!)
+      if (best.inFlight < 2 || pool.length >= threads || closed) return best
+      const fresh = spawn(undefined)
+      pool.push(fresh)
+      return fresh
+    }
 
     // One message per request (a whole piece or a large chunk of one), never per block.
     // Uninterruptible: the worker reads the caller's blocks until it answers.

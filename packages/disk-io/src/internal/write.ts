@@ -88,50 +88,42 @@ export const makeWrite = (engine: Engine) => {
       })
     )
 
-  // One Effect for the whole batch (one pool transfer, then the inserts in order): what
-  // `Effect.forEach(writes, (w) => Effect.either(write(...)))` does, without the per-block cost.
-  const writeMany = (handle: TorrentHandle, writes: ReadonlyArray<BlockWrite>): Effect.Effect<WrittenMany> =>
-    Effect.uninterruptible(
-      Effect.suspend(() => {
-        const t = engine.lookup(handle, "write")
-        if (t instanceof DiskIoError) {
-          for (const w of writes) if (!w.block.released) w.block.release()
-          return Effect.succeed({
-            exceeded: false,
-            failures: writes.map((_, index) => ({ index, error: t }))
-          })
-        }
-        const failures: Array<{ index: number; error: DiskIoError }> = []
-        const accepted: Array<BufferPool.Block> = []
-        const sizes: Array<number> = []
-        for (let i = 0; i < writes.length; i++) {
-          const w = writes[i]!
-          const expected = check(t, w.piece, w.offset, w.block, w.length)
-          if (typeof expected === "number") {
-            accepted.push(w.block)
-            sizes.push(expected)
-          } else {
-            failures.push({ index: i, error: refused(w.block, expected) })
-            sizes.push(-1)
-          }
-        }
-        if (accepted.length === 0) return Effect.succeed({ exceeded: false, failures })
-        return Effect.map(pool.transfer(accepted, engine.holdScope), () => {
-          for (let i = 0; i < writes.length; i++) {
-            const size = sizes[i]!
-            if (size < 0) continue
-            const w = writes[i]!
-            store.insert(store.piece(t, w.piece), w.offset, size, w.block)
-          }
-          return { exceeded: afterInsert(), failures }
-        })
-      })
-    )
+  // The whole batch in plain code (one pool transfer, then the inserts in order): what
+  // `Effect.forEach(writes, (w) => Effect.either(write(...)))` does, without the per-block cost,
+  // and on the caller's stack: nothing in it waits, so no fiber per batch either.
+  const unsafeWriteMany = (handle: TorrentHandle, writes: ReadonlyArray<BlockWrite>): WrittenMany => {
+    const t = engine.lookup(handle, "write")
+    if (t instanceof DiskIoError) {
+      for (const w of writes) if (!w.block.released) w.block.release()
+      return { exceeded: false, failures: writes.map((_, index) => ({ index, error: t })) }
+    }
+    const failures: Array<{ index: number; error: DiskIoError }> = []
+    const accepted: Array<BufferPool.Block> = []
+    const sizes: Array<number> = []
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i]!
+      const expected = check(t, w.piece, w.offset, w.block, w.length)
+      if (typeof expected === "number") {
+        accepted.push(w.block)
+        sizes.push(expected)
+      } else {
+        failures.push({ index: i, error: refused(w.block, expected) })
+        sizes.push(-1)
+      }
+    }
+    if (accepted.length === 0) return { exceeded: false, failures }
+    pool.unsafeTransfer(accepted, engine.holdScope)
+    for (let i = 0; i < writes.length; i++) {
+      const size = sizes[i]!
+      if (size < 0) continue
+      const w = writes[i]!
+      store.insert(store.piece(t, w.piece), w.offset, size, w.block)
+    }
+    return { exceeded: afterInsert(), failures }
+  }
 
-  // Nothing in `writeMany` waits (the pool's transfer into the hold scope is synchronous), so it
-  // can run to its end on the caller's stack: no fiber forked and observed per batch.
-  const unsafeWriteMany = (handle: TorrentHandle, writes: ReadonlyArray<BlockWrite>): WrittenMany =>
-    Effect.runSync(writeMany(handle, writes))
+  const writeMany = (handle: TorrentHandle, writes: ReadonlyArray<BlockWrite>): Effect.Effect<WrittenMany> =>
+    Effect.sync(() => unsafeWriteMany(handle, writes))
 
   return { write, writeMany, unsafeWriteMany }
 }

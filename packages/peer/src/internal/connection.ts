@@ -64,8 +64,11 @@ export class Connection {
   readonly refused = new Map<number, number>()
   private target: BufferPool.Block | undefined
   private writeBatch: Array<Link.BlockWrite> = []
-  /** Request messages not yet written: one socket write per event-loop turn for all refills. */
-  private requestsOut: Array<Buffer> = []
+  /**
+   * Messages not yet written (requests, HAVEs): one socket write per event-loop turn for all of
+   * them, in the order queued, before anything `send` writes.
+   */
+  private requestsOut: Array<Uint8Array> = []
   private flushPending = false
   private readonly flushNow = (): void => {
     this.flushPending = false
@@ -409,6 +412,13 @@ export class Connection {
     if (this.flushPending) return
     this.flushPending = true
     setImmediate(this.flushNow)
+  }
+
+  /** Queues `bytes` for this turn's one write (a HAVE of a piece verified: several per turn at speed). */
+  sendSoon(bytes: Uint8Array): void {
+    if (this.closed) return
+    this.requestsOut.push(bytes)
+    this.flushSoon()
   }
 
   private sendRequests(): void {

@@ -119,7 +119,7 @@ const passed = (core: VerifyCore, piece: number): void => {
   const have = Wire.encodeHave(piece)
   for (const c of core.connections) {
     if (!c.handshaken) continue
-    c.send(have)
+    c.sendSoon(have)
     if (c.amInterested) c.updateInterest()
   }
   core.pieces.unsafeOffer(Take.of(piece))
