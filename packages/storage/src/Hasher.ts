@@ -209,7 +209,10 @@ interface Thread {
 }
 
 /**
- * A pool of `threads` hashing workers (default: one per core), terminated when the scope closes.
+ * A pool of up to `threads` hashing workers (default: one per core), terminated when the scope
+ * closes. Workers start when work needs them (the first request, then one more whenever every
+ * worker is busy), not with the pool: a worker's start-up costs about as much CPU as the
+ * process's own, and a seeder that trusts its data, or a target on a slow link, needs one or none.
  *
  * @since 0.1.0
  * @category constructors
@@ -248,7 +251,7 @@ export const make = (
       return t
     }
 
-    const pool: Array<Thread> = Array.from({ length: threads }, () => spawn(undefined))
+    const pool: Array<Thread> = []
     // A buffer gone from this thread cannot be named by a request again: the workers let go too.
     const shared = new FinalizationRegistry<number>((id) => {
       if (closed) return
@@ -261,12 +264,21 @@ export const make = (
       })
     )
 
-    const leastBusy = () => pool.reduce((best, t) => (t.inFlight < best.inFlight ? t : best), pool[0]!)
+    const leastBusy = () => {
+      const best = pool.reduce<Thread | undefined>(
+        (b, t) => (b === undefined || t.inFlight < b.inFlight ? t : b),
+        undefined
+      )
+      if (best !== undefined && (best.inFlight === 0 || pool.length >= threads)) return best
+      const added = spawn(undefined)
+      pool.push(added)
+      return added
+    }
 
     // One message per request (a whole piece or a large chunk of one), never per block.
     // Uninterruptible: the worker reads the caller's blocks until it answers.
     const request = (
-      thread: Thread,
+      pick: () => Thread,
       job: number,
       views: ReadonlyArray<Uint8Array>,
       options: JobOptions,
@@ -277,6 +289,7 @@ export const make = (
       Effect.uninterruptible(
         Effect.async<{ digest?: Uint8Array; blocks?: Array<Uint8Array> }, HashError>((resume) => {
           if (closed) return resume(Effect.fail(new HashError({ reason: "the hasher has been closed" })))
+          const thread = pick()
           const id = nextId++
           thread.inFlight++
           thread.pending.set(id, {
@@ -311,12 +324,14 @@ export const make = (
       )
 
     const begin = (options: JobOptions = {}): Job => {
-      const thread = leastBusy()
+      // Every chunk of a job goes to the worker its first one went to.
+      let thread: Thread | undefined
+      const pick = () => (thread ??= leastBusy())
       const job = nextId++
       return {
-        update: (views) => Effect.map(request(thread, job, views, options, false), (a) => a.blocks ?? []),
+        update: (views) => Effect.map(request(pick, job, views, options, false), (a) => a.blocks ?? []),
         final: (views) =>
-          Effect.map(request(thread, job, views, options, true), (a) => ({
+          Effect.map(request(pick, job, views, options, true), (a) => ({
             digest: a.digest!,
             blocks: a.blocks ?? []
           }))
@@ -329,12 +344,12 @@ export const make = (
       digest: (views, options) => begin(options).final(views),
       digestPieces: (view, pieceLength, algorithm = "sha1") =>
         Effect.map(
-          request(leastBusy(), nextId++, [view], { algorithm }, true, pieceLength),
+          request(leastBusy, nextId++, [view], { algorithm }, true, pieceLength),
           (answer) => answer.digest!
         ),
       digestRanges: (ranges, pieceLength, algorithm = "sha1") =>
         Effect.map(
-          request(leastBusy(), nextId++, [], { algorithm }, true, pieceLength, ranges),
+          request(leastBusy, nextId++, [], { algorithm }, true, pieceLength, ranges),
           (answer) => answer.digest!
         )
     } satisfies HasherService
