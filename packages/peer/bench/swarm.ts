@@ -10,8 +10,9 @@
  * seeder bytes sent / size, bytes sent by all / bytes kept, and libtorrent's time / ezio's.
  * Every copy is checked byte-identical. Then where the time went: when the first block arrived,
  * ezio's start-up marks (EZIO_STARTUP_TRACE: when each process was ready, announced, connected,
- * had its first byte, and the CPU time it had used by then), when the seeder had sent one copy, how much of its link the seeder used, the share of TCP
- * segments retransmitted and the packets the shapers dropped (on uploads, on downloads).
+ * had its first byte, and the CPU time it had used by then), when the seeder had sent one copy,
+ * how much of its link the seeder used, the share of TCP segments retransmitted and the packets
+ * the shapers dropped (on uploads, on downloads).
  * Needs root and iproute2; skips with a reason otherwise.
  *
  * Run `pnpm build:sea` first so the targets run dist/ezio (else they compile the sources at start).
