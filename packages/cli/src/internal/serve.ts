@@ -201,6 +201,8 @@ const loop = (
           minInterval: "5 seconds",
           retryDelay: "1 second",
           maxRetryDelay: "60 seconds",
+          // Targets start with their seeder: its tracker may be a moment from listening.
+          startRetry: { delay: "250 millis", rounds: 20 },
           onResponse: () => StartupTrace.markEffect("announced"),
           onFailure: (errors) =>
             Effect.zipRight(
