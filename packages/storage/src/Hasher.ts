@@ -211,8 +211,8 @@ interface Thread {
 /**
  * A pool of up to `threads` hashing workers (default: one per core), terminated when the scope
  * closes. Workers start when work needs them (the first request, then one more whenever every
- * worker is busy), not with the pool: a worker's start-up costs about as much CPU as the
- * process's own, and a seeder that trusts its data, or a target on a slow link, needs one or none.
+ * worker is busy), not with the pool: each worker is a Node start-up of its own in CPU time, paid
+ * by every process of a deploy at once, and a seeder that trusts its data needs none.
  *
  * @since 0.1.0
  * @category constructors
