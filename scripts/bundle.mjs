@@ -1,14 +1,20 @@
 // Bundles the `ezio` command into one CommonJS file, packages/cli/build/bundle/ezio.cjs: what the
 // installed npm bin runs (one file to parse instead of a few thousand modules, so it starts at
 // once) and what the single executable runs (scripts/build-sea.mjs). Then records V8's code cache
-// for it, ezio.cache beside it, from one run of `ezio --version` (see bin/run-bundle.cjs).
+// for it, ezio.cache beside it (see bin/run-bundle.cjs), from a run of what targets start with:
+// `ezio download` of a small torrent from an `ezio seed --serve-tracker` over 127.0.0.1, so that
+// the functions a download runs up to its first blocks (the CLI, the engine, the session, the
+// announce, the wire) are compiled already; what was not run is compiled when first called.
 //
 // The hashing worker is bundled too and its code is put on globalThis (see Hasher's
 // `embeddedWorker`), so the bundle needs no file beside it. Bundled from the TypeScript sources
 // (esbuild strips the types), so it does not wait for `tsc -b`.
 import * as NChild from "node:child_process"
+import * as NCrypto from "node:crypto"
 import * as NFS from "node:fs"
+import * as NOS from "node:os"
 import * as NPath from "node:path"
+import * as NReadline from "node:readline"
 import * as esbuild from "esbuild"
 
 const root = NPath.resolve(import.meta.dirname, "..")
@@ -26,6 +32,79 @@ const findWorker = () => {
 }
 
 const common = { bundle: true, platform: "node", format: "cjs", target: "node20", logLevel: "warning" }
+
+const runBundle = NPath.join(root, "packages/cli/bin/run-bundle.cjs")
+/** V8's default heap policy: the cache's flags must match a run's when the bundle is compiled. */
+const cacheEnv = { ...process.env, EZIO_WRITE_CODE_CACHE: "1", EZIO_V8_HEAP_GROWING_PERCENT: "0" }
+
+/** Runs `ezio args...` from the bundle to its end (`env`: the download that writes the cache). */
+const runEzio = (args, env = process.env) =>
+  new Promise((resolve, reject) => {
+    const child = NChild.spawn(process.execPath, [runBundle, ...args], {
+      env,
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    let stderr = ""
+    child.stderr.on("data", (d) => (stderr += d))
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000)
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      if (code === 0) resolve()
+      else reject(new Error(`ezio ${args[0]} (code cache run) exited with ${code}: ${stderr.slice(-2000)}`))
+    })
+  })
+
+/** Writes the code cache from a download of 4 MiB from a seeder with its own tracker, both on 127.0.0.1. */
+const writeCodeCache = async () => {
+  const dir = NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-code-cache-"))
+  let seeder
+  try {
+    const data = NPath.join(dir, "data.bin")
+    const torrent = NPath.join(dir, "data.torrent")
+    NFS.writeFileSync(data, NCrypto.randomBytes(4 * 1024 * 1024))
+    await runEzio(["create", data, "-o", torrent, "--piece-length", "256KiB"])
+    const child = NChild.spawn(
+      process.execPath,
+      [
+        runBundle,
+        "seed",
+        torrent,
+        data,
+        "--trust",
+        "--serve-tracker",
+        "--tracker-port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--json"
+      ],
+      { stdio: ["ignore", "pipe", "ignore"] }
+    )
+    seeder = child
+    const tracker = await new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error("the code cache run's seeder was not ready within 60 s")),
+        60_000
+      )
+      child.once("exit", (code) => reject(new Error(`the code cache run's seeder exited with ${code}`)))
+      NReadline.createInterface({ input: child.stdout }).on("line", (line) => {
+        if (!line.includes('"event":"ready"')) return
+        clearTimeout(timer)
+        resolve(JSON.parse(line).tracker)
+      })
+    })
+    const out = NPath.join(dir, "out.bin")
+    await runEzio(
+      ["download", torrent, out, "--tracker", tracker, "--bind", "127.0.0.1", "--port", "0", "--exit"],
+      cacheEnv
+    )
+  } finally {
+    seeder?.kill("SIGKILL")
+    NFS.rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 /**
  * Writes the bundle to `outfile` and, with `codeCache`, its code cache beside the default bundle
@@ -53,10 +132,7 @@ export const bundle = async ({ outfile = bundleFile, codeCache = true } = {}) =>
   })
   if (!codeCache) return outfile
   NFS.rmSync(cacheFile, { force: true })
-  NChild.execFileSync(process.execPath, [NPath.join(root, "packages/cli/bin/run-bundle.cjs"), "--version"], {
-    env: { ...process.env, EZIO_WRITE_CODE_CACHE: "1", EZIO_V8_HEAP_GROWING_PERCENT: "0" },
-    stdio: "ignore"
-  })
+  await writeCodeCache()
   if (!NFS.existsSync(cacheFile)) throw new Error(`no code cache written to ${cacheFile}`)
   return bundleFile
 }

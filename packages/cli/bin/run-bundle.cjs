@@ -13,11 +13,19 @@ const NVm = require("node:vm")
  * so that the cache's flags match a run's at compile time).
  */
 exports.runBundle = ({ source, filename, cachedData, require, cacheOut }) => {
+  // For EZIO_STARTUP_TRACE (src/internal/startupTrace.ts): when the bundle was read and compiled.
+  const marks = (globalThis[Symbol.for("ezio.startupMarks")] ??= {})
+  const mark = (name) => {
+    const cpu = process.cpuUsage()
+    marks[name] = [performance.now(), cpu.user + cpu.system]
+  }
+  mark("read")
   const wrapper = `(function (exports, require, module, __filename, __dirname) {${source}\n})`
   const script = new NVm.Script(wrapper, { filename, ...(cachedData === undefined ? {} : { cachedData }) })
   if (script.cachedDataRejected === true && process.env.EZIO_LOG === "debug") {
     console.error("ezio: the code cache is not for this Node; compiling")
   }
+  mark("compiled")
   const module = { exports: {} }
   script
     .runInThisContext()

@@ -5,6 +5,7 @@
  */
 // First, so V8's heap policy is in place before the other modules load.
 import "./internal/heap.js"
+import * as StartupTrace from "./internal/startupTrace.js"
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -15,6 +16,7 @@ import * as LogLevel from "effect/LogLevel"
 import { exitCodeOf, run } from "./Cli.js"
 import * as CliLogger from "./internal/logger.js"
 
+StartupTrace.mark("evaluated")
 const debug = process.env.EZIO_LOG === "debug"
 
 run(process.argv).pipe(

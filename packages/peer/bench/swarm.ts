@@ -9,8 +9,10 @@
  * uploaded; per swarm the last completion, the ideal (size / link rate), efficiency (ideal / last),
  * seeder bytes sent / size, bytes sent by all / bytes kept, and libtorrent's time / ezio's.
  * Every copy is checked byte-identical. Then where the time went: when the first block arrived,
- * when the seeder had sent one copy, how much of its link the seeder used, the share of TCP
- * segments retransmitted and the packets the shapers dropped (on uploads, on downloads).
+ * ezio's start-up marks (EZIO_STARTUP_TRACE: when each process was ready, announced, connected,
+ * had its first byte, and the CPU time it had used by then), when the seeder had sent one copy,
+ * how much of its link the seeder used, the share of TCP segments retransmitted and the packets
+ * the shapers dropped (on uploads, on downloads).
  * Needs root and iproute2; skips with a reason otherwise.
  *
  * Run `pnpm build:sea` first so the targets run dist/ezio (else they compile the sources at start).
@@ -72,12 +74,18 @@ interface Peer {
   stopped: { readonly uploaded: number; readonly downloaded: number } | undefined
   exited: Promise<number | null>
   stderr: string
+  /** EZIO_STARTUP_TRACE marks: name → [seconds from launch, CPU ms the process had used]. */
+  readonly marks: Map<string, readonly [number, number]>
 }
 
 const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<string>, launch: number): Peer => {
   const [command, args] = lan.exec(host, argv[0]!, argv.slice(1))
-  const child = NChild.spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] })
+  const child = NChild.spawn(command, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, EZIO_STARTUP_TRACE: "1" }
+  })
   const peer: Peer = {
+    marks: new Map(),
     name,
     samples: [],
     host,
@@ -89,6 +97,10 @@ const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<strin
   }
   child.stderr!.on("data", (d: Buffer) => {
     if (peer.stderr.length < 20_000) peer.stderr += d.toString()
+  })
+  NReadline.createInterface({ input: child.stderr! }).on("line", (line) => {
+    const m = /^ezio: startup (\S+) (\S+) (\S+)/.exec(line)
+    if (m !== null) peer.marks.set(m[1]!, [(Number(m[2]) - launch) / 1000, Number(m[3])])
   })
   NReadline.createInterface({ input: child.stdout! }).on("line", (line) => {
     let event: { event?: string; uploaded?: number; downloaded?: number; have?: number; peers?: number }
@@ -136,6 +148,9 @@ interface Result {
   /** Status samples (ezio only; libtorrent's peer prints none): the seeder's, each target's. */
   readonly seederSamples: ReadonlyArray<Sample>
   readonly targetSamples: ReadonlyArray<ReadonlyArray<Sample>>
+  /** EZIO_STARTUP_TRACE marks (ezio only): the seeder's, each target's. */
+  readonly seederMarks: ReadonlyMap<string, readonly [number, number]>
+  readonly targetMarks: ReadonlyArray<ReadonlyMap<string, readonly [number, number]>>
   /** What the shapers counted, about once a second (host 0 is the seeder). */
   readonly wire: ReadonlyArray<WireCounts & { readonly t: number }>
   /** Packets the shapers dropped at the end of the run: on hosts' uploads, on their downloads. */
@@ -312,6 +327,8 @@ const runSwarm = async (
       seederSent: seeder.stopped?.uploaded ?? 0,
       seederSamples: seeder.samples,
       targetSamples: targets.map((t) => t.samples),
+      seederMarks: seeder.marks,
+      targetMarks: targets.map((t) => t.marks),
       wire,
       dropsEnd: {
         up: wireEnd.upDrops - wireStart.upDrops,
@@ -383,6 +400,7 @@ const timeline = (r: Result, size: number, linkBytesPerSecond: number) => {
     `    start-up: seeder up ${up(r.seederSamples).toFixed(1)} s, targets up by ${slowest(up)} s, ` +
       `all connected by ${slowest(connected)} s`
   )
+  startupMarks(r)
   if (process.env.EZIO_SWARM_TRACE !== "1") return
   console.log(
     "      t s   seeder wire / payload   targets down mean / min   up mean   pieces min / mean   drops"
@@ -401,6 +419,70 @@ const timeline = (r: Result, size: number, linkBytesPerSecond: number) => {
     const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
     console.log(
       `    ${t.toFixed(0).padStart(5)}   ${mib(seeder).padStart(11)} / ${mib(payload).padStart(7)}   ${mib(mean(down)).padStart(13)} / ${mib(down.length === 0 ? 0 : Math.min(...down)).padStart(5)}   ${mib(mean(up)).padStart(7)}   ${String(have.length === 0 ? 0 : Math.min(...have)).padStart(9)} / ${mean(have).toFixed(0).padStart(4)}   ${String(w1.drops - w0.drops).padStart(5)}`
+    )
+  }
+}
+
+/** The order of `ezio`'s start-up marks (packages/cli/src/internal/startupTrace.ts). */
+const MARKS = [
+  "main",
+  "compiled",
+  "evaluated",
+  "command",
+  "engine",
+  "opened",
+  "session",
+  "tracker-up",
+  "ready",
+  "announce-failed",
+  "announced",
+  "connected",
+  "first-byte"
+]
+
+const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0
+    ? NaN
+    : s.length % 2 === 1
+      ? s[(s.length - 1) / 2]!
+      : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+
+/**
+ * Where start-up went (ezio only): when each mark came, seconds from launch (targets' median and
+ * latest, the seeder's), and the CPU time a process had used by then (targets' median): with
+ * every process starting at once on few cores, CPU time is what start-up costs. With
+ * EZIO_SWARM_TRACE=1 every mark; else a line of the main ones.
+ */
+const startupMarks = (r: Result) => {
+  if (r.targetMarks.every((m) => m.size === 0)) return
+  const of = (name: string) => {
+    const ts = r.targetMarks.map((m) => m.get(name)).filter((x) => x !== undefined)
+    return {
+      n: ts.length,
+      median: median(ts.map((x) => x[0])),
+      max: Math.max(...ts.map((x) => x[0])),
+      cpu: median(ts.map((x) => x[1])),
+      seeder: r.seederMarks.get(name)
+    }
+  }
+  const first = of("first-byte")
+  const ready = of("ready")
+  const announced = of("announced")
+  console.log(
+    `    start-up marks (targets, median / latest s from launch): ready ${ready.median.toFixed(2)} / ${ready.max.toFixed(2)}, ` +
+      `seeder's tracker up ${r.seederMarks.get("tracker-up")?.[0].toFixed(2) ?? "-"}, announced ${announced.median.toFixed(2)} / ${announced.max.toFixed(2)} ` +
+      `(${of("announce-failed").n} of ${r.targetMarks.length} failed first), first byte ${first.median.toFixed(2)} / ${first.max.toFixed(2)}; ` +
+      `CPU to ready ${ready.cpu.toFixed(0)} ms, to first byte ${first.cpu.toFixed(0)} ms (median)`
+  )
+  if (process.env.EZIO_SWARM_TRACE !== "1") return
+  console.log("      mark               targets median / latest s   CPU ms   seeder s / CPU ms")
+  for (const name of MARKS) {
+    const m = of(name)
+    if (m.n === 0 && m.seeder === undefined) continue
+    console.log(
+      `      ${name.padEnd(18)} ${m.n === 0 ? "-".padStart(14) : `${m.median.toFixed(2).padStart(6)} / ${m.max.toFixed(2).padStart(5)}`}   ${m.n === 0 ? "     -" : m.cpu.toFixed(0).padStart(6)}   ${m.seeder === undefined ? "-" : `${m.seeder[0].toFixed(2)} / ${m.seeder[1].toFixed(0)}`}`
     )
   }
 }

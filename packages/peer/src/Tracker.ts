@@ -368,6 +368,13 @@ export interface AnnouncerOptions {
   readonly retryDelay?: Duration.DurationInput
   /** Default 30 min. */
   readonly maxRetryDelay?: Duration.DurationInput
+  /**
+   * Until a tracker has answered once, the first `rounds` failed rounds are retried after `delay`
+   * each, without doubling; then `retryDelay` as usual. For targets started together with their
+   * seeder, whose embedded tracker is not listening yet: a doubling wait would keep a target
+   * idle for seconds after the tracker is up. Default: none.
+   */
+  readonly startRetry?: { readonly delay: Duration.DurationInput; readonly rounds: number }
   /** How long the `stopped` announce may take when the scope closes. Default 5 s. */
   readonly stopTimeout?: Duration.DurationInput
   /** Peers queue bound; the oldest are dropped past it. Default 2000. */
@@ -436,6 +443,8 @@ export const makeAnnouncer = (
     const minInterval = Duration.toMillis(options.minInterval ?? "10 seconds")
     const retryDelay = Duration.toMillis(options.retryDelay ?? "1 second")
     const maxRetryDelay = Duration.toMillis(options.maxRetryDelay ?? "30 minutes")
+    const startRetryDelay = Duration.toMillis(options.startRetry?.delay ?? 0)
+    const startRetryRounds = options.startRetry?.rounds ?? 0
     const stopTimeout = options.stopTimeout ?? "5 seconds"
     const peers = yield* Queue.sliding<PeerAddress>(options.peerQueueCapacity ?? 2000)
     const signals = yield* Queue.unbounded<Signal>()
@@ -495,6 +504,8 @@ export const makeAnnouncer = (
 
     const loop = Effect.gen(function* () {
       let failures = 0
+      /** Failed rounds retried after `startRetry.delay`: before the first answer, at most `rounds`. */
+      let quickFailures = 0
       while (true) {
         const event = nextEvent()
         const result = yield* announceRound(event)
@@ -502,6 +513,7 @@ export const makeAnnouncer = (
         if (Either.isRight(result)) {
           const { response, url } = result.right
           failures = 0
+          quickFailures = 0
           if (event === "started") started = true
           if (event === "completed") completedPending = false
           yield* Queue.offerAll(peers, response.peers)
@@ -518,7 +530,10 @@ export const makeAnnouncer = (
           failures++
           yield* Ref.update(state, (s) => ({ ...s, failures: s.failures + 1 }))
           if (options.onFailure !== undefined) yield* options.onFailure(result.left)
-          waitMillis = Math.min(retryDelay * 2 ** (failures - 1), maxRetryDelay)
+          if (!started && quickFailures < startRetryRounds) {
+            quickFailures++
+            waitMillis = startRetryDelay
+          } else waitMillis = Math.min(retryDelay * 2 ** (failures - quickFailures - 1), maxRetryDelay)
         }
         const signal = yield* Queue.take(signals).pipe(
           Effect.timeout(Duration.millis(waitMillis)),

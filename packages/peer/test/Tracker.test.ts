@@ -1,7 +1,7 @@
 import * as Dgram from "node:dgram"
 import { assert, describe, it } from "@effect/vitest"
 import { Bencode } from "@ezio/torrent"
-import { Duration, Effect, Either, FastCheck, Fiber, TestClock } from "effect"
+import { Clock, Duration, Effect, Either, FastCheck, Fiber, Queue, TestClock } from "effect"
 import * as Tracker from "../src/Tracker.js"
 import { bytes20, eventually, realSleep, request } from "./trackerSupport.js"
 
@@ -422,4 +422,59 @@ describe("Tracker helpers", () => {
     Tracker.promote(tiers, "d")
     assert.deepStrictEqual(tiers, [["a", "b", "c"], ["d"]])
   })
+})
+
+describe("Announcer start-up retries", () => {
+  /** A tracker that refuses the first `down` announces (not listening yet), then answers; the Clock time of each. */
+  const lateTracker = (down: number, times: Array<number>): Tracker.TrackerService => ({
+    announce: (url) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        times.push(now)
+        return times.length <= down
+          ? Effect.fail(new Tracker.TrackerError({ reason: "Network", url, detail: "connect ECONNREFUSED" }))
+          : Effect.succeed({ interval: 60, peers: [{ ip: "10.0.0.2", port: 6881 }] })
+      }),
+    scrape: () => Effect.die("unused")
+  })
+
+  const options = (tracker: Tracker.TrackerService, startRetry?: Tracker.AnnouncerOptions["startRetry"]) =>
+    Tracker.makeAnnouncer(tracker, {
+      tiers: [["http://10.0.0.1:6969/announce"]],
+      infoHash: bytes20(50),
+      peerId: bytes20(51),
+      port: 6881,
+      retryDelay: "1 second",
+      ...(startRetry === undefined ? {} : { startRetry }),
+      progress: Effect.succeed({ uploaded: 0, downloaded: 0, left: 1 })
+    })
+
+  it.scoped(
+    "until a tracker answers, `startRetry.rounds` retries `delay` apart, then the doubling backoff",
+    () =>
+      Effect.gen(function* () {
+        const times: Array<number> = []
+        const announcer = yield* options(lateTracker(100, times), { delay: "250 millis", rounds: 3 })
+        yield* TestClock.adjust("10 seconds")
+        // 3 quick retries, then 1 s, 2 s, 4 s: at 0, 250, 500, 750, 1750, 3750, 7750
+        assert.deepStrictEqual(times, [0, 250, 500, 750, 1750, 3750, 7750])
+        yield* announcer.stop
+      })
+  )
+
+  it.scoped("a tracker up 1.1 s late is reached at 1.25 s, not after the doubling waits (at 3 s)", () =>
+    Effect.gen(function* () {
+      const quick: Array<number> = []
+      const a = yield* options(lateTracker(5, quick), { delay: "250 millis", rounds: 20 })
+      const doubling: Array<number> = []
+      const b = yield* options(lateTracker(2, doubling))
+      yield* TestClock.adjust("5 seconds")
+      assert.deepStrictEqual(quick, [0, 250, 500, 750, 1000, 1250])
+      assert.deepStrictEqual(doubling, [0, 1000, 3000])
+      assert.deepStrictEqual(yield* Queue.take(a.peers), { ip: "10.0.0.2", port: 6881 })
+      assert.strictEqual((yield* a.state).announces, 1)
+      assert.strictEqual((yield* b.state).announces, 1)
+      yield* a.stop
+      yield* b.stop
+    })
+  )
 })

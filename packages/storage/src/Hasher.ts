@@ -209,8 +209,10 @@ interface Thread {
 }
 
 /**
- * A pool of up to `threads` hashing workers (default: one per core), started as requests queue
- * behind the ones started, and terminated when the scope closes.
+ * A pool of up to `threads` hashing workers (default: one per core), terminated when the scope
+ * closes. Workers start when work needs them, not with the pool: each is a Node start-up of its
+ * own in CPU time, paid by every process of a deploy at once, and a seeder that trusts its data
+ * needs none.
  *
  * @since 0.1.0
  * @category constructors
@@ -249,11 +251,11 @@ export const make = (
       return t
     }
 
-    // One worker at first, another only once requests queue behind every started one: a download
-    // hashes a piece (two at worst) long before the next arrive and never pays a second worker's
-    // start-up and memory, while a check or a torrent creation, which keeps several requests per
-    // worker in flight, soon runs on all of them.
-    const pool: Array<Thread> = [spawn(undefined)]
+    // The first request starts a worker, and another starts only once requests queue behind every
+    // started one: a download hashes a piece (two at worst) long before the next arrive and never
+    // pays a second worker's start-up and memory, while a check or a torrent creation, which keeps
+    // several requests per worker in flight, soon runs on all of them.
+    const pool: Array<Thread> = []
     // A buffer gone from this thread cannot be named by a request again: the workers let go too.
     const shared = new FinalizationRegistry<number>((id) => {
       if (closed) return
@@ -267,8 +269,11 @@ export const make = (
     )
 
     const leastBusy = (): Thread => {
-      const best = pool.reduce((best, t) => (t.inFlight < best.inFlight ? t : best), pool[0]!)
-      if (best.inFlight < 2 || pool.length >= threads || closed) return best
+      const best = pool.reduce<Thread | undefined>(
+        (b, t) => (b === undefined || t.inFlight < b.inFlight ? t : b),
+        undefined
+      )
+      if (best !== undefined && (best.inFlight < 2 || pool.length >= threads || closed)) return best
       const fresh = spawn(undefined)
       pool.push(fresh)
       return fresh
@@ -277,7 +282,7 @@ export const make = (
     // One message per request (a whole piece or a large chunk of one), never per block.
     // Uninterruptible: the worker reads the caller's blocks until it answers.
     const request = (
-      thread: Thread,
+      pick: () => Thread,
       job: number,
       views: ReadonlyArray<Uint8Array>,
       options: JobOptions,
@@ -288,6 +293,7 @@ export const make = (
       Effect.uninterruptible(
         Effect.async<{ digest?: Uint8Array; blocks?: Array<Uint8Array> }, HashError>((resume) => {
           if (closed) return resume(Effect.fail(new HashError({ reason: "the hasher has been closed" })))
+          const thread = pick()
           const id = nextId++
           thread.inFlight++
           thread.pending.set(id, {
@@ -322,12 +328,14 @@ export const make = (
       )
 
     const begin = (options: JobOptions = {}): Job => {
-      const thread = leastBusy()
+      // Every chunk of a job goes to the worker its first one went to.
+      let thread: Thread | undefined
+      const pick = () => (thread ??= leastBusy())
       const job = nextId++
       return {
-        update: (views) => Effect.map(request(thread, job, views, options, false), (a) => a.blocks ?? []),
+        update: (views) => Effect.map(request(pick, job, views, options, false), (a) => a.blocks ?? []),
         final: (views) =>
-          Effect.map(request(thread, job, views, options, true), (a) => ({
+          Effect.map(request(pick, job, views, options, true), (a) => ({
             digest: a.digest!,
             blocks: a.blocks ?? []
           }))
@@ -340,12 +348,12 @@ export const make = (
       digest: (views, options) => begin(options).final(views),
       digestPieces: (view, pieceLength, algorithm = "sha1") =>
         Effect.map(
-          request(leastBusy(), nextId++, [view], { algorithm }, true, pieceLength),
+          request(leastBusy, nextId++, [view], { algorithm }, true, pieceLength),
           (answer) => answer.digest!
         ),
       digestRanges: (ranges, pieceLength, algorithm = "sha1") =>
         Effect.map(
-          request(leastBusy(), nextId++, [], { algorithm }, true, pieceLength, ranges),
+          request(leastBusy, nextId++, [], { algorithm }, true, pieceLength, ranges),
           (answer) => answer.digest!
         )
     } satisfies HasherService

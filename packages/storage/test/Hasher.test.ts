@@ -1,4 +1,5 @@
-import { assert, layer } from "@effect/vitest"
+import * as NFS from "node:fs"
+import { assert, describe, it, layer } from "@effect/vitest"
 import { BufferPool } from "@ezio/pool"
 import { random, sha1, sha256 } from "@ezio/test-support/data"
 import { Effect, Layer } from "effect"
@@ -78,5 +79,34 @@ layer(Env)("Hasher (worker threads)", (it) => {
       assert.deepStrictEqual(r.digest, sha256(data))
       assert.deepStrictEqual(r.blocks[3], sha256(data.subarray(3 * 16384)))
     })
+  )
+})
+
+// Linux: the process's threads are listed in /proc/self/task; a worker is one more.
+const threadCount = () => NFS.readdirSync("/proc/self/task").length
+
+describe.runIf(NFS.existsSync("/proc/self/task"))("Hasher workers start on demand", () => {
+  it.effect("none with the pool, one for a lone request, at most `threads` under load", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const before = threadCount()
+        const hasher = yield* Hasher.make({ threads: 2 })
+        assert.strictEqual(threadCount(), before, "no worker before any work")
+        const data = random(64 * 1024, 7)
+        assert.deepStrictEqual((yield* hasher.digest([data])).digest, sha1(data))
+        const afterOne = threadCount()
+        assert.strictEqual(afterOne, before + 1, "one request, one worker")
+        // Requests in sequence find the worker idle again: still one.
+        for (let i = 0; i < 5; i++) yield* hasher.digestPieces(data, 16384)
+        assert.strictEqual(threadCount(), afterOne)
+        const many = yield* Effect.forEach(
+          Array.from({ length: 12 }, (_, i) => random(256 * 1024, i + 10)),
+          (d) => Effect.map(hasher.digest([d]), (r) => Buffer.compare(r.digest, sha1(d)) === 0),
+          { concurrency: "unbounded" }
+        )
+        assert.isTrue(many.every(Boolean))
+        assert.strictEqual(threadCount(), before + 2, "busy workers: a second one, never a third")
+      })
+    )
   )
 })

@@ -22,6 +22,7 @@ import { ExitCode, interrupted, Stalled, UsageError } from "./errors.js"
 import * as Finish from "./finish.js"
 import { parseSize } from "./format.js"
 import * as Status from "./serveStatus.js"
+import * as StartupTrace from "./startupTrace.js"
 import * as Torrents from "./torrents.js"
 import * as Watch from "./watch.js"
 
@@ -121,6 +122,7 @@ const loop = (
   extra: ServeExtra
 ) =>
   Effect.gen(function* () {
+    StartupTrace.mark("engine")
     const peers = yield* Effect.forEach(args.peers, parsePeer)
     // Magnet links: their metadata from the peers, over the session the swarms then use.
     const { resolved, session: fetching } = yield* Torrents.resolve(args.pairs, { ...args, peers })
@@ -135,6 +137,7 @@ const loop = (
     // A download stopped (Ctrl-C, SIGTERM) before it is complete exits 6, even while checking.
     if (mode === "download") interrupted.code = ExitCode.incomplete
     const opened = yield* Torrents.open(resolved, { mode, trust, json: args.json })
+    StartupTrace.mark("opened")
     const metas = opened.map((o) => o.meta)
     const title = Status.names(metas)
     const session =
@@ -160,6 +163,7 @@ const loop = (
       )
     )
     const swarms = parts.map((p) => p.swarm)
+    StartupTrace.mark("session")
 
     const ours: Array<string> = []
     let trackerUrl: string | undefined
@@ -178,6 +182,7 @@ const loop = (
         ...(deploy === undefined ? {} : { interval: DeployWatch.announceInterval, onAnnounce: deploy.record })
       })
       trackerUrl = embedded.url
+      StartupTrace.mark("tracker-up")
       ours.push(embedded.url)
     }
     const tiersOf = (meta: Metainfo.Metainfo) => [
@@ -196,9 +201,15 @@ const loop = (
           minInterval: "5 seconds",
           retryDelay: "1 second",
           maxRetryDelay: "60 seconds",
+          // Targets start with their seeder: its tracker may be a moment from listening.
+          startRetry: { delay: "250 millis", rounds: 20 },
+          onResponse: () => StartupTrace.markEffect("announced"),
           onFailure: (errors) =>
-            Effect.logWarning(
-              `every tracker failed${swarms.length > 1 ? ` for ${swarm.metainfo.name}` : ""}: ${errors.map((e) => e.message).join("; ")}`
+            Effect.zipRight(
+              StartupTrace.markEffect("announce-failed"),
+              Effect.logWarning(
+                `every tracker failed${swarms.length > 1 ? ` for ${swarm.metainfo.name}` : ""}: ${errors.map((e) => e.message).join("; ")}`
+              )
             )
         })
       }
@@ -208,6 +219,9 @@ const loop = (
 
     const ready = Status.ready({ mode, parts, listen: `${args.bind}:${session.port}`, tracker: trackerUrl })
     yield* emit(args.json, ready.value, ready.text)
+    StartupTrace.mark("ready")
+    if (mode === "download" && StartupTrace.enabled)
+      yield* Effect.forkScoped(StartupTrace.watchFirstBytes(() => Status.total(Status.statuses(parts))))
 
     const pool = yield* BufferPool.BufferPool
     const started = yield* Clock.currentTimeMillis
@@ -302,4 +316,8 @@ export const serve = (
   trust: boolean,
   exitWhenDone: boolean,
   extra: ServeExtra = {}
-) => loop(args, mode, trust, exitWhenDone, extra).pipe(Effect.scoped, Effect.provide(engine(args.poolSize)))
+) =>
+  Effect.zipRight(
+    StartupTrace.markEffect("command"),
+    loop(args, mode, trust, exitWhenDone, extra).pipe(Effect.scoped, Effect.provide(engine(args.poolSize)))
+  )
