@@ -1,7 +1,7 @@
 /**
  * The disk engine's share of a download's main thread, per piece: blocks from the pool go in
  * through `unsafeWriteMany` a dozen at a time (what a socket read brings), and each piece is
- * hashed through `DiskIo.hash` once its blocks are in, as the swarm does, with no network. Prints
+ * hashed through `DiskIo.unsafeHash` once its blocks are in, as the swarm does, with no network. Prints
  * the main thread's CPU seconds per GiB (utime + stime of its /proc task) and the whole process's.
  *
  *   npx tsx packages/disk-io/bench/piece.ts     (EZIO_BENCH_MIB=1024, EZIO_BENCH_DIR=/dev/shm)
@@ -20,9 +20,11 @@ const BLOCK = 16 * 1024
 const PIECE = MiB
 const PER_READ = 12
 // EZIO_BENCH_HASH=0: writes only, to tell the write path's share from the hash path's;
-// EZIO_BENCH_HASH=hasher: the piece's views straight to the Hasher, without DiskIo.hash.
+// EZIO_BENCH_HASH=hasher: the piece's views straight to the Hasher, without DiskIo.hash;
+// EZIO_BENCH_HASH=effect: DiskIo.hash in a fiber per piece instead of DiskIo.unsafeHash.
 const hashing = process.env.EZIO_BENCH_HASH !== "0"
 const direct = process.env.EZIO_BENCH_HASH === "hasher"
+const viaEffect = process.env.EZIO_BENCH_HASH === "effect"
 const baseDir = process.env.EZIO_BENCH_DIR ?? (NFS.existsSync("/dev/shm") ? "/dev/shm" : NOS.tmpdir())
 
 const mainCpu = () => {
@@ -82,13 +84,14 @@ const run = Effect.gen(function* () {
             })
           } else if (!hashing) {
             if (++hashed === layout.pieceCount) resume(Effect.void)
-          } else
-            Effect.runCallback(disk.hash(t, w.piece), {
-              onExit: (exit) => {
-                if (Exit.isFailure(exit)) throw new Error(`hash ${w.piece} failed`)
-                if (++hashed === layout.pieceCount) resume(Effect.void)
-              }
-            })
+          } else {
+            const onExit = (exit: Exit.Exit<unknown, unknown>) => {
+              if (Exit.isFailure(exit)) throw new Error(`hash ${w.piece} failed`)
+              if (++hashed === layout.pieceCount) resume(Effect.void)
+            }
+            if (viaEffect) Effect.runCallback(disk.hash(t, w.piece), { onExit })
+            else disk.unsafeHash(t, w.piece, {}, onExit)
+          }
         }
       }
       if (next < total) {

@@ -16,6 +16,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Record from "effect/Record"
@@ -189,6 +190,18 @@ export interface DiskIoService {
     options?: HashOptions
   ) => Effect.Effect<Hashed, DiskIoError>
   /**
+   * `hash` for plain code on the download path: `onExit` is called once with its outcome, maybe
+   * before this returns. A piece whose every block is still in the store buffer (just
+   * downloaded) is hashed without starting a fiber; any other goes through `hash`. Nothing
+   * interrupts it: closing the engine waits for it to answer.
+   */
+  readonly unsafeHash: (
+    torrent: TorrentHandle,
+    piece: number,
+    options: HashOptions,
+    onExit: (exit: Exit.Exit<Hashed, DiskIoError>) => void
+  ) => void
+  /**
    * After a failed hash: drops the piece's writes that have not started (they never reach
    * storage), waits for those in flight, and forgets the piece's recorded write error.
    */
@@ -265,12 +278,12 @@ export const make = (
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         engine.closed = true
-        return engine.drained(() => engine.store.outstanding === 0)
+        return engine.drained(() => engine.store.outstanding === 0 && engine.callbackJobs === 0)
       }).pipe(Effect.zipRight(syncMetrics))
     )
 
     const { read, readOwned } = makeReads(engine)
-    const { clearPiece, hash } = makeHashes(engine)
+    const { clearPiece, hash, unsafeHash } = makeHashes(engine, yield* Effect.runtime<never>())
     const { write, writeMany, unsafeWriteMany } = makeWrite(engine)
     return {
       name: config.name,
@@ -282,6 +295,7 @@ export const make = (
       writeMany,
       unsafeWriteMany,
       hash,
+      unsafeHash,
       clearPiece,
       stats: Effect.map(syncMetrics, unsafeStats),
       unsafeStats

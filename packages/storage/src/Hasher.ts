@@ -42,6 +42,11 @@ export interface Digest {
 export interface Job {
   readonly update: (views: ReadonlyArray<Uint8Array>) => Effect.Effect<ReadonlyArray<Uint8Array>, HashError>
   readonly final: (views: ReadonlyArray<Uint8Array>) => Effect.Effect<Digest, HashError>
+  /**
+   * `final` for plain code on a hot path (one call per downloaded piece): `done` is called once
+   * with the digest or the error, possibly before this returns; no fiber is started.
+   */
+  readonly unsafeFinal: (views: ReadonlyArray<Uint8Array>, done: (result: Digest | HashError) => void) => void
 }
 
 /**
@@ -280,6 +285,48 @@ export const make = (
     }
 
     // One message per request (a whole piece or a large chunk of one), never per block.
+    const send = (
+      pick: () => Thread,
+      job: number,
+      views: ReadonlyArray<Uint8Array>,
+      options: JobOptions,
+      final: boolean,
+      done: (answer: Answer | HashError) => void,
+      pieceLength?: number,
+      ranges?: ReadonlyArray<FileRange>
+    ): void => {
+      if (closed) return done(new HashError({ reason: "the hasher has been closed" }))
+      const thread = pick()
+      const id = nextId++
+      thread.inFlight++
+      thread.pending.set(id, {
+        resolve: (answer) =>
+          done(
+            answer.error === undefined
+              ? answer
+              : new HashError({
+                  reason: answer.error,
+                  ...(answer.path !== undefined ? { path: answer.path } : {}),
+                  ...(answer.code !== undefined ? { code: answer.code } : {})
+                })
+          )
+      })
+      const { inline, refs, register } = encodeViews(thread, views, shared)
+      thread.worker.postMessage({
+        id,
+        job,
+        refs,
+        inline,
+        register,
+        algorithm: options.algorithm ?? "sha1",
+        final,
+        blockHashes: options.blockHashes === true,
+        blockSize: options.blockSize ?? 16384,
+        pieceLength,
+        ranges
+      })
+    }
+
     // Uninterruptible: the worker reads the caller's blocks until it answers.
     const request = (
       pick: () => Thread,
@@ -291,40 +338,18 @@ export const make = (
       ranges?: ReadonlyArray<FileRange>
     ) =>
       Effect.uninterruptible(
-        Effect.async<{ digest?: Uint8Array; blocks?: Array<Uint8Array> }, HashError>((resume) => {
-          if (closed) return resume(Effect.fail(new HashError({ reason: "the hasher has been closed" })))
-          const thread = pick()
-          const id = nextId++
-          thread.inFlight++
-          thread.pending.set(id, {
-            resolve: (answer) =>
-              resume(
-                answer.error === undefined
-                  ? Effect.succeed(answer)
-                  : Effect.fail(
-                      new HashError({
-                        reason: answer.error,
-                        ...(answer.path !== undefined ? { path: answer.path } : {}),
-                        ...(answer.code !== undefined ? { code: answer.code } : {})
-                      })
-                    )
-              )
-          })
-          const { inline, refs, register } = encodeViews(thread, views, shared)
-          thread.worker.postMessage({
-            id,
+        Effect.async<Answer, HashError>((resume) =>
+          send(
+            pick,
             job,
-            refs,
-            inline,
-            register,
-            algorithm: options.algorithm ?? "sha1",
+            views,
+            options,
             final,
-            blockHashes: options.blockHashes === true,
-            blockSize: options.blockSize ?? 16384,
+            (answer) => resume(answer instanceof HashError ? Effect.fail(answer) : Effect.succeed(answer)),
             pieceLength,
             ranges
-          })
-        })
+          )
+        )
       )
 
     const begin = (options: JobOptions = {}): Job => {
@@ -338,7 +363,11 @@ export const make = (
           Effect.map(request(pick, job, views, options, true), (a) => ({
             digest: a.digest!,
             blocks: a.blocks ?? []
-          }))
+          })),
+        unsafeFinal: (views, done) =>
+          send(pick, job, views, options, true, (a) =>
+            done(a instanceof HashError ? a : { digest: a.digest!, blocks: a.blocks ?? [] })
+          )
       }
     }
 
@@ -373,13 +402,14 @@ export const makeInline = (): HasherService => {
       for (const view of views) hash.update(view)
       return leaves === undefined ? [] : leaves(views, final)
     }
+    const final = (views: ReadonlyArray<Uint8Array>): Digest => {
+      const blocks = step(views, true)
+      return { digest: new Uint8Array(hash.digest()), blocks }
+    }
     return {
       update: (views) => Effect.sync(() => step(views, false)),
-      final: (views) =>
-        Effect.sync(() => {
-          const blocks = step(views, true)
-          return { digest: new Uint8Array(hash.digest()), blocks }
-        })
+      final: (views) => Effect.sync(() => final(views)),
+      unsafeFinal: (views, done) => done(final(views))
     }
   }
   return {

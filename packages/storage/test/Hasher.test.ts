@@ -48,6 +48,28 @@ layer(Env)("Hasher (worker threads)", (it) => {
     })
   )
 
+  it.effect("unsafeFinal answers as final does, after updates too, on workers and inline", () =>
+    Effect.gen(function* () {
+      const data = random(3 * 16384 + 11, 7)
+      for (const hasher of [yield* Hasher.Hasher, Hasher.makeInline()]) {
+        const job = hasher.begin({ algorithm: "sha256", blockHashes: true })
+        const first = yield* job.update([data.subarray(0, 16384)])
+        const rest = yield* Effect.async<Hasher.Digest | Hasher.HashError>((resume) =>
+          job.unsafeFinal([data.subarray(16384)], (result) => resume(Effect.succeed(result)))
+        )
+        assert.ok(!(rest instanceof Hasher.HashError))
+        assert.deepStrictEqual(rest.digest, sha256(data))
+        assert.deepStrictEqual([...first, ...rest.blocks].length, 4)
+        assert.deepStrictEqual(rest.blocks[2], sha256(data.subarray(3 * 16384)))
+        const plain = yield* Effect.async<Hasher.Digest | Hasher.HashError>((resume) =>
+          hasher.begin().unsafeFinal([data], (result) => resume(Effect.succeed(result)))
+        )
+        assert.ok(!(plain instanceof Hasher.HashError))
+        assert.deepStrictEqual(plain.digest, sha1(data))
+      }
+    })
+  )
+
   it.effect(
     "v2 leaves and digests do not depend on how a piece is cut into updates (worker and inline)",
     () =>

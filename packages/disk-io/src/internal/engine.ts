@@ -90,6 +90,8 @@ export class Engine {
   nextTorrent = 0
   closed = false
   readonly jobs: Record<JobKind, Counts>
+  /** Jobs in plain code (`unsafeHash`) not yet answered: closing the engine waits for them. */
+  callbackJobs = 0
   bytesRead = 0
   bytesHashed = 0
   syncs = 0

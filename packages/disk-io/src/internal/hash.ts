@@ -6,8 +6,10 @@
  * @internal
  */
 import type { BufferPool } from "@ezio/pool"
-import { Layout } from "@ezio/storage"
+import { Hasher, Layout } from "@ezio/storage"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Runtime from "effect/Runtime"
 import { DiskIoError } from "../DiskIoError.js"
 import { badPiece, type Engine, errorOf, Job, poolError, type Restore, writeFailed } from "./engine.js"
 import { HashFence } from "./fence.js"
@@ -17,7 +19,7 @@ import { V2_BLOCK } from "./options.js"
 import type { Entry, TorrentState } from "./storeBuffer.js"
 
 /** @internal */
-export const makeHashes = (engine: Engine) => {
+export const makeHashes = (engine: Engine, runtime: Runtime.Runtime<never>) => {
   const { hasher, hashGate, io, store } = engine
   const { chunkBlocks, chunkBytes } = engine.config
   const bs = engine.blockSize
@@ -153,6 +155,80 @@ export const makeHashes = (engine: Engine) => {
       )
     })
 
+  const runHashEffect = Runtime.runCallback(runtime)
+
+  // `hashPinned` in plain code, driven by callbacks (a permit granted, the hasher's answer, the
+  // writes on storage): a just-downloaded piece is hashed without a fiber. The engine's close
+  // waits for these, as it does for the writes.
+  const unsafeHashPinned = (
+    job: Job,
+    t: TorrentState,
+    piece: number,
+    v2: boolean,
+    entries: ReadonlyArray<Entry>,
+    done: (exit: Exit.Exit<Hashed, DiskIoError>) => void
+  ): void => {
+    const written = entries[0]!.piece
+    const seq = store.seq
+    const answered = (result: Hasher.Digest | Hasher.HashError) => {
+      if (result instanceof Hasher.HashError) return done(Exit.fail(failHash(t, piece)(result)))
+      engine.bytesHashed += Layout.pieceSize(t.layout, piece)
+      // Hashed: the pins and the permit go back before waiting for storage.
+      job.release()
+      const stored = () =>
+        done(
+          written.error !== undefined
+            ? Exit.fail(writeFailed(t, "hash", piece, written.error))
+            : Exit.succeed(
+                v2 ? { sha1: result.digest, blockHashes: [...result.blocks] } : { sha1: result.digest }
+              )
+        )
+      if (written.lowest() > seq) return stored()
+      store.urge(written)
+      written.fence.waiters.push({ seq, wake: stored })
+    }
+    const go = () => {
+      job.start()
+      const views = entries.map((e) =>
+        e.length === bs ? e.block.bytes : e.block.bytes.subarray(0, e.length)
+      )
+      hasher.begin({ algorithm: "sha1", blockHashes: v2, blockSize: V2_BLOCK }).unsafeFinal(views, answered)
+    }
+    if (job.tryPermit(hashGate)) return go()
+    hashGate.enqueue().wake = () => {
+      job.holdPermit(hashGate)
+      go()
+    }
+  }
+
+  // `hash` for plain code: a piece whole in the store buffer goes through `unsafeHashPinned`,
+  // anything else through `hash` in a fiber of its own.
+  const unsafeHash = (
+    handle: TorrentHandle,
+    piece: number,
+    options: HashOptions,
+    onExit: (exit: Exit.Exit<Hashed, DiskIoError>) => void
+  ): void => {
+    const t = engine.lookup(handle, "hash")
+    const pinned = t instanceof DiskIoError || badPiece(t, piece) ? undefined : store.pinWholePiece(t, piece)
+    if (pinned === undefined) return void runHashEffect(hash(handle, piece, options), { onExit })
+    const t1 = t as TorrentState
+    const job = new Job(store, engine.jobs.hash)
+    job.holdPins(pinned)
+    const key = `${t1.id}:${piece}`
+    fence.enter(key)
+    engine.callbackJobs++
+    unsafeHashPinned(job, t1, piece, options.v2 === true, pinned, (exit) => {
+      job.close(Exit.isSuccess(exit))
+      fence.leave(key)
+      engine.callbackJobs--
+      store.checkDrained()
+      // Not on the stack of the writer or hasher callback that finished the job: whatever the
+      // caller does next cannot stall the engine's own bookkeeping.
+      queueMicrotask(() => onExit(exit))
+    })
+  }
+
   const clearPiece = (handle: TorrentHandle, piece: number): Effect.Effect<void, DiskIoError> =>
     Effect.suspend(() => {
       const t = engine.lookup(handle, "clearPiece")
@@ -176,5 +252,5 @@ export const makeHashes = (engine: Engine) => {
       })
     })
 
-  return { hash, clearPiece }
+  return { hash, unsafeHash, clearPiece }
 }

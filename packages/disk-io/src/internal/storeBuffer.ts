@@ -361,7 +361,7 @@ export class StoreBuffer {
     this.storeBlocks--
     piece.torrent.outstanding--
     this.outstanding--
-    if (piece.torrent.outstanding === 0 || this.outstanding === 0) this.wakeDrained()
+    if (piece.torrent.outstanding === 0 || this.outstanding === 0) this.checkDrained()
   }
 
   /** A batch is over: wake waiters, write what came in meanwhile, forget an idle piece. */
@@ -394,7 +394,8 @@ export class StoreBuffer {
     this.forget(piece)
   }
 
-  private wakeDrained(): void {
+  /** Runs the drain waiters: writes drained, or something else they wait for ended. */
+  checkDrained(): void {
     const waiters = this.drainWaiters
     for (let i = 0; i < waiters.length;) {
       if (waiters[i]!()) waiters.splice(i, 1)

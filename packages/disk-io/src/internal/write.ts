@@ -9,10 +9,10 @@ import type { BufferPool } from "@ezio/pool"
 import { Layout } from "@ezio/storage"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { DiskIoError } from "../DiskIoError.js"
 import { type Engine, badPiece, errorOf } from "./engine.js"
-import { takeGate } from "./gate.js"
 import type { BlockWrite, TorrentHandle, Written, WrittenMany } from "./models.js"
 import type { Entry, PieceState, TorrentState } from "./storeBuffer.js"
 
@@ -129,69 +129,85 @@ export const makeWrite = (engine: Engine) => {
 }
 
 /**
- * Starts the aio fibers and the timer that sends held-back writes of pieces nobody waits for (a
- * peer went away mid-piece), in `scope`.
+ * Starts the aio writers and the timer that sends held-back writes of pieces nobody waits for (a
+ * peer went away mid-piece), in `scope`. A writer is plain code driven by callbacks (a piece
+ * handed to it, an io permit granted, a storage write done): the only Effect per batch is the
+ * storage write itself, run in a fiber of its own, so no long-lived fiber steps through a loop
+ * of Effect operations per piece. Nothing interrupts a storage write; closing the engine waits
+ * until every write is out of the store buffer, those in flight included.
  *
  * @internal
  */
-export const startWriters = (engine: Engine, scope: Scope.Scope): Effect.Effect<void> => {
-  const { io, store } = engine
-  const bs = engine.blockSize
+export const startWriters = (engine: Engine, scope: Scope.Scope): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const { io, store } = engine
+    const bs = engine.blockSize
+    const runtime = yield* Effect.runtime<never>()
+    const runWrite = Runtime.runCallback(runtime)
 
-  const nextPiece = Effect.async<PieceState>((resume) => {
-    const piece = store.takeReady()
-    if (piece !== undefined) return resume(Effect.succeed(piece))
-    const wake = (p: PieceState) => resume(Effect.succeed(p))
-    store.idle.push(wake)
-    return Effect.sync(() => {
-      const i = store.idle.indexOf(wake)
-      if (i >= 0) store.idle.splice(i, 1)
-    })
-  })
+    const bytesOf = (entry: Entry) =>
+      entry.length === bs ? entry.block.bytes : entry.block.bytes.subarray(0, entry.length)
 
-  const bytesOf = (entry: Entry) =>
-    entry.length === bs ? entry.block.bytes : entry.block.bytes.subarray(0, entry.length)
+    const writer = () => {
+      let piece: PieceState | undefined
+      let runs: Array<Array<Entry>> = []
+      let at = 0
 
-  const writeBatch = (piece: PieceState): Effect.Effect<void> =>
-    Effect.zipRight(
-      takeGate(io),
-      Effect.suspend(() => {
-        const batch = store.selectBatch(piece)
-        if (batch.length === 0) return Effect.void
-        const storage = piece.torrent.storage
-        return Effect.forEach(
-          store.runs(batch),
-          (run) =>
-            Effect.exit(
-              Effect.uninterruptible(storage.write(piece.index, run[0]!.offset, run.map(bytesOf)))
-            ).pipe(
-              Effect.map((exit) =>
-                store.complete(run, exit._tag === "Success" ? undefined : Cause.squash(exit.cause))
-              )
-            ),
-          { discard: true }
-        )
-      }).pipe(
-        Effect.ensuring(
-          Effect.sync(() => {
+      // With the io permit held: this piece's batch, run by run, then the next ready piece. A
+      // storage write that completes at once (memory storage) continues the loop, not the stack.
+      const step = (): void => {
+        for (;;) {
+          const current = piece!
+          if (at === runs.length) {
             io.release()
-            store.batchDone(piece)
-          })
-        )
-      )
-    )
+            store.batchDone(current)
+            piece = store.takeReady()
+            if (piece === undefined) return void store.idle.push(wake)
+            if (!io.tryTake()) return void (io.enqueue().wake = start)
+            select()
+            continue
+          }
+          const run = runs[at++]!
+          const storage = current.torrent.storage
+          let inline = true
+          let doneInline = false
+          runWrite(
+            Effect.suspend(() => storage.write(current.index, run[0]!.offset, run.map(bytesOf))),
+            {
+              onExit: (exit) => {
+                store.complete(run, exit._tag === "Success" ? undefined : Cause.squash(exit.cause))
+                if (inline) doneInline = true
+                else step()
+              }
+            }
+          )
+          inline = false
+          if (!doneInline) return
+        }
+      }
+      const select = () => {
+        const batch = store.selectBatch(piece!)
+        runs = batch.length === 0 ? [] : store.runs(batch)
+        at = 0
+      }
+      const start = () => {
+        select()
+        step()
+      }
+      const begin = () => {
+        if (io.tryTake()) start()
+        else io.enqueue().wake = start
+      }
+      // Handed a piece by the store buffer, from inside an insert: the batch starts once the
+      // caller's inserts are done, as a woken fiber would.
+      const wake = (p: PieceState) => {
+        piece = p
+        queueMicrotask(begin)
+      }
+      store.idle.push(wake)
+    }
 
-  const worker = nextPiece.pipe(
-    Effect.flatMap((piece) =>
-      Effect.catchAllCause(writeBatch(piece), (cause) =>
-        Effect.logError("DiskIo: a write batch failed unexpectedly", cause)
-      )
-    ),
-    Effect.forever
-  )
-
-  return Effect.gen(function* () {
-    for (let i = 0; i < engine.config.aioThreads; i++) yield* Effect.forkIn(worker, scope)
+    for (let i = 0; i < engine.config.aioThreads; i++) writer()
     // On Effect's Clock, so tests drive it with TestClock.
     yield* Effect.sleep(engine.config.writeDelay).pipe(
       Effect.zipRight(Effect.sync(() => store.urgeAll())),
@@ -199,4 +215,3 @@ export const startWriters = (engine: Engine, scope: Scope.Scope): Effect.Effect<
       Effect.forkIn(scope)
     )
   })
-}

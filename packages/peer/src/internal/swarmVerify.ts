@@ -82,7 +82,8 @@ export const maybeHash = (core: VerifyCore, piece: number): void => {
   const state = core.picker.partial.get(piece)
   if (state === undefined || state.hashing || state.missing > 0) return
   state.hashing = true
-  core.runThen(core.disk.hash(core.handle, piece), (exit) => {
+  // Plain code, no fiber per piece: the engine waits for it when it closes.
+  core.disk.unsafeHash(core.handle, piece, {}, (exit) => {
     if (core.closed) return
     const expected = core.metainfo.pieces.subarray(piece * 20, piece * 20 + 20)
     if (Exit.isSuccess(exit) && Buffer.compare(exit.value.sha1, expected) === 0) passed(core, piece)
