@@ -24,6 +24,7 @@
  *                           EZIO_BENCH_DIR (where the copies go; /dev/shm keeps the disk out),
  *                           EZIO_SWARM_BIN (an ezio build other than dist/ezio),
  *                           EZIO_SWARM_SEED_ARGS / EZIO_SWARM_TARGET_ARGS (extra ezio flags),
+ *                           EZIO_SWARM_DUMP (a file prefix: every sample of a run as JSON),
  *                           EZIO_SWARM_CC (the hosts' TCP congestion control, default the
  *                           machine's; one its tcp_allowed_congestion_control lists, e.g. reno)
  */
@@ -76,6 +77,8 @@ interface Peer {
   stderr: string
   /** EZIO_STARTUP_TRACE marks: name → [seconds from launch, CPU ms the process had used]. */
   readonly marks: Map<string, readonly [number, number]>
+  /** The last status line (with EZIO_SWARM_DUMP). */
+  lastStatus?: unknown
 }
 
 const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<string>, launch: number): Peer => {
@@ -109,6 +112,7 @@ const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<strin
     } catch {
       return
     }
+    if (event.event === "status" && process.env.EZIO_SWARM_DUMP !== undefined) peer.lastStatus = event
     if (event.event === "status")
       peer.samples.push({
         t: (Date.now() - launch) / 1000,
@@ -147,6 +151,8 @@ interface Result {
   readonly last: number | undefined
   /** Status samples (ezio only; libtorrent's peer prints none): the seeder's, each target's. */
   readonly seederSamples: ReadonlyArray<Sample>
+  /** The seeder's last status line (with EZIO_SWARM_DUMP). */
+  readonly seederStatus?: unknown
   readonly targetSamples: ReadonlyArray<ReadonlyArray<Sample>>
   /** EZIO_STARTUP_TRACE marks (ezio only): the seeder's, each target's. */
   readonly seederMarks: ReadonlyMap<string, readonly [number, number]>
@@ -326,6 +332,7 @@ const runSwarm = async (
       targets: rows,
       seederSent: seeder.stopped?.uploaded ?? 0,
       seederSamples: seeder.samples,
+      seederStatus: seeder.lastStatus,
       targetSamples: targets.map((t) => t.samples),
       seederMarks: seeder.marks,
       targetMarks: targets.map((t) => t.marks),
@@ -502,6 +509,18 @@ const report = (r: Result, size: number, ideal: number, linkBytesPerSecond: numb
     sentPerKept: sent / kept
   }
   timeline(r, size, linkBytesPerSecond)
+  // EZIO_SWARM_DUMP=file: every status sample and shaper count of the run, to look at per target.
+  const dump = process.env.EZIO_SWARM_DUMP
+  if (dump !== undefined)
+    NFS.writeFileSync(
+      `${dump}.${r.client}.json`,
+      JSON.stringify({
+        ...r,
+        wire: r.wire.map((w) => ({ ...w, up: [...w.up] })),
+        seederMarks: undefined,
+        targetMarks: undefined
+      })
+    )
   console.log(
     `    last done ${r.last === undefined ? "never (deadline)" : `${r.last.toFixed(1)} s`}, ideal ${ideal.toFixed(1)} s, efficiency ${summary.efficiency?.toFixed(2) ?? "-"}, seeder sent ${summary.seederSentPerSize.toFixed(2)} × size, sent by all / kept ${summary.sentPerKept.toFixed(3)}`
   )

@@ -13,6 +13,7 @@ import { Session, Wire } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Bitfield, Create, Hasher, Layout, Storage } from "@ezio/storage"
 import { Effect, Either, Layer, type Scope } from "effect"
+import { MIN_QUEUE, QUEUE_SECONDS, sampleRates } from "../src/internal/swarmStatus.js"
 
 const POOL = 4 * 1024 * 1024
 const PIECE = 256 * 1024
@@ -167,4 +168,22 @@ describe("request queue", () => {
       }).pipe(Effect.scoped, Effect.provide(env)),
     90_000
   )
+
+  it("keeps QUEUE_SECONDS of each peer's measured rate requested, at least MIN_QUEUE, at most the option", () => {
+    assert.isAbove(QUEUE_SECONDS, 1, "requests wait behind our own uploads to the peer")
+    const peer = (downloaded: number) => ({ downloaded, downloadedAtSample: 0, rate: 0, requestDepth: 0 })
+    // A LAN peer's share of a 50 Mbit/s link, a slow peer, a fast one, one silent since its last second.
+    const lan = peer(800 * 1024)
+    const slow = peer(10 * 1024)
+    const fast = peer(100 * 1024 * 1024)
+    const quiet = { downloaded: 5 * BLOCK, downloadedAtSample: 5 * BLOCK, rate: 64 * BLOCK, requestDepth: 0 }
+    sampleRates({ options: { downloadQueue: 256 }, connections: [lan, slow, fast, quiet] })
+    assert.strictEqual(lan.requestDepth, (800 / 16) * QUEUE_SECONDS)
+    assert.strictEqual(slow.requestDepth, MIN_QUEUE)
+    assert.strictEqual(fast.requestDepth, 256)
+    // The rate halves at most per second: a peer between two blocks keeps its queue.
+    assert.strictEqual(quiet.rate, 32 * BLOCK)
+    assert.strictEqual(quiet.requestDepth, 32 * QUEUE_SECONDS)
+    assert.strictEqual(lan.downloadedAtSample, 800 * 1024)
+  })
 })

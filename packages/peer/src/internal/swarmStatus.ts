@@ -9,14 +9,31 @@ import type { SwarmCore } from "./swarm.js"
 import * as SwarmMetrics from "./swarmMetrics.js"
 import * as Verify from "./swarmVerify.js"
 
-/** Seconds of a peer's measured rate kept requested from it, and the fewest requests kept. */
-const QUEUE_SECONDS = 1
-const MIN_QUEUE = 8
+/**
+ * Seconds of a peer's measured rate kept requested from it, and the fewest requests kept. More
+ * than one: our requests to a peer we also upload to wait behind what we send it on the same
+ * connection (the socket's buffers, a second or more of a LAN peer's share of our link), so one
+ * second of its rate kept requested held it to that rate however much more it could send.
+ */
+export const QUEUE_SECONDS = 2
+export const MIN_QUEUE = 8
+
+/** What `sampleRates` reads and sets of a connection. */
+export interface RateSampled {
+  readonly downloaded: number
+  downloadedAtSample: number
+  rate: number
+  requestDepth: number
+}
+
 /** A socket that holds unsent bytes this long without progress belongs to a peer that stopped reading. */
 const SEND_STALL_MS = 30_000
 
 /** Once a second: each peer's request queue follows its measured rate. */
-export const sampleRates = (core: SwarmCore): void => {
+export const sampleRates = (core: {
+  readonly options: { readonly downloadQueue: number }
+  readonly connections: Iterable<RateSampled>
+}): void => {
   const max = core.options.downloadQueue
   for (const c of core.connections) {
     c.rate = Math.max(c.downloaded - c.downloadedAtSample, c.rate / 2)
