@@ -13,7 +13,7 @@ import { Session } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Hasher, Layout, Storage } from "@ezio/storage"
 import { Metainfo } from "@ezio/torrent"
-import { Effect, Either, Fiber, Layer, Schedule } from "effect"
+import { Effect, Either, Fiber, Layer } from "effect"
 import * as TorrentSupport from "./torrentSupport.js"
 import {
   freePort,
@@ -37,6 +37,7 @@ const PE_RC4 = 2
 const tempDir = TorrentSupport.tempDir("ezio-mse-")
 const singleFile = (dir: string, size: number) => TorrentSupport.singleFileOnDisk(dir, size, 256 * 1024)
 const full = TorrentSupport.full
+const listening = TorrentSupport.listening
 
 /** Our seeder of `dir/src`, with the session's defaults (plaintext for the connections it opens). */
 const seed = (dir: string, meta: Metainfo.Metainfo, options: Session.Options = {}) =>
@@ -134,16 +135,6 @@ const relay = (target: number) =>
     ),
     ({ server }) => Effect.sync(() => server.close())
   )
-
-/** Succeeds once 127.0.0.1:`port` takes connections (tried every 100 ms, for 30 s at most). */
-const listening = (port: number) =>
-  Effect.async<void, Error>((resume) => {
-    const probe = Net.connect(port, "127.0.0.1", () => {
-      probe.destroy()
-      resume(Effect.void)
-    })
-    probe.on("error", (error) => resume(Effect.fail(error)))
-  }).pipe(Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("30 seconds"))))
 
 describe("MSE/PE interop", () => {
   it.live.skipIf(!hasLibtorrent)(

@@ -7,6 +7,7 @@ import {
   SLOTS,
   SPREAD_MS,
   SuperSeeding,
+  UNANNOUNCED_MS,
   UNCLAIMED_MS
 } from "../src/internal/superSeeding.js"
 
@@ -46,6 +47,38 @@ const make = (pieces: number) => {
 }
 
 describe("SuperSeeding", () => {
+  it("a client that never announces the whole pieces it got from us is served as usual", () => {
+    const { superSeeding, asks } = make(10)
+    const a = new Peer(1)
+    superSeeding.handshake(a, false, 0)
+    const offered = [...a.haves]
+    assert.strictEqual(offered.length, SLOTS)
+    const notOffered = [...Array(10).keys()].filter((p) => !offered.includes(p))
+    assert.isFalse(asks(a, notOffered[0]!))
+    // It asks for and gets both offered pieces whole, and says nothing of them (as transmission).
+    for (const piece of offered) {
+      assert.isTrue(asks(a, piece))
+      superSeeding.sent(a, piece, 1024, 1024, 100)
+    }
+    superSeeding.tick(100 + UNANNOUNCED_MS - 1)
+    assert.strictEqual(a.haves.length, SLOTS, "still super-seeded: it may yet announce them")
+    superSeeding.tick(100 + UNANNOUNCED_MS)
+    assert.strictEqual(superSeeding.clients, 0)
+    assert.sameMembers(a.haves, [...Array(10).keys()], "told of every other piece, each once")
+    assert.strictEqual(a.haves.length, 10)
+    assert.isTrue(superSeeding.allows(a, notOffered[0]!))
+  })
+
+  it("a client that has only part of an offered piece is waited for", () => {
+    const { superSeeding } = make(10)
+    const a = new Peer(1)
+    superSeeding.handshake(a, false, 0)
+    for (const piece of a.haves) superSeeding.sent(a, piece, 512, 1024, 0)
+    superSeeding.tick(10 * UNANNOUNCED_MS)
+    assert.strictEqual(superSeeding.clients, 1)
+    assert.strictEqual(a.haves.length, SLOTS)
+  })
+
   it("tells a client nothing, then offers unsent pieces two at a time, none to two clients", () => {
     const { superSeeding } = make(10)
     const a = new Peer(1)

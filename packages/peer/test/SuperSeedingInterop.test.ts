@@ -12,16 +12,18 @@ import { EmbeddedTracker, Session, Tracker } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
 import { Metainfo } from "@ezio/torrent"
-import { Effect, Either, Layer, Schedule } from "effect"
+import { Effect, Either, Fiber, Layer, Schedule } from "effect"
 import {
   aria2Download,
   freePort,
   hasAria2,
   hasLibtorrent,
-  libtorrentDownload
+  hasTransmission,
+  libtorrentDownload,
+  transmissionDownload
 } from "@ezio/test-support/clients"
 import { tempDir } from "@ezio/test-support/data"
-import { makeTorrent, random } from "./torrentSupport.js"
+import { listening, makeTorrent, random } from "./torrentSupport.js"
 
 const env = DiskIo.layer().pipe(
   Layer.provideMerge(Hasher.layer({ threads: 2 })),
@@ -166,6 +168,32 @@ describe("super-seeding clients that are not ezio", () => {
           assert.isTrue(sameBytes(NPath.join(out, "disk.img"), data), `${out} differs`)
         }
         sentEachOnce(seed.swarm, seed.meta)
+      }).pipe(Effect.scoped, Effect.provide(env)),
+    90_000
+  )
+
+  it.live.skipIf(!hasTransmission)(
+    "transmission-cli, which announces no piece to the peer it got it from, is served as usual after its first pieces: byte-identical, each piece sent once",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir("ezio-superseed-")
+        const data = random(SIZE)
+        const seed = yield* seeder(dir, data)
+        const port = yield* freePort
+        const out = NPath.join(dir, "out")
+        NFS.mkdirSync(out)
+        // transmission-cli cannot dial out: the seeder dials it once it listens.
+        const download = yield* Effect.fork(
+          transmissionDownload({ torrent: seed.torrent, dir: out, listenPort: port, timeoutMs: 60_000 })
+        )
+        yield* listening(port)
+        yield* seed.swarm.connect("127.0.0.1", port)
+        const result = yield* Fiber.join(download)
+        // Super-seeded, it stopped at its first two pieces, which it never announced to us.
+        assert.isTrue(result.done, result.stdout + result.stderr)
+        assert.isTrue(sameBytes(NPath.join(out, "disk.img"), data))
+        sentEachOnce(seed.swarm, seed.meta)
+        assert.strictEqual(seed.swarm.unsafeStatus().uploaded, seed.meta.totalLength, "nothing sent twice")
       }).pipe(Effect.scoped, Effect.provide(env)),
     90_000
   )

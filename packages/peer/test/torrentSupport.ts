@@ -1,11 +1,12 @@
 /** What the peer tests share to set up a torrent: random data and a v1 single-file torrent of it. */
 import * as NCrypto from "node:crypto"
 import * as NFS from "node:fs"
+import * as Net from "node:net"
 import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { Bitfield, Create } from "@ezio/storage"
 import { Metainfo } from "@ezio/torrent"
-import { Effect, Either } from "effect"
+import { Effect, Either, Schedule } from "effect"
 
 export const random = (n: number) => new Uint8Array(NCrypto.randomBytes(n))
 
@@ -50,3 +51,13 @@ export const full = (meta: Metainfo.Metainfo) => {
   for (let i = 0; i < meta.pieceCount; i++) Bitfield.set(have, i)
   return have
 }
+
+/** Succeeds once 127.0.0.1:`port` takes connections (tried every 100 ms, for 30 s at most). */
+export const listening = (port: number) =>
+  Effect.async<void, Error>((resume) => {
+    const probe = Net.connect(port, "127.0.0.1", () => {
+      probe.destroy()
+      resume(Effect.void)
+    })
+    probe.on("error", (error) => resume(Effect.fail(error)))
+  }).pipe(Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("30 seconds"))))

@@ -19,6 +19,12 @@ export const SPREAD_MS = 2_000
 export const UNCLAIMED_MS = 5_000
 /** A peer whose extension handshake has not come in this long is taken for one that is not ezio. */
 export const PENDING_MS = 2_000
+/**
+ * A client that has had a whole piece from us this long without announcing it does not announce
+ * pieces to the peer they came from (transmission tells no peer of a piece that peer has): its
+ * slots would never free, so it is served as usual.
+ */
+export const UNANNOUNCED_MS = 5_000
 
 /** A peer, as super-seeding sees it. */
 export interface SuperPeer {
@@ -43,6 +49,9 @@ interface Slot {
   asked: boolean
   /** When the peer was first seen to have it. */
   hadAt: number | undefined
+  /** Bytes of it sent to the peer, and when the last of the piece went. */
+  sent: number
+  sentAt: number | undefined
 }
 
 type PeerState =
@@ -109,6 +118,17 @@ export class SuperSeeding<P extends SuperPeer> {
     return true
   }
 
+  /** `length` bytes of `piece` (of `size`) went to `peer`. */
+  sent(peer: P, piece: number, length: number, size: number, now: number): void {
+    const state = this.peers.get(peer)
+    if (state === undefined || state._tag !== "Super") return
+    for (const slot of state.slots)
+      if (slot.piece === piece) {
+        slot.sent += length
+        if (slot.sent >= size) slot.sentAt ??= now
+      }
+  }
+
   /** A peer announced `piece` (a HAVE): the client offered it may be due its next one. */
   seen(piece: number, now: number): void {
     const holder = this.holders.get(piece)
@@ -170,6 +190,13 @@ export class SuperSeeding<P extends SuperPeer> {
   private settle(peer: P, now: number): void {
     const state = this.peers.get(peer)
     if (state === undefined || state._tag !== "Super" || peer.closed) return
+    if (
+      state.slots.some(
+        (slot) =>
+          slot.sentAt !== undefined && !peer.peerHas(slot.piece) && now - slot.sentAt >= UNANNOUNCED_MS
+      )
+    )
+      return this.serveAsUsual(peer, state.offered)
     const kept = state.slots.filter((slot) => {
       const piece = slot.piece
       const gone = this.seeding.sentElsewhere(piece, peer) && !peer.peerHas(piece)
@@ -190,13 +217,22 @@ export class SuperSeeding<P extends SuperPeer> {
     while (kept.length < SLOTS) {
       const piece = this.seeding.claim(peer, (p) => !peer.peerHas(p) && !state.offered.has(p))
       if (piece === undefined) break
-      kept.push({ piece, offeredAt: now, asked: false, hadAt: undefined })
+      kept.push({ piece, offeredAt: now, asked: false, hadAt: undefined, sent: 0, sentAt: undefined })
       state.offered.add(piece)
       this.holders.set(piece, peer)
       offers.push(piece)
     }
     state.slots = kept
     if (offers.length > 0) this.out.have(peer, offers)
+  }
+
+  /** `peer` is told of every piece it was not offered and served as usual from now on. */
+  private serveAsUsual(peer: P, offered: ReadonlySet<number>): void {
+    this.removed(peer)
+    const rest: Array<number> = []
+    for (let piece = 0; piece < this.seeding.pieceCount; piece++)
+      if (this.has(piece) && !offered.has(piece)) rest.push(piece)
+    if (rest.length > 0) this.out.have(peer, rest)
   }
 
   private nobodyElseLacks(peer: P, piece: number): boolean {
@@ -218,7 +254,7 @@ export class FirstSends {
 
   constructor(
     readonly pieceCount: number,
-    private readonly pieceSize: (piece: number) => number
+    readonly pieceSize: (piece: number) => number
   ) {
     this.bytes = new Float64Array(pieceCount)
   }

@@ -335,10 +335,10 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.rate.wake(delay, f)
   }
 
-  uploaded(bytes: number, piece: number): void {
+  uploaded(c: Connection, bytes: number, piece: number): void {
     this.uploadedBytes += bytes
     this.lastUploadAt = this.now()
-    if (this.firstSends !== undefined) Seeding.sent(this, piece, bytes)
+    if (this.firstSends !== undefined) Seeding.sent(this, c, piece, bytes)
   }
 
   read(piece: number, begin: number, length: number, done: (result: ReadResult) => void): void {

@@ -88,7 +88,8 @@ export interface SwarmLink<C extends Requester> {
   readonly read: (piece: number, begin: number, length: number, done: (result: ReadResult) => void) => void
   /** A piece we have whose read failed: its requests are dropped, not re-read again and again. */
   readonly unreadable: (piece: number) => boolean
-  readonly uploaded: (bytes: number, piece: number) => void
+  /** `bytes` of `piece` went to `c`. */
+  readonly uploaded: (c: C, bytes: number, piece: number) => void
 
   /** Download: up to `want` blocks to ask `c` for. */
   readonly pick: (c: C, want: number) => Array<PickedBlock>

@@ -102,8 +102,9 @@ export const announcer: Announcer<Connection> = {
   }
 }
 
-/** `length` bytes of `piece` were sent: once every piece is out, super-seeding ends. */
-export const sent = (core: SeedingCore, piece: number, length: number): void => {
+/** `length` bytes of `piece` were sent to `c`: once every piece is out, super-seeding ends. */
+export const sent = (core: SeedingCore, c: Connection, piece: number, length: number): void => {
+  core.superSeeding?.sent(c, piece, length, core.firstSends!.pieceSize(piece), core.now())
   if (core.firstSends?.sent(piece, length) === true) core.superSeeding?.finish()
 }
 

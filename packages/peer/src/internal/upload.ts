@@ -277,7 +277,7 @@ export class Upload<C extends UploadPeer<C>> {
         }
       }
       peer.uploaded += r.length
-      peer.swarm.uploaded(r.length, r.piece)
+      peer.swarm.uploaded(peer, r.length, r.piece)
     }
     socket.uncork()
     peer.lastSent = peer.lastPayload = peer.swarm.now()
