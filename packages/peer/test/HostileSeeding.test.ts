@@ -15,7 +15,7 @@ import { BufferPool } from "@ezio/pool"
 import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
 import type { Metainfo } from "@ezio/torrent"
 import { Effect, Either, Layer, Schedule } from "effect"
-import { QUIET_MS } from "../src/internal/initialSeeding.js"
+import { QUIET_MS } from "../src/internal/upload.js"
 import { hostilePeers } from "./hostilePeers.js"
 import { makeTorrent } from "./torrentSupport.js"
 

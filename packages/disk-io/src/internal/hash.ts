@@ -211,14 +211,14 @@ export const makeHashes = (engine: Engine, runtime: Runtime.Runtime<never>) => {
   ): void => {
     const t = engine.lookup(handle, "hash")
     const pinned = t instanceof DiskIoError || badPiece(t, piece) ? undefined : store.pinWholePiece(t, piece)
-    if (pinned === undefined) return void runHashEffect(hash(handle, piece, options), { onExit })
-    const t1 = t as TorrentState
+    if (t instanceof DiskIoError || pinned === undefined)
+      return void runHashEffect(hash(handle, piece, options), { onExit })
     const job = new Job(store, engine.jobs.hash)
     job.holdPins(pinned)
-    const key = `${t1.id}:${piece}`
+    const key = `${t.id}:${piece}`
     fence.enter(key)
     engine.callbackJobs++
-    unsafeHashPinned(job, t1, piece, options.v2 === true, pinned, (exit) => {
+    unsafeHashPinned(job, t, piece, options.v2 === true, pinned, (exit) => {
       job.close(Exit.isSuccess(exit))
       fence.leave(key)
       engine.callbackJobs--

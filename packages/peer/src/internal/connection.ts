@@ -68,12 +68,12 @@ export class Connection {
    * Messages not yet written (requests, HAVEs): one socket write per event-loop turn for all of
    * them, in the order queued, before anything `send` writes.
    */
-  private requestsOut: Array<Uint8Array> = []
+  private queuedOut: Array<Uint8Array> = []
   private flushPending = false
   private readonly flushNow = (): void => {
     this.flushPending = false
     this.flushWrites()
-    this.sendRequests()
+    this.writeQueued()
   }
 
   lastReceived: number
@@ -143,6 +143,8 @@ export class Connection {
         onPiece: (index, begin, block) => {
           if (this.closed) return
           if (!this.handshaken) return this.close("a message before the handshake")
+          this.spoke = true
+          this.lastHeard = this.lastReceived
           this.onPiece(index, begin, block)
         }
       },
@@ -404,8 +406,7 @@ export class Connection {
       out.writeUInt32BE(p.length, at + 13)
       at += 17
     }
-    this.requestsOut.push(out)
-    this.flushSoon()
+    this.sendSoon(out)
   }
 
   private flushSoon(): void {
@@ -417,14 +418,14 @@ export class Connection {
   /** Queues `bytes` for this turn's one write (a HAVE of a piece verified: several per turn at speed). */
   sendSoon(bytes: Uint8Array): void {
     if (this.closed) return
-    this.requestsOut.push(bytes)
+    this.queuedOut.push(bytes)
     this.flushSoon()
   }
 
-  private sendRequests(): void {
-    if (this.requestsOut.length === 0 || this.closed) return
-    const out = this.requestsOut.length === 1 ? this.requestsOut[0]! : Buffer.concat(this.requestsOut)
-    this.requestsOut = []
+  private writeQueued(): void {
+    if (this.queuedOut.length === 0 || this.closed) return
+    const out = this.queuedOut.length === 1 ? this.queuedOut[0]! : Buffer.concat(this.queuedOut)
+    this.queuedOut = []
     this.lastSent = this.swarm.now()
     this.socket.write(out)
   }
@@ -501,7 +502,7 @@ export class Connection {
   send(bytes: Uint8Array): void {
     if (this.closed) return
     // After the requests still waiting for this turn's write: a cancel never overtakes its request.
-    this.sendRequests()
+    this.writeQueued()
     this.lastSent = this.swarm.now()
     this.socket.write(bytes)
   }
@@ -517,7 +518,7 @@ export class Connection {
     }
     for (const { block } of this.writeBatch) block.release()
     this.writeBatch = []
-    this.requestsOut = []
+    this.queuedOut = []
     this.upload.close()
     this.abandonAll()
     if (this.bitsCounted) this.swarm.peerBitfield(this.hasAll ? "all" : this.bits, -1)

@@ -14,6 +14,7 @@
 // seeder's link would sit idle while the targets finish among themselves, so the peers furthest
 // behind (`behind`) are served pieces others have while the pieces sent more than once (for any
 // reason) stay under `TAIL_SHARE` of the torrent. Plain JS: it runs per request on the event loop.
+import { QUIET_MS } from "./upload.js"
 
 /** A peer, as the policy tells peers apart. */
 export interface Holder {
@@ -29,11 +30,6 @@ export const RETRY_MS = 4_000
  * only if that peer got nowhere with it in this long.
  */
 export const IN_TRANSIT_RETRY_MS = 30_000
-/**
- * A client that is not ezio and has said nothing for this long is receiving nothing: what was sent
- * to it holds nobody back. (Ezio peers are waited for: they pass pieces on.)
- */
-export const QUIET_MS = 1_000
 /**
  * Share of the pieces sent more than once below which the seeder, once every piece is out, serves
  * the peers furthest behind: its link stays busy in the tail, its total under ~1.1 × the torrent.

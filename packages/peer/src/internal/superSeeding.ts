@@ -171,10 +171,7 @@ export class SuperSeeding<P extends SuperPeer> {
         this.out.all(peer)
         continue
       }
-      const rest: Array<number> = []
-      for (let piece = 0; piece < this.seeding.pieceCount; piece++)
-        if (this.has(piece) && !state.offered.has(piece)) rest.push(piece)
-      if (rest.length > 0) this.out.have(peer, rest)
+      this.announceRest(peer, state.offered)
     }
     this.peers.clear()
     this.holders.clear()
@@ -229,6 +226,11 @@ export class SuperSeeding<P extends SuperPeer> {
   /** `peer` is told of every piece it was not offered and served as usual from now on. */
   private serveAsUsual(peer: P, offered: ReadonlySet<number>): void {
     this.removed(peer)
+    this.announceRest(peer, offered)
+  }
+
+  /** HAVE for every piece we have that `peer` was not offered. */
+  private announceRest(peer: P, offered: ReadonlySet<number>): void {
     const rest: Array<number> = []
     for (let piece = 0; piece < this.seeding.pieceCount; piece++)
       if (this.has(piece) && !offered.has(piece)) rest.push(piece)

@@ -104,8 +104,10 @@ export const announcer: Announcer<Connection> = {
 
 /** `length` bytes of `piece` were sent to `c`: once every piece is out, super-seeding ends. */
 export const sent = (core: SeedingCore, c: Connection, piece: number, length: number): void => {
-  core.superSeeding?.sent(c, piece, length, core.firstSends!.pieceSize(piece), core.now())
-  if (core.firstSends?.sent(piece, length) === true) core.superSeeding?.finish()
+  const firstSends = core.firstSends
+  if (firstSends === undefined || firstSends.allOut) return
+  core.superSeeding?.sent(c, piece, length, firstSends.pieceSize(piece), core.now())
+  if (firstSends.sent(piece, length)) core.superSeeding?.finish()
 }
 
 /** Every half second while super-seeding or the tail goes on; false once both are over. */

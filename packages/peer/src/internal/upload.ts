@@ -86,6 +86,7 @@ export const QUIET_BYTES = 1024 * 1024
  * after it has requested everything (at the end of a download it has nothing more to ask).
  */
 export const quietBytes = (pieceLength: number): number => Math.max(QUIET_BYTES, 2 * pieceLength)
+/** A peer silent this long, past its quiet limit, is not reading (also initialSeeding.ts). */
 export const QUIET_MS = 1_000
 /** What a silent peer past its quiet limit is sent a second. */
 export const TRICKLE_BYTES = 64 * 1024
@@ -104,6 +105,8 @@ export class Upload<C extends UploadPeer<C>> {
   private heardAt = -1
   /** `pump` stopped at the quiet limit: `trickle` lets a little more go. */
   private hushed = false
+  /** This torrent's quiet limit (`quietBytes`). */
+  private readonly quiet: number
   // Send progress: a socket whose queue holds bytes and neither shrinks nor flushes is stuck.
   private flushed = 0
   private flushedSeen = 0
@@ -112,6 +115,7 @@ export class Upload<C extends UploadPeer<C>> {
 
   constructor(private readonly peer: C) {
     this.sendProgressAt = peer.swarm.now()
+    this.quiet = quietBytes(peer.swarm.picker.pieceSize(0))
   }
 
   private rejectOrDrop(piece: number, begin: number, length: number): void {
@@ -189,7 +193,7 @@ export class Upload<C extends UploadPeer<C>> {
         this.capped = true
         return
       }
-      let quota = quietBytes(swarm.picker.pieceSize(0)) - this.sentSinceHeard
+      let quota = this.quiet - this.sentSinceHeard
       if (quota <= 0 && swarm.now() - peer.lastHeard >= QUIET_MS) {
         this.hushed = true
         return
@@ -240,8 +244,7 @@ export class Upload<C extends UploadPeer<C>> {
   trickle(): void {
     if (!this.hushed) return
     this.hushed = false
-    const quiet = quietBytes(this.peer.swarm.picker.pieceSize(0))
-    this.sentSinceHeard = Math.min(this.sentSinceHeard, quiet - TRICKLE_BYTES)
+    this.sentSinceHeard = Math.min(this.sentSinceHeard, this.quiet - TRICKLE_BYTES)
     this.pump()
   }
 
