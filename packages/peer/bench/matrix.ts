@@ -19,6 +19,7 @@
  *     EZIO_BENCH_DIR=/dev/shm if it exists (tmpfs: ezio's final fsync and libtorrent's lazy writeback
  *     cost the same, nothing), else os.tmpdir()
  *     EZIO_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" for the ezio processes
+ *     EZIO_BENCH_ONLY=transmission: the transmission row alone
  */
 import * as NFS from "node:fs"
 import * as NOS from "node:os"
@@ -45,6 +46,7 @@ const nodeArgs = process.env.EZIO_BENCH_NODE_ARGS?.split(" ").filter((a) => a !=
 const root = NFS.mkdtempSync(NPath.join(baseDir, "ezio-bench-matrix-"))
 const cli = NPath.resolve(import.meta.dirname, "../../cli/src/bin.ts")
 const timeoutMs = 120_000 + mib * 250
+const onlyTransmission = process.env.EZIO_BENCH_ONLY === "transmission"
 
 function parsePoolMiB(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(k|m|g)?i?b?$/i.exec(text.trim())
@@ -404,7 +406,7 @@ const main = Effect.gen(function* () {
   const small: Source | undefined = withTransmission
     ? { ...(yield* makeSource(NPath.join(root, "transmission"), transmissionMiB)), mib: transmissionMiB }
     : undefined
-  const cells = SEEDERS.flatMap((s) => DOWNLOADERS.map((d) => [s, d] as const))
+  const cells = onlyTransmission ? [] : SEEDERS.flatMap((s) => DOWNLOADERS.map((d) => [s, d] as const))
   for (let round = 0; round < rounds; round++) {
     // Each round visits every cell, starting one further on, so no cell always runs first.
     for (let i = 0; i < cells.length; i++) {

@@ -248,6 +248,8 @@ export interface Status {
     readonly repeatedBeforeAllOut: number
     /** Block requests of ezio peers refused so far: the piece was with, or on its way to, another peer. */
     readonly refused: number
+    /** Pieces offered one by one (BEP 16 super-seeding) to clients that are not ezio, so far. */
+    readonly offered: number
   }
 }
 

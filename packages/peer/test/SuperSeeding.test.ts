@@ -14,6 +14,7 @@ import {
 /** A peer: what it has, and what it was told (have_none, have_all, the HAVEs, in order). */
 class Peer {
   closed = false
+  isSeed = false
   readonly bits = new Set<number>()
   told: Array<string> = []
   readonly haves: Array<number> = []
@@ -30,11 +31,28 @@ const announcer: Announcer<Peer> = {
   }
 }
 
-/** `pieces` pieces, all ours. */
+/**
+ * `pieces` pieces, all ours. `peer(id)` connects a peer (super-seeding hears of it only through
+ * `handshake`); `downloader()` connects one that lacks pieces and is not super-seeded (an ezio
+ * target), so that the clients are not alone.
+ */
 const make = (pieces: number) => {
   const availability = new Uint32Array(pieces)
   const seeding = new InitialSeeding<Peer>(pieces, availability, () => true)
-  const superSeeding = new SuperSeeding<Peer>(seeding, availability, () => true, announcer)
+  const connected: Array<Peer> = []
+  const superSeeding = new SuperSeeding<Peer>(
+    seeding,
+    availability,
+    () => true,
+    announcer,
+    () => connected
+  )
+  const peer = (id: number) => {
+    const p = new Peer(id)
+    connected.push(p)
+    return p
+  }
+  const downloader = () => peer(100 + connected.length)
   /** `p` got `piece` (and told everyone with a HAVE). */
   const got = (p: Peer, piece: number, now: number) => {
     p.bits.add(piece)
@@ -43,13 +61,14 @@ const make = (pieces: number) => {
   }
   /** `p` asks for `piece`: true if served (the policy as the swarm applies it). */
   const asks = (p: Peer, piece: number) => superSeeding.allows(p, piece) && seeding.serve(p, piece, false, 0)
-  return { availability, seeding, superSeeding, got, asks }
+  return { availability, seeding, superSeeding, got, asks, peer, downloader }
 }
 
 describe("SuperSeeding", () => {
   it("a client that never announces the whole pieces it got from us is served as usual", () => {
-    const { superSeeding, asks } = make(10)
-    const a = new Peer(1)
+    const { superSeeding, asks, peer, downloader } = make(10)
+    downloader()
+    const a = peer(1)
     superSeeding.handshake(a, false, 0)
     const offered = [...a.haves]
     assert.strictEqual(offered.length, SLOTS)
@@ -69,9 +88,88 @@ describe("SuperSeeding", () => {
     assert.isTrue(superSeeding.allows(a, notOffered[0]!))
   })
 
+  it("the only peer that lacks pieces is told of every piece at once and served as usual", () => {
+    const { superSeeding, asks, peer } = make(10)
+    const seed = peer(1)
+    seed.isSeed = true
+    const a = peer(2)
+    assert.isTrue(superSeeding.handshake(a, false, 0))
+    assert.deepStrictEqual(a.told, ["all"], "no have_none, no offers: nobody to spread pieces to")
+    assert.strictEqual(superSeeding.clients, 0)
+    for (let piece = 0; piece < 10; piece++) assert.isTrue(asks(a, piece), `piece ${piece}`)
+  })
+
+  it("a downloader that comes later is offered only what the first has not been sent, and no piece leaves twice", () => {
+    const { superSeeding, asks, peer } = make(10)
+    const a = peer(1)
+    superSeeding.handshake(a, false, 0)
+    assert.deepStrictEqual(a.told, ["all"])
+    for (const piece of [0, 1, 2]) assert.isTrue(asks(a, piece))
+    const b = peer(2)
+    superSeeding.handshake(b, false, 10)
+    assert.strictEqual(b.told[0], "none", "a lacks pieces too: b is offered them one by one")
+    assert.strictEqual(b.haves.length, SLOTS)
+    for (const piece of b.haves) {
+      assert.notInclude([0, 1, 2], piece, "never a piece that went to a")
+      assert.isFalse(asks(a, piece), "a is refused the pieces offered to b")
+      assert.isTrue(asks(b, piece))
+    }
+    for (const piece of [0, 1, 2]) {
+      assert.isTrue(asks(a, piece), "the rest of a piece under way to a")
+      assert.isFalse(asks(b, piece), "not offered to b, and it went to a")
+    }
+    const rest = [...Array(10).keys()].filter((p) => p > 2 && !b.haves.includes(p))
+    for (const piece of rest) assert.isTrue(asks(a, piece), "a piece that went nowhere yet")
+    assert.strictEqual(superSeeding.clients, 1)
+  })
+
+  it("a client whose other downloaders leave is told the rest and served as usual", () => {
+    const { superSeeding, asks, peer } = make(10)
+    const a = peer(1)
+    const b = peer(2)
+    superSeeding.handshake(a, false, 0)
+    superSeeding.handshake(b, false, 0)
+    const offered = [...a.haves]
+    assert.strictEqual(offered.length, SLOTS)
+    b.closed = true
+    superSeeding.removed(b)
+    superSeeding.tick(1)
+    assert.strictEqual(superSeeding.clients, 0)
+    assert.sameMembers(a.haves, [...Array(10).keys()], "told of every piece, each once")
+    assert.strictEqual(a.haves.length, 10)
+    const notOffered = [...Array(10).keys()].find((p) => !offered.includes(p))!
+    assert.isTrue(asks(a, notOffered))
+  })
+
+  it("a client served as usual for not announcing is still refused what went to another client", () => {
+    const { superSeeding, asks, peer } = make(10)
+    const a = peer(1)
+    const b = peer(2)
+    superSeeding.handshake(a, false, 0)
+    superSeeding.handshake(b, false, 0)
+    for (const piece of a.haves) {
+      assert.isTrue(asks(a, piece))
+      superSeeding.sent(a, piece, 1024, 1024, 0)
+    }
+    const x = b.haves[0]!
+    assert.isTrue(asks(b, x))
+    superSeeding.tick(UNANNOUNCED_MS)
+    assert.strictEqual(superSeeding.clients, 1, "a is served as usual, b still offered pieces")
+    assert.strictEqual(a.haves.length, 10)
+    assert.isFalse(asks(a, x), "x went to b")
+    assert.isFalse(asks(a, b.haves[1]!), "offered to b")
+    const free = [...Array(10).keys()].find(
+      (p) => !a.haves.slice(0, SLOTS).includes(p) && !b.haves.includes(p)
+    )!
+    assert.isTrue(asks(a, free))
+    superSeeding.finish()
+    assert.isTrue(asks(a, x), "every piece is out: served as usual")
+  })
+
   it("a client that has only part of an offered piece is waited for", () => {
-    const { superSeeding } = make(10)
-    const a = new Peer(1)
+    const { superSeeding, peer, downloader } = make(10)
+    downloader()
+    const a = peer(1)
     superSeeding.handshake(a, false, 0)
     for (const piece of a.haves) superSeeding.sent(a, piece, 512, 1024, 0)
     superSeeding.tick(10 * UNANNOUNCED_MS)
@@ -80,9 +178,9 @@ describe("SuperSeeding", () => {
   })
 
   it("tells a client nothing, then offers unsent pieces two at a time, none to two clients", () => {
-    const { superSeeding } = make(10)
-    const a = new Peer(1)
-    const b = new Peer(2)
+    const { superSeeding, peer } = make(10)
+    const a = peer(1)
+    const b = peer(2)
     assert.isTrue(superSeeding.handshake(a, false, 0), "no extension bit: not ezio")
     assert.isTrue(superSeeding.handshake(b, false, 0))
     assert.strictEqual(a.told[0], "none")
@@ -92,9 +190,9 @@ describe("SuperSeeding", () => {
   })
 
   it("serves a client only what was offered to it", () => {
-    const { superSeeding, asks } = make(10)
-    const a = new Peer(1)
-    const b = new Peer(2)
+    const { superSeeding, asks, peer } = make(10)
+    const a = peer(1)
+    const b = peer(2)
     superSeeding.handshake(a, false, 0)
     superSeeding.handshake(b, false, 0)
     const [x] = a.haves
@@ -106,9 +204,9 @@ describe("SuperSeeding", () => {
   })
 
   it("offers the next piece once the last one is seen at another peer, not before", () => {
-    const { superSeeding, got, asks } = make(10)
-    const a = new Peer(1)
-    const b = new Peer(2)
+    const { superSeeding, got, asks, peer } = make(10)
+    const a = peer(1)
+    const b = peer(2)
     superSeeding.handshake(a, false, 0)
     superSeeding.handshake(b, false, 0)
     const x = a.haves[0]!
@@ -120,18 +218,21 @@ describe("SuperSeeding", () => {
     assert.strictEqual(b.haves.length, SLOTS, "b's own slots are unchanged")
   })
 
-  it("offers the next piece after a while when nobody takes it, at once to a lone client", () => {
-    const { superSeeding, got, asks } = make(10)
-    const lone = new Peer(1)
+  it("offers the next piece after a while when nobody takes it, at once to the only client", () => {
+    const { superSeeding, got, asks, peer, downloader } = make(10)
+    // An ezio target lacks pieces too: the client is offered pieces one by one, but it is the
+    // only one offered them.
+    downloader()
+    const lone = peer(1)
     superSeeding.handshake(lone, false, 0)
     const x = lone.haves[0]!
     asks(lone, x)
     got(lone, x, 10)
-    assert.strictEqual(lone.haves.length, SLOTS + 1, "nobody else to pass it to")
+    assert.strictEqual(lone.haves.length, SLOTS + 1, "no other client to pass it to")
 
     const two = make(10)
-    const a = new Peer(1)
-    const idle = new Peer(2)
+    const a = two.peer(1)
+    const idle = two.peer(2)
     two.superSeeding.handshake(a, false, 0)
     two.superSeeding.handshake(idle, false, 0)
     const y = a.haves[0]!
@@ -144,10 +245,10 @@ describe("SuperSeeding", () => {
   })
 
   it("waits for the extension handshake: an ezio peer is told everything, another is super-seeded", () => {
-    const { superSeeding } = make(4)
-    const ezio = new Peer(1)
-    const other = new Peer(2)
-    const silent = new Peer(3)
+    const { superSeeding, peer } = make(4)
+    const ezio = peer(1)
+    const other = peer(2)
+    const silent = peer(3)
     assert.isTrue(superSeeding.handshake(ezio, true, 0))
     assert.isTrue(superSeeding.handshake(other, true, 0))
     assert.isTrue(superSeeding.handshake(silent, true, 0))
@@ -166,31 +267,33 @@ describe("SuperSeeding", () => {
   })
 
   it("a peer super-seeded as a stranger that says ezio later is told everything, its offers freed", () => {
-    const { superSeeding } = make(SLOTS)
-    const handedOver = new Peer(1)
+    const { superSeeding, peer, downloader } = make(SLOTS)
+    downloader()
+    const handedOver = peer(1)
     superSeeding.handshake(handedOver, true, 0)
     superSeeding.identified(handedOver, false, 0)
     assert.strictEqual(handedOver.haves.length, SLOTS)
     superSeeding.identified(handedOver, true, 10)
     assert.strictEqual(handedOver.told.at(-1), "all")
     assert.isTrue(superSeeding.allows(handedOver, 0))
-    const next = new Peer(2)
+    const next = peer(2)
     superSeeding.handshake(next, false, 10)
     assert.strictEqual(next.haves.length, SLOTS, "the pieces offered before are free again")
   })
 
   it("offers a client the pieces suggested to it before too", () => {
-    const { seeding, superSeeding } = make(SLOTS)
-    const a = new Peer(1)
+    const { seeding, superSeeding, peer, downloader } = make(SLOTS)
+    downloader()
+    const a = peer(1)
     assert.strictEqual(seeding.suggest(a, SLOTS, () => true).length, SLOTS)
     superSeeding.handshake(a, false, 0)
     assert.strictEqual(a.haves.length, SLOTS)
   })
 
   it("an offer not asked for is offered again elsewhere; whoever asks first gets it, once", () => {
-    const { superSeeding, asks } = make(SLOTS)
-    const a = new Peer(1)
-    const b = new Peer(2)
+    const { superSeeding, asks, peer } = make(SLOTS)
+    const a = peer(1)
+    const b = peer(2)
     superSeeding.handshake(a, false, 0)
     superSeeding.handshake(b, false, 0)
     assert.strictEqual(b.haves.length, 0, "every piece is offered to a")
@@ -202,8 +305,9 @@ describe("SuperSeeding", () => {
   })
 
   it("once every piece is out, tells each client of the pieces it was not offered and serves all", () => {
-    const { superSeeding, asks } = make(6)
-    const a = new Peer(1)
+    const { superSeeding, asks, peer, downloader } = make(6)
+    downloader()
+    const a = peer(1)
     superSeeding.handshake(a, false, 0)
     const offered = [...a.haves]
     superSeeding.finish()
@@ -212,16 +316,16 @@ describe("SuperSeeding", () => {
     assert.strictEqual(a.haves.length, 6, "no piece announced twice")
     assert.notInclude(a.haves.slice(offered.length), offered[0])
     assert.isTrue(asks(a, 5))
-    assert.isFalse(superSeeding.handshake(new Peer(2), false, 0), "a new peer is told as usual")
+    assert.isFalse(superSeeding.handshake(peer(2), false, 0), "a new peer is told as usual")
   })
 
   it("a client that leaves frees the pieces offered to it", () => {
-    const { seeding, superSeeding } = make(2 * SLOTS)
-    const a = new Peer(1)
-    const b = new Peer(2)
+    const { seeding, superSeeding, peer } = make(2 * SLOTS)
+    const a = peer(1)
+    const b = peer(2)
     superSeeding.handshake(a, false, 0)
     superSeeding.handshake(b, false, 0)
-    const c = new Peer(3)
+    const c = peer(3)
     superSeeding.handshake(c, false, 0)
     assert.strictEqual(c.haves.length, 0, "all pieces are offered")
     a.closed = true

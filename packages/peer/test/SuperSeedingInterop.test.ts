@@ -173,7 +173,7 @@ describe("super-seeding clients that are not ezio", () => {
   )
 
   it.live.skipIf(!hasTransmission)(
-    "transmission-cli, which announces no piece to the peer it got it from, is served as usual after its first pieces: byte-identical, each piece sent once",
+    "transmission-cli alone (it announces no piece to the peer it got it from) is told of every piece at once: byte-identical, each piece sent once",
     () =>
       Effect.gen(function* () {
         const dir = yield* tempDir("ezio-superseed-")
@@ -194,6 +194,51 @@ describe("super-seeding clients that are not ezio", () => {
         assert.isTrue(sameBytes(NPath.join(out, "disk.img"), data))
         sentEachOnce(seed.swarm, seed.meta)
         assert.strictEqual(seed.swarm.unsafeStatus().uploaded, seed.meta.totalLength, "nothing sent twice")
+        // The only downloader: no piece offered one by one, none waited for (it was offered two
+        // and then sat idle until taken for a client that does not announce).
+        assert.strictEqual(seed.swarm.unsafeStatus().initialSeeding!.offered, 0)
+      }).pipe(Effect.scoped, Effect.provide(env)),
+    90_000
+  )
+
+  it.live.skipIf(!hasTransmission || !hasLibtorrent)(
+    "transmission-cli served as usual, then a libtorrent downloader that comes later: it is offered pieces one by one, each piece sent once",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir("ezio-superseed-")
+        const data = random(SIZE)
+        // Held to 512 KiB/s, the seeder is still sending to transmission when libtorrent comes.
+        const seed = yield* seeder(dir, data, undefined, { uploadRateLimit: 512 * 1024 })
+        const port = yield* freePort
+        const out = NPath.join(dir, "out")
+        NFS.mkdirSync(out)
+        const download = yield* Effect.fork(
+          transmissionDownload({ torrent: seed.torrent, dir: out, listenPort: port, timeoutMs: 60_000 })
+        )
+        yield* listening(port)
+        yield* seed.swarm.connect("127.0.0.1", port)
+        yield* Effect.sync(() => seed.swarm.unsafeStatus().uploaded).pipe(
+          Effect.repeat({ until: (bytes) => bytes > 0, schedule: Schedule.spaced("50 millis") }),
+          Effect.timeout("40 seconds")
+        )
+        const later = NPath.join(dir, "later")
+        NFS.mkdirSync(later)
+        const summary = yield* libtorrentDownload({
+          torrent: seed.torrent,
+          saveDir: later,
+          peers: [seed.port, port],
+          preset: "default",
+          timeoutMs: 60_000
+        })
+        const result = yield* Fiber.join(download)
+        assert.isTrue(result.done, result.stdout + result.stderr)
+        assert.isTrue(summary.done, JSON.stringify(summary))
+        assert.isTrue(sameBytes(NPath.join(out, "disk.img"), data))
+        assert.isTrue(sameBytes(NPath.join(later, "disk.img"), data))
+        sentEachOnce(seed.swarm, seed.meta)
+        const offered = seed.swarm.unsafeStatus().initialSeeding!.offered
+        assert.isAbove(offered, 0, "libtorrent came while transmission lacked pieces")
+        assert.isBelow(offered, seed.meta.pieceCount, "transmission's pieces were never offered")
       }).pipe(Effect.scoped, Effect.provide(env)),
     90_000
   )

@@ -226,6 +226,12 @@ export class InitialSeeding<R extends Holder> {
     if (this.reservedBy[piece] === who) this.reservedBy[piece] = undefined
   }
 
+  /** An unsent `piece` is claimed by, or suggested to, a peer other than `who`. */
+  reservedElsewhere(piece: number, who: R): boolean {
+    const by = this.reservedBy[piece]
+    return by !== undefined && by !== who && this.everSent[piece] === 0
+  }
+
   /** `piece` has left the seeder, and not (or not only) to `who`, or it is not ours to send. */
   sentElsewhere(piece: number, who: R): boolean {
     if (this.everSent[piece] === 0) return false

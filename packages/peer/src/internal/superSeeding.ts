@@ -2,10 +2,16 @@
 // (initial seeding, initialSeeding.ts). Such a client is told we have nothing, then offered (a
 // HAVE) a piece nobody has been sent or offered, `SLOTS` at a time; it is served only the pieces
 // offered to it. A slot frees once the piece it holds is seen at another peer, or the client has
-// had it for `SPREAD_MS` (nobody took it from it), or no other peer lacks it (a lone downloader
-// goes on at once); then the next piece is offered. Once every piece has left the seeder, each
-// client is told of every piece and served as usual. Which peers are ezio is known from their
-// extension handshake, after our bitfield would go: while it is pending we send none.
+// had it for `SPREAD_MS` (nobody took it from it), or no other peer lacks it; then the next piece
+// is offered. Once every piece has left the seeder, each client is told of every piece and served
+// as usual. Which peers are ezio is known from their extension handshake, after our bitfield would
+// go: while it is pending we send none.
+//
+// Offering pieces one by one only pays while there is someone to pass them to: a client that is
+// the only peer lacking pieces, or one that does not announce what it got from us (its slots
+// would never free), is told of every piece at once ("usual"). Until every piece is out it is
+// still served only pieces no other peer was sent or offered (refused the rest), so a downloader
+// that comes later is offered pieces as before and no piece leaves twice.
 //
 // `FirstSends` counts what leaves the seeder until every piece has left it once: when that is,
 // and whether some piece went twice before. Plain JS: it runs per HAVE and per request.
@@ -24,12 +30,14 @@ export const PENDING_MS = 2_000
  * pieces to the peer they came from (transmission tells no peer of a piece that peer has): its
  * slots would never free, so it is served as usual.
  */
-export const UNANNOUNCED_MS = 5_000
+export const UNANNOUNCED_MS = 1_000
 
 /** A peer, as super-seeding sees it. */
 export interface SuperPeer {
   readonly id: number
   readonly closed: boolean
+  /** It has every piece: it lacks nothing we could send. */
+  readonly isSeed: boolean
   readonly peerHas: (piece: number) => boolean
 }
 
@@ -57,18 +65,23 @@ interface Slot {
 type PeerState =
   | { readonly _tag: "Pending"; readonly since: number }
   | { readonly _tag: "Super"; readonly offered: Set<number>; slots: Array<Slot> }
+  /** Told of every piece while some are unsent: served only pieces that went to no other peer. */
+  | { readonly _tag: "Usual" }
 
 export class SuperSeeding<P extends SuperPeer> {
   private readonly peers = new Map<P, PeerState>()
   /** The client whose slot holds each piece. */
   private readonly holders = new Map<number, P>()
   private finished = false
+  private offers = 0
 
   constructor(
     private readonly seeding: InitialSeeding<P>,
     private readonly availability: ArrayLike<number>,
     private readonly has: (piece: number) => boolean,
-    private readonly out: Announcer<P>
+    private readonly out: Announcer<P>,
+    /** Every connected peer, ezio or not. */
+    private readonly connected: () => Iterable<P>
   ) {}
 
   /** Every piece is out: every peer knows all we have and is served as usual. */
@@ -76,7 +89,12 @@ export class SuperSeeding<P extends SuperPeer> {
     return this.finished
   }
 
-  /** Clients being super-seeded now. */
+  /** Pieces offered one by one so far. */
+  get offeredCount(): number {
+    return this.offers
+  }
+
+  /** Clients being offered pieces one by one now. */
   get clients(): number {
     let n = 0
     for (const state of this.peers.values()) if (state._tag === "Super") n++
@@ -112,6 +130,8 @@ export class SuperSeeding<P extends SuperPeer> {
     if (this.finished) return true
     const state = this.peers.get(peer)
     if (state === undefined) return true
+    if (state._tag === "Usual")
+      return !this.seeding.sentElsewhere(piece, peer) && !this.seeding.reservedElsewhere(piece, peer)
     if (state._tag === "Pending" || !state.offered.has(piece)) return false
     if (this.seeding.sentElsewhere(piece, peer)) return false
     for (const slot of state.slots) if (slot.piece === piece) slot.asked = true
@@ -139,7 +159,7 @@ export class SuperSeeding<P extends SuperPeer> {
   tick(now: number): void {
     if (this.finished) return
     for (const [peer, state] of this.peers) {
-      if (peer.closed) continue
+      if (peer.closed || state._tag === "Usual") continue
       if (state._tag === "Pending") {
         if (now - state.since >= PENDING_MS) this.start(peer, now)
         continue
@@ -167,17 +187,19 @@ export class SuperSeeding<P extends SuperPeer> {
     this.finished = true
     for (const [peer, state] of this.peers) {
       if (peer.closed) continue
-      if (state._tag === "Pending") {
-        this.out.all(peer)
-        continue
-      }
-      this.announceRest(peer, state.offered)
+      if (state._tag === "Pending") this.out.all(peer)
+      else if (state._tag === "Super") this.announceRest(peer, state.offered)
     }
     this.peers.clear()
     this.holders.clear()
   }
 
   private start(peer: P, now: number): void {
+    if (this.alone(peer)) {
+      this.peers.set(peer, { _tag: "Usual" })
+      this.out.all(peer)
+      return
+    }
     this.peers.set(peer, { _tag: "Super", offered: new Set(), slots: [] })
     this.out.none(peer)
     this.settle(peer, now)
@@ -188,6 +210,7 @@ export class SuperSeeding<P extends SuperPeer> {
     const state = this.peers.get(peer)
     if (state === undefined || state._tag !== "Super" || peer.closed) return
     if (
+      this.alone(peer) ||
       state.slots.some(
         (slot) =>
           slot.sentAt !== undefined && !peer.peerHas(slot.piece) && now - slot.sentAt >= UNANNOUNCED_MS
@@ -220,13 +243,24 @@ export class SuperSeeding<P extends SuperPeer> {
       offers.push(piece)
     }
     state.slots = kept
+    this.offers += offers.length
     if (offers.length > 0) this.out.have(peer, offers)
   }
 
-  /** `peer` is told of every piece it was not offered and served as usual from now on. */
+  /**
+   * `peer` is told of every piece it was not offered and served as usual from now on (but for
+   * pieces that went, or are offered, to another peer while some are unsent).
+   */
   private serveAsUsual(peer: P, offered: ReadonlySet<number>): void {
     this.removed(peer)
+    this.peers.set(peer, { _tag: "Usual" })
     this.announceRest(peer, offered)
+  }
+
+  /** No connected peer but `peer` lacks pieces: offering them one by one would spread nothing. */
+  private alone(peer: P): boolean {
+    for (const other of this.connected()) if (other !== peer && !other.closed && !other.isSeed) return false
+    return true
   }
 
   /** HAVE for every piece we have that `peer` was not offered. */
@@ -238,8 +272,8 @@ export class SuperSeeding<P extends SuperPeer> {
   }
 
   private nobodyElseLacks(peer: P, piece: number): boolean {
-    for (const other of this.peers.keys())
-      if (other !== peer && !other.closed && !other.peerHas(piece)) return false
+    for (const [other, state] of this.peers)
+      if (other !== peer && state._tag === "Super" && !other.closed && !other.peerHas(piece)) return false
     return true
   }
 }

@@ -232,7 +232,13 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.superSeeding =
       this.seeding === undefined
         ? undefined
-        : new SuperSeeding(this.seeding, picker.availability, (piece) => picker.has(piece), Seeding.announcer)
+        : new SuperSeeding(
+            this.seeding,
+            picker.availability,
+            (piece) => picker.has(piece),
+            Seeding.announcer,
+            () => this.connections
+          )
     this.firstSends =
       this.seeding === undefined
         ? undefined

@@ -121,7 +121,13 @@ export const monitor = (core: SwarmCore) =>
         missingAvailable: missingAvailable(core),
         ...(core.firstSends === undefined
           ? {}
-          : { initialSeeding: { ...core.firstSends.status, refused: core.seeding?.refused ?? 0 } })
+          : {
+              initialSeeding: {
+                ...core.firstSends.status,
+                refused: core.seeding?.refused ?? 0,
+                offered: core.superSeeding?.offeredCount ?? 0
+              }
+            })
       }
     }
     return { status }
