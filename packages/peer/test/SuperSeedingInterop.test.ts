@@ -207,7 +207,8 @@ describe("super-seeding clients that are not ezio", () => {
       Effect.gen(function* () {
         const dir = yield* tempDir("ezio-superseed-")
         const data = random(SIZE)
-        // Held to 512 KiB/s, the seeder is still sending to transmission when libtorrent comes.
+        // Held to 512 KiB/s, the seeder is still sending to transmission when libtorrent comes
+        // (transmission asks slowly at first: seconds for the 3 MiB).
         const seed = yield* seeder(dir, data, undefined, { uploadRateLimit: 512 * 1024 })
         const port = yield* freePort
         const out = NPath.join(dir, "out")
