@@ -79,6 +79,8 @@ interface Peer {
   readonly marks: Map<string, readonly [number, number]>
   /** The last status line (with EZIO_SWARM_DUMP). */
   lastStatus?: unknown
+  /** Requests an ezio seeder refused in its initial seeding (its status lines), if any. */
+  refused?: number
 }
 
 const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<string>, launch: number): Peer => {
@@ -113,6 +115,9 @@ const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<strin
       return
     }
     if (event.event === "status" && process.env.EZIO_SWARM_DUMP !== undefined) peer.lastStatus = event
+    const refused = (event as { torrents?: Array<{ initialSeeding?: { refused?: number } }> }).torrents?.[0]
+      ?.initialSeeding?.refused
+    if (refused !== undefined) peer.refused = refused
     if (event.event === "status")
       peer.samples.push({
         t: (Date.now() - launch) / 1000,
@@ -148,6 +153,8 @@ interface Result {
     readonly identical: boolean
   }>
   readonly seederSent: number
+  /** Block requests the ezio seeder refused (another target had the piece, or was getting it). */
+  readonly seederRefused: number | undefined
   readonly last: number | undefined
   /** Status samples (ezio only; libtorrent's peer prints none): the seeder's, each target's. */
   readonly seederSamples: ReadonlyArray<Sample>
@@ -331,6 +338,7 @@ const runSwarm = async (
       client,
       targets: rows,
       seederSent: seeder.stopped?.uploaded ?? 0,
+      seederRefused: seeder.refused,
       seederSamples: seeder.samples,
       seederStatus: seeder.lastStatus,
       targetSamples: targets.map((t) => t.samples),
@@ -396,6 +404,7 @@ const timeline = (r: Result, size: number, linkBytesPerSecond: number) => {
   console.log(
     `    first block ${first.toFixed(1)} s, seeder sent one copy at ${oneCopy?.toFixed(1) ?? "-"} s, ` +
       `seeder link used ${(used * 100).toFixed(0)}% from first block to last done, ` +
+      (r.seederRefused === undefined ? "" : `seeder refused ${r.seederRefused} block requests, `) +
       `TCP segments retransmitted ${((r.tcp.retransSegs / Math.max(1, r.tcp.outSegs)) * 100).toFixed(1)}% (${r.tcp.timeouts} time-outs), ` +
       `packets dropped (whole run, all links) ${r.dropsEnd.up} on uploads, ${r.dropsEnd.down} on downloads`
   )

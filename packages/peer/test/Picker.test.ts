@@ -193,6 +193,40 @@ describe("Picker", () => {
     )
   })
 
+  it("from a seed, not the rest of a piece another peer has while some piece is on seeds only", () => {
+    const picker = make(2, 4)
+    // A seed (every piece) and a peer with piece 0; piece 1 is on the seed only.
+    picker.addAvailability("all", 1)
+    const other = Bitfield.make(2)
+    Bitfield.set(other, 0)
+    picker.addAvailability(other, 1)
+    const seed = peer(1)
+    const holder = peer(2)
+    // Half of piece 0 is asked of the peer that has it.
+    assert.deepStrictEqual(
+      picker.pick(holder, only(0), 2).map((p) => [p.piece, p.begin]),
+      [
+        [0, 0],
+        [0, BLOCK]
+      ]
+    )
+    // The seed is asked for piece 1 only, not for the rest of piece 0 (an initial seeder refuses it).
+    assert.deepStrictEqual(
+      picker.pick(seed, all, 8, { seed: true }).map((p) => p.piece),
+      [1, 1, 1, 1]
+    )
+    // Once piece 1 is in, nothing is on seeds only: the seed may finish piece 0.
+    for (let b = 0; b < 4; b++) picker.received(seed, 1, b * BLOCK, BLOCK)
+    picker.markHave(1)
+    assert.deepStrictEqual(
+      picker.pick(seed, all, 8, { seed: true }).map((p) => [p.piece, p.begin]),
+      [
+        [0, 2 * BLOCK],
+        [0, 3 * BLOCK]
+      ]
+    )
+  })
+
   it("counts a peer as a seed from a full bitfield or once its haves complete it", () => {
     const picker = make(2, 1)
     const bits = Bitfield.make(2)

@@ -126,7 +126,9 @@ export const statusJson = (
       downloaded: now[i]!.downloaded,
       have: now[i]!.have,
       pieces: now[i]!.pieces,
-      complete: now[i]!.complete
+      complete: now[i]!.complete,
+      // A seeder's initial seeding (what left it until every piece had, requests refused).
+      ...(now[i]!.initialSeeding === undefined ? {} : { initialSeeding: now[i]!.initialSeeding })
     }))
   }
 }

@@ -157,9 +157,15 @@ export class Picker<R extends Requester = Requester> {
   /** Up to `want` blocks to request from a peer that has the pieces `peerHas` says it has. */
   pick(who: R, peerHas: (piece: number) => boolean, want: number, context = NO_CONTEXT): Array<Pick> {
     const out: Array<Pick> = []
+    // From a seed, not the rest of a piece another peer has while some piece is on seeds only:
+    // an initial seeder refuses it, and the refusal takes a place in its queue for a round trip.
+    const seed = context.seed === true
+    let seedsOnly: boolean | undefined
     for (const state of this.partial.values()) {
       if (want === 0) return out
       if (state.hashing || state.unrequested === 0 || !peerHas(state.piece)) continue
+      if (seed && this.availability[state.piece]! > this.seeds && (seedsOnly ??= this.onSeedsOnly(peerHas)))
+        continue
       want = this.take(state, who, want, out)
     }
     if (context.suggested !== undefined)
@@ -170,13 +176,20 @@ export class Picker<R extends Requester = Requester> {
         want = this.take(this.start(piece), who, want, out)
       }
     while (want > 0) {
-      const best = this.rarest(peerHas, context.seed === true)
+      const best = this.rarest(peerHas, seed)
       if (best < 0) break
       want = this.take(this.start(best), who, want, out)
     }
     if (want > 0 && (context.busy ?? 0) === 0 && out.length === 0 && this.allRequested)
       this.endGame(who, peerHas, Math.min(want, END_GAME_BLOCKS), out)
     return out
+  }
+
+  /** Some missing piece the peer has (started or not) is on seeds only. */
+  private onSeedsOnly(peerHas: (piece: number) => boolean): boolean {
+    for (let i = 0; i < this.pieceCount; i++)
+      if (!this.has(i) && this.availability[i]! <= this.seeds && peerHas(i)) return true
+    return false
   }
 
   /**
