@@ -121,6 +121,32 @@ describe("DiskIo on files", () => {
     )
   )
 
+  // two.bin is open by then (piece 2's write opened it), so the failing write of piece 3 is the
+  // storage's callback write, with no fiber.
+  it.live("ENOSPC on a write to a file already open: the piece's hash fails with it; nothing leaks", () =>
+    withDisk(
+      FileIo.faulty((call, n) => (call === "writev" && n === 1 ? "ENOSPC" : undefined)),
+      (disk, pool, t) =>
+        Effect.gen(function* () {
+          yield* writePiece(disk, pool, t, 2)
+          yield* disk.flush(t)
+          yield* writePiece(disk, pool, t, 3)
+          const error = yield* Effect.flip(disk.hash(t, 3))
+          assert.strictEqual(error.reason, "WriteFailed")
+          const cause = error.cause as { _tag: string; reason: string; piece: number }
+          assert.strictEqual(cause._tag, "StorageError")
+          assert.strictEqual(cause.reason, "NoSpace")
+          assert.strictEqual(cause.piece, 3)
+          assert.strictEqual(pool.unsafeStats().inUse, 0)
+          yield* disk.clearPiece(t, 3)
+          yield* writePiece(disk, pool, t, 3)
+          assert.strictEqual(hex((yield* disk.hash(t, 3)).sha1), hex(sha1(pieceData(3))))
+          assert.strictEqual(hex((yield* disk.hash(t, 2)).sha1), hex(sha1(pieceData(2))))
+          yield* disk.flush(t)
+        })
+    )
+  )
+
   it.live("EIO and short reads fail reads and hashes with typed errors", () =>
     withDisk(
       FileIo.faulty((call, n) =>

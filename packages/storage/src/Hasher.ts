@@ -161,11 +161,19 @@ const encodeViews = (
   readonly register: Array<[number, SharedArrayBuffer]> | undefined
 } => {
   const refs = new Float64Array(views.length * 3)
+  let n = 0
   let inline: Array<Uint8Array> | undefined
   let register: Array<[number, SharedArrayBuffer]> | undefined
+  let lastBuffer: ArrayBufferLike | undefined
   for (let i = 0; i < views.length; i++) {
     const view = views[i]!
     const buffer = view.buffer
+    // A view that continues the previous one in the same shared buffer extends it: the worker
+    // then hashes a piece whose pool blocks lie back to back in one update, not one per block.
+    if (buffer === lastBuffer && refs[n * 3 - 2]! + refs[n * 3 - 1]! === view.byteOffset) {
+      refs[n * 3 - 1] = refs[n * 3 - 1]! + view.length
+      continue
+    }
     let id: number
     if (buffer instanceof SharedArrayBuffer) {
       let known = sharedIds.get(buffer)
@@ -179,18 +187,21 @@ const encodeViews = (
         thread.registered.add(id)
         ;(register ??= []).push([id, buffer])
       }
-      refs[i * 3 + 1] = view.byteOffset
+      refs[n * 3 + 1] = view.byteOffset
+      lastBuffer = buffer
     } else {
       const copy = new Uint8Array(new SharedArrayBuffer(view.length))
       copy.set(view)
       inline ??= []
       id = -1 - inline.length
       inline.push(copy)
+      lastBuffer = undefined
     }
-    refs[i * 3] = id
-    refs[i * 3 + 2] = view.length
+    refs[n * 3] = id
+    refs[n * 3 + 2] = view.length
+    n++
   }
-  return { refs, inline, register }
+  return { refs: n === views.length ? refs : refs.slice(0, n * 3), inline, register }
 }
 
 interface Answer {

@@ -31,6 +31,28 @@ layer(Env)("Hasher (worker threads)", (it) => {
     })
   )
 
+  // Views back to back in one shared buffer travel as one range; the digests must not notice.
+  it.effect("views adjacent in shared memory, in and out of order, with a short one between", () =>
+    Effect.gen(function* () {
+      const hasher = yield* Hasher.Hasher
+      const slab = new Uint8Array(new SharedArrayBuffer(6 * 16384))
+      slab.set(random(slab.length, 9))
+      const at = (i: number, length = 16384) => slab.subarray(i * 16384, i * 16384 + length)
+      const other = new Uint8Array(new SharedArrayBuffer(16384))
+      other.set(random(16384, 10))
+      const views = [at(0), at(1), at(2, 100), at(4), at(5), at(3), other, at(0).subarray(0, 5000)]
+      const joined = Buffer.concat(views)
+      const v1 = yield* hasher.digest(views)
+      assert.deepStrictEqual(v1.digest, sha1(joined))
+      const v2 = yield* hasher.digest(views, { algorithm: "sha256", blockHashes: true })
+      assert.deepStrictEqual(v2.digest, sha256(joined))
+      const leaves = Array.from({ length: Math.ceil(joined.length / 16384) }, (_, i) =>
+        sha256(joined.subarray(i * 16384, (i + 1) * 16384))
+      )
+      assert.deepStrictEqual(v2.blocks, leaves)
+    })
+  )
+
   it.effect("an incremental job across chunks, and many jobs at once, match", () =>
     Effect.gen(function* () {
       const hasher = yield* Hasher.Hasher

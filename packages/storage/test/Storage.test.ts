@@ -5,7 +5,7 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, FastCheck as fc } from "effect"
 import { random, tempDir } from "@ezio/test-support/data"
 import { Metainfo } from "@ezio/torrent"
-import { FileIo, Layout, Storage } from "../src/index.js"
+import { FileIo, Layout, Storage, type StorageError } from "../src/index.js"
 
 /** Writes every piece of `data` through `storage`, each piece split into blocks of `block` bytes. */
 const writeAll = (storage: Storage.StorageService, data: Uint8Array, block: number) =>
@@ -322,6 +322,122 @@ describe("fault injection", () => {
       assert.strictEqual(error.reason, "Permission")
       assert.strictEqual(error.operation, "open")
     })
+  )
+})
+
+describe("the callback write (write.unsafe)", () => {
+  /** `write.unsafe` as an Effect, for the assertions. */
+  const unsafeWrite = (
+    storage: Storage.StorageService,
+    piece: number,
+    offset: number,
+    buffers: ReadonlyArray<Uint8Array>
+  ) =>
+    Effect.async<void, StorageError.StorageError>((resume) =>
+      storage.write.unsafe!(piece, offset, buffers, resume)
+    )
+
+  const writeAllUnsafe = (storage: Storage.StorageService, data: Uint8Array, block: number) =>
+    Effect.forEach(
+      Array.from({ length: storage.layout.pieceCount }, (_, i) => i),
+      (piece) => {
+        const start = piece * storage.layout.pieceLength
+        const size = Layout.pieceSize(storage.layout, piece)
+        const views: Array<Uint8Array> = []
+        for (let offset = 0; offset < size; offset += block)
+          views.push(data.subarray(start + offset, start + Math.min(size, offset + block)))
+        return unsafeWrite(storage, piece, 0, views)
+      },
+      { discard: true }
+    )
+
+  const layout = Layout.make({
+    name: "u",
+    pieceLength: 256,
+    files: [
+      { path: ["u", "one"], length: 1000 },
+      { path: ["u", "two"], length: 0 },
+      { path: ["u", "three"], length: 3000 }
+    ]
+  })
+
+  it.scoped(
+    "a directory target writes the same bytes as `write`, files not yet open and pieces across files too",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir("ezio-storage-")
+        let writevs = 0
+        const io = FileIo.faulty((call) => {
+          if (call === "writev") writevs++
+          return undefined
+        })
+        const storage = yield* Storage.makeDirectory({ layout, root: dir, fileIo: io })
+        assert.isFunction(storage.write.unsafe)
+        const data = random(layout.totalLength, 21)
+        yield* writeAllUnsafe(storage, data, 64)
+        assert.deepStrictEqual(yield* readAll(storage, 64), data)
+        // One pwritev per file span: 16 pieces, piece 3 across both files.
+        assert.strictEqual(writevs, layout.pieceCount + 1)
+        assert.deepStrictEqual(
+          new Uint8Array(NFS.readFileSync(NPath.join(dir, "u", "three"))),
+          data.subarray(1000)
+        )
+      })
+  )
+
+  it.scoped("a raw target writes at the disk offsets; short transfers are resumed", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir("ezio-storage-")
+      const image = NPath.join(dir, "disk.img")
+      const raw = Layout.make({
+        name: "disk",
+        pieceLength: 512,
+        files: [
+          { path: ["disk", "a"], length: 700, diskOffset: 0 },
+          { path: ["disk", "b"], length: 900, diskOffset: 4096 }
+        ]
+      })
+      NFS.writeFileSync(image, new Uint8Array(8192).fill(0xaa))
+      const io = FileIo.faulty((call, n) => (call === "writev" && n % 2 === 0 ? "short" : undefined))
+      const storage = yield* Storage.makeRaw({ layout: raw, path: image, fileIo: io })
+      const data = random(raw.totalLength, 22)
+      yield* writeAllUnsafe(storage, data, 100)
+      const bytes = new Uint8Array(NFS.readFileSync(image))
+      assert.deepStrictEqual(bytes.subarray(0, 700), data.subarray(0, 700))
+      assert.deepStrictEqual(bytes.subarray(4096, 4096 + 900), data.subarray(700))
+      assert.isTrue(
+        bytes.subarray(700, 4096).every((b) => b === 0xaa),
+        "the gap is untouched"
+      )
+    })
+  )
+
+  it.scoped("errors are those of `write`: out of range, ENOSPC naming the file and the piece", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir("ezio-storage-")
+      const io = FileIo.faulty((call, n) => (call === "writev" && n === 1 ? "ENOSPC" : undefined))
+      const storage = yield* Storage.makeDirectory({ layout, root: dir, fileIo: io })
+      const range = yield* Effect.flip(unsafeWrite(storage, 0, 200, [random(100, 1)]))
+      assert.deepStrictEqual(range, yield* Effect.flip(storage.write(0, 200, [random(100, 1)])))
+      assert.strictEqual(range.reason, "OutOfRange")
+      assert.strictEqual(range.operation, "write")
+      yield* unsafeWrite(storage, 0, 0, [random(256, 2)])
+      const full = yield* Effect.flip(unsafeWrite(storage, 1, 0, [random(256, 3)]))
+      assert.strictEqual(full.reason, "NoSpace")
+      assert.strictEqual(full.piece, 1)
+      assert.include(full.path, "one")
+    })
+  )
+
+  it.effect(
+    "a memory target, and a wrapper that replaces `write`, have none (their `write` is the one to run)",
+    () =>
+      Effect.gen(function* () {
+        const memory = yield* Storage.makeMemory({ layout })
+        assert.isUndefined(memory.write.unsafe)
+        const wrapped: Storage.StorageService = { ...memory, write: (p, o, b) => memory.write(p, o, b) }
+        assert.isUndefined(wrapped.write.unsafe)
+      })
   )
 })
 

@@ -332,7 +332,11 @@ export class StoreBuffer {
 
   /** A run reached storage (or failed): out of the store buffer, blocks back to the pool. */
   complete(run: Array<Entry>, error: unknown): void {
-    for (const entry of run) {
+    // Last block first (here and in `unpin`): the pool hands out its most recently freed block
+    // next, so a piece downloaded next gets these blocks back in address order, back to back,
+    // and its hash and write see one contiguous run instead of one view per block.
+    for (let i = run.length - 1; i >= 0; i--) {
+      const entry = run[i]!
       if (entry.state === DONE) continue
       this.finish(entry)
       this.jobs.running--
@@ -456,7 +460,8 @@ export class StoreBuffer {
   }
 
   unpin(entries: ReadonlyArray<Entry>): void {
-    for (const entry of entries) {
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const entry = entries[i]!
       if (--entry.pins === 0 && entry.state === DONE && !entry.block.released) entry.block.release()
     }
   }

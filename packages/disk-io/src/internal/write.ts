@@ -6,9 +6,10 @@
  * @internal
  */
 import type { BufferPool } from "@ezio/pool"
-import { Layout } from "@ezio/storage"
+import { Layout, type Storage } from "@ezio/storage"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { DiskIoError } from "../DiskIoError.js"
@@ -131,9 +132,10 @@ export const makeWrite = (engine: Engine) => {
 /**
  * Starts the aio writers and the timer that sends held-back writes of pieces nobody waits for (a
  * peer went away mid-piece), in `scope`. A writer is plain code driven by callbacks (a piece
- * handed to it, an io permit granted, a storage write done): the only Effect per batch is the
- * storage write itself, run in a fiber of its own, so no long-lived fiber steps through a loop
- * of Effect operations per piece. Nothing interrupts a storage write; closing the engine waits
+ * handed to it, an io permit granted, a storage write done). A file target's write has a
+ * callback form (`Storage.Write.unsafe`), so a batch needs no Effect at all; another storage's
+ * write runs in a fiber of its own. No long-lived fiber steps through a loop of Effect operations
+ * per piece. Nothing interrupts a storage write; closing the engine waits
  * until every write is out of the store buffer, those in flight included.
  *
  * @internal
@@ -144,6 +146,26 @@ export const startWriters = (engine: Engine, scope: Scope.Scope): Effect.Effect<
     const bs = engine.blockSize
     const runtime = yield* Effect.runtime<never>()
     const runWrite = Runtime.runCallback(runtime)
+
+    // A throw from the storage's own code is what a defect of its Effect would be.
+    const unsafeWrite = (
+      unsafe: NonNullable<Storage.Write["unsafe"]>,
+      piece: number,
+      offset: number,
+      buffers: ReadonlyArray<Uint8Array>,
+      onExit: (exit: Exit.Exit<void, unknown>) => void
+    ) => {
+      let called = false
+      try {
+        unsafe(piece, offset, buffers, (exit) => {
+          called = true
+          onExit(exit)
+        })
+      } catch (defect) {
+        if (!called) onExit(Exit.die(defect))
+        else throw defect
+      }
+    }
 
     const bytesOf = (entry: Entry) =>
       entry.length === bs ? entry.block.bytes : entry.block.bytes.subarray(0, entry.length)
@@ -171,16 +193,20 @@ export const startWriters = (engine: Engine, scope: Scope.Scope): Effect.Effect<
           const storage = current.torrent.storage
           let inline = true
           let doneInline = false
-          runWrite(
-            Effect.suspend(() => storage.write(current.index, run[0]!.offset, run.map(bytesOf))),
-            {
-              onExit: (exit) => {
-                store.complete(run, exit._tag === "Success" ? undefined : Cause.squash(exit.cause))
-                if (inline) doneInline = true
-                else step()
-              }
-            }
-          )
+          const onExit = (exit: Exit.Exit<void, unknown>) => {
+            store.complete(run, exit._tag === "Success" ? undefined : Cause.squash(exit.cause))
+            if (inline) doneInline = true
+            else step()
+          }
+          // A file target's callback write needs no fiber; any other storage's write runs in one.
+          const unsafe = storage.write.unsafe
+          if (unsafe !== undefined)
+            unsafeWrite(unsafe, current.index, run[0]!.offset, run.map(bytesOf), onExit)
+          else
+            runWrite(
+              Effect.suspend(() => storage.write(current.index, run[0]!.offset, run.map(bytesOf))),
+              { onExit }
+            )
           inline = false
           if (!doneInline) return
         }

@@ -40,7 +40,57 @@ const advance = (buffers: ReadonlyArray<Uint8Array>, n: number): Array<Uint8Arra
 
 /**
  * Reads or writes every byte of `buffers` at `position`, re-issuing the syscall after a partial
- * transfer, all inside one callback chain (one Effect per request, not per syscall).
+ * transfer, all inside one callback chain; `done` is called once, with the error if any.
+ *
+ * @internal
+ */
+export const vectoredCallback = (
+  io: FileIo,
+  kind: "read" | "write",
+  handle: Handle,
+  buffers: ReadonlyArray<Uint8Array>,
+  position: number,
+  piece: number | undefined,
+  done: (error: StorageError | undefined) => void
+): void => {
+  let remaining = 0
+  for (const buffer of buffers) remaining += buffer.length
+  if (remaining === 0) return done(undefined)
+  handle.refs++
+  if (kind === "write") handle.dirty = true
+  let list = buffers
+  let at = position
+  const finish = (error: StorageError | undefined) => {
+    handle.refs--
+    if (handle.retired && handle.refs === 0) handle.close()
+    done(error)
+  }
+  const where = () => (piece === undefined ? { offset: at } : { piece, offset: at })
+  const step = () =>
+    (kind === "read" ? io.readv : io.writev)(handle.fd, list, at, (error, n) => {
+      if (error !== null) return finish(fromErrno(error, kind, handle.path, where()))
+      remaining -= n
+      at += n
+      if (remaining === 0) return finish(undefined)
+      if (n === 0) {
+        return finish(
+          new StorageError({
+            reason: kind === "read" ? "ShortRead" : "Io",
+            operation: kind,
+            path: handle.path,
+            ...where(),
+            detail: `${remaining} byte(s) not ${kind === "read" ? "read" : "written"}`
+          })
+        )
+      }
+      list = advance(list, n)
+      step()
+    })
+  step()
+}
+
+/**
+ * `vectoredCallback` as one Effect per request (not per syscall).
  *
  * Uninterruptible on purpose: the kernel keeps writing into the buffers until the call returns,
  * so an interrupted caller must not get its (pool) blocks back before then.
@@ -56,42 +106,11 @@ export const vectored = (
   piece: number | undefined
 ): Effect.Effect<void, StorageError> =>
   Effect.uninterruptible(
-    Effect.async<void, StorageError>((resume) => {
-      let remaining = 0
-      for (const buffer of buffers) remaining += buffer.length
-      if (remaining === 0) return resume(Effect.void)
-      handle.refs++
-      if (kind === "write") handle.dirty = true
-      let list = buffers
-      let at = position
-      const finish = (error: StorageError | undefined) => {
-        handle.refs--
-        if (handle.retired && handle.refs === 0) handle.close()
+    Effect.async<void, StorageError>((resume) =>
+      vectoredCallback(io, kind, handle, buffers, position, piece, (error) =>
         resume(error === undefined ? Effect.void : Effect.fail(error))
-      }
-      const where = () => (piece === undefined ? { offset: at } : { piece, offset: at })
-      const step = () =>
-        (kind === "read" ? io.readv : io.writev)(handle.fd, list, at, (error, n) => {
-          if (error !== null) return finish(fromErrno(error, kind, handle.path, where()))
-          remaining -= n
-          at += n
-          if (remaining === 0) return finish(undefined)
-          if (n === 0) {
-            return finish(
-              new StorageError({
-                reason: kind === "read" ? "ShortRead" : "Io",
-                operation: kind,
-                path: handle.path,
-                ...where(),
-                detail: `${remaining} byte(s) not ${kind === "read" ? "read" : "written"}`
-              })
-            )
-          }
-          list = advance(list, n)
-          step()
-        })
-      step()
-    })
+      )
+    )
   )
 
 /** @internal */

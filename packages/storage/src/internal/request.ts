@@ -5,6 +5,7 @@
  * @internal
  */
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layout from "../Layout.js"
 import { StorageError } from "../StorageError.js"
 
@@ -51,16 +52,15 @@ const splitBuffers = (buffers: ReadonlyArray<Uint8Array>, spans: ReadonlyArray<L
   return groups
 }
 
-/** Validates a request and runs `perSpan` on each file span it covers, in order. */
-export const mapRequest = (
+/** The spans a request covers, or the error that refuses it. */
+const spansOf = (
   layout: Layout.Layout,
   location: string,
   kind: "read" | "write",
   piece: number,
   offset: number,
-  buffers: ReadonlyArray<Uint8Array>,
-  perSpan: PerSpan
-): Effect.Effect<void, StorageError> => {
+  buffers: ReadonlyArray<Uint8Array>
+): ReadonlyArray<Layout.Span> | StorageError => {
   const length = totalLength(buffers)
   if (
     !Number.isInteger(piece) ||
@@ -71,9 +71,23 @@ export const mapRequest = (
     offset + length > Layout.pieceSize(layout, piece)
   ) {
     const error = outOfRange(layout, piece, offset, length, location)
-    return Effect.fail(kind === "read" ? error : new StorageError({ ...error, operation: "write" }))
+    return kind === "read" ? error : new StorageError({ ...error, operation: "write" })
   }
-  const spans = Layout.spans(layout, piece * layout.pieceLength + offset, length)!
+  return Layout.spans(layout, piece * layout.pieceLength + offset, length)!
+}
+
+/** Validates a request and runs `perSpan` on each file span it covers, in order. */
+export const mapRequest = (
+  layout: Layout.Layout,
+  location: string,
+  kind: "read" | "write",
+  piece: number,
+  offset: number,
+  buffers: ReadonlyArray<Uint8Array>,
+  perSpan: PerSpan
+): Effect.Effect<void, StorageError> => {
+  const spans = spansOf(layout, location, kind, piece, offset, buffers)
+  if (spans instanceof StorageError) return Effect.fail(spans)
   if (spans.length === 0) return Effect.void
   if (spans.length === 1) return perSpan(spans[0]!, buffers)
   const groups = splitBuffers(buffers, spans)
@@ -81,18 +95,51 @@ export const mapRequest = (
 }
 
 /**
+ * A write of one span in plain callback code, if the target can do it now (an open file):
+ * returns false, without calling `done`, when it cannot.
+ */
+export type FastWrite = (
+  piece: number,
+  span: Layout.Span,
+  buffers: ReadonlyArray<Uint8Array>,
+  done: (error: StorageError | undefined) => void
+) => boolean
+
+/**
  * A target's `read` and `write`: every storage kind checks and maps requests the same way and
- * differs only in what it does with a span.
+ * differs only in what it does with a span. With `fastWrite`, `write.unsafe` is the same write
+ * for callback code: a request within one span that `fastWrite` takes runs with no fiber; any
+ * other runs `write` in a fiber of its own.
  *
  * @internal
  */
 export const readWrite = (
   layout: Layout.Layout,
   location: string,
-  perSpan: (kind: "read" | "write", piece: number) => PerSpan
-) => ({
-  read: (piece: number, offset: number, buffers: ReadonlyArray<Uint8Array>) =>
-    mapRequest(layout, location, "read", piece, offset, buffers, perSpan("read", piece)),
-  write: (piece: number, offset: number, buffers: ReadonlyArray<Uint8Array>) =>
+  perSpan: (kind: "read" | "write", piece: number) => PerSpan,
+  fastWrite?: FastWrite
+) => {
+  const read = (piece: number, offset: number, buffers: ReadonlyArray<Uint8Array>) =>
+    mapRequest(layout, location, "read", piece, offset, buffers, perSpan("read", piece))
+  const write = (piece: number, offset: number, buffers: ReadonlyArray<Uint8Array>) =>
     mapRequest(layout, location, "write", piece, offset, buffers, perSpan("write", piece))
-})
+  if (fastWrite === undefined) return { read, write }
+  const unsafe = (
+    piece: number,
+    offset: number,
+    buffers: ReadonlyArray<Uint8Array>,
+    done: (exit: Exit.Exit<void, StorageError>) => void
+  ): void => {
+    const spans = spansOf(layout, location, "write", piece, offset, buffers)
+    if (
+      !(spans instanceof StorageError) &&
+      spans.length === 1 &&
+      fastWrite(piece, spans[0]!, buffers, (error) =>
+        done(error === undefined ? Exit.void : Exit.fail(error))
+      )
+    )
+      return
+    Effect.runCallback(write(piece, offset, buffers), { onExit: done })
+  }
+  return { read, write: Object.assign(write, { unsafe }) }
+}
