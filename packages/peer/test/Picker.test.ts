@@ -191,6 +191,13 @@ describe("Picker", () => {
       [3, 1],
       "suggested pieces before the rarest"
     )
+    const only = make(4, 1)
+    only.addAvailability("all", 1)
+    assert.deepStrictEqual(
+      only.pick(seed, all, 4, { seed: true, suggested: [2], suggestedOnly: true }).map((p) => p.piece),
+      [2],
+      "from a seeder that serves only what it suggested, nothing else"
+    )
   })
 
   it("from a seed, not the rest of a piece another peer has while some piece is on seeds only", () => {

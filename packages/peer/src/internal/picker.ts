@@ -41,6 +41,11 @@ export interface PickContext {
   readonly seed?: boolean
   /** Pieces the peer suggested (BEP 6 suggest_piece), tried before the rarest. */
   readonly suggested?: ReadonlyArray<number>
+  /**
+   * Ask the peer for no new piece but those it suggested (an ezio seeder sending pieces out for
+   * the first time refuses the others: each refusal holds a place in its queue for a round trip).
+   */
+  readonly suggestedOnly?: boolean
 }
 
 /**
@@ -175,6 +180,7 @@ export class Picker<R extends Requester = Requester> {
           continue
         want = this.take(this.start(piece), who, want, out)
       }
+    if (context.suggestedOnly === true) return out
     while (want > 0) {
       const best = this.rarest(peerHas, seed)
       if (best < 0) break

@@ -386,7 +386,8 @@ export class SwarmCore implements SwarmLink<Connection> {
     return picker.pick(c, peerHas, want, {
       busy: c.outstanding.size,
       seed: c.isSeed,
-      suggested: c.suggested
+      suggested: c.suggested,
+      suggestedOnly: c.remoteEzio && c.suggested.length > 0 && c.isSeed
     })
   }
 

@@ -76,17 +76,45 @@ export const serves = (core: SeedingCore, c: Connection, piece: number): boolean
   const strict = c.remoteEzio && c.remoteFast
   const before = seeding.unsent
   const tail = strict && !seeding.active && seeding.tail > 0 && behind(core, seeding).has(c)
-  if (!seeding.serve(c, piece, strict, core.now(), tail)) return false
+  if (!seeding.serve(c, piece, strict, core.now(), tail)) {
+    // A peer refused may have no unsent piece suggested to it (the last ones went to others).
+    if (strict && seeding.active) refusedTopUp(core, c)
+    return false
+  }
   if (strict && seeding.unsent < before) suggestTo(core, c)
   return true
 }
 
-/** Tops up the unsent pieces suggested to an ezio peer (initial seeding). */
+/** Ezio peers a swarm suggests unsent pieces to: the connected ezio peers still downloading. */
+const downloaders = (core: SeedingCore): number => {
+  let n = 0
+  for (const c of core.connections) if (c.remoteEzio && c.remoteFast && !c.isSeed) n++
+  return Math.max(1, n)
+}
+
+/**
+ * Tops up the unsent pieces suggested to an ezio peer (initial seeding): `suggestions` of them, or
+ * fewer once few are left, so that the last unsent pieces are spread over every downloader (each
+ * takes only its share of the seeder's link: the last pieces held by a few would leave it idle).
+ */
 export const suggestTo = (core: SeedingCore, c: Connection): void => {
   const seeding = core.seeding
   if (seeding === undefined || !seeding.active || !c.remoteEzio || !c.remoteFast) return
-  const pieces = seeding.suggest(c, core.suggestions, (piece) => !c.peerHas(piece))
+  const keep = Math.min(core.suggestions, Math.ceil(seeding.unsent / downloaders(core)))
+  const pieces = seeding.suggest(c, keep, (piece) => !c.peerHas(piece))
   for (const index of pieces) c.send(Wire.encode({ _tag: "Suggest", index }))
+}
+
+/** A refused peer is topped up at most this often (refusals come per block). */
+const TOP_UP_MS = 250
+const toppedUp = new WeakMap<Connection, number>()
+
+const refusedTopUp = (core: SeedingCore, c: Connection): void => {
+  const now = core.now()
+  const at = toppedUp.get(c)
+  if (at !== undefined && now - at < TOP_UP_MS) return
+  toppedUp.set(c, now)
+  suggestTo(core, c)
 }
 
 /** How super-seeding's messages go to a connection. */
