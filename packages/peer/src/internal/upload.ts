@@ -100,9 +100,9 @@ export const QUIET_MS = 1_000
 export const TRICKLE_BYTES = 64 * 1024
 
 /** The time's worth of its upload rate one connection may have queued. */
-export const SEND_QUEUE_MS = 250
+export const SEND_QUEUE_MS = 1000
 /** What a connection may always have queued, however slow it is. */
-export const SEND_QUEUE_FLOOR = 256 * 1024
+export const SEND_QUEUE_FLOOR = 512 * 1024
 /** How often a connection's upload rate is measured. */
 export const RATE_WINDOW_MS = 100
 
