@@ -19,7 +19,12 @@
  *     EZIO_BENCH_DIR=/dev/shm if it exists (tmpfs: ezio's final fsync and libtorrent's lazy writeback
  *     cost the same, nothing), else os.tmpdir()
  *     EZIO_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" for the ezio processes
- *     EZIO_BENCH_ONLY=transmission: the transmission row alone
+ *     EZIO_BENCH_ONLY=ezio-seed,lt-hps-seed runs only some cells (default: all): comma separated,
+ *       SEEDER-seed a row, DOWNLOADER-download a column, SEEDER:DOWNLOADER one cell, transmission
+ *       the transmission row (names: ezio, lt-default, lt-hps)
+ *     EZIO_BENCH_EZIO="old.cjs new.cjs" runs ezio from these bundles (`node scripts/bundle.mjs FILE`)
+ *       instead of the sources through tsx; several are an A/B: every ezio cell runs each in turn,
+ *       the order alternating from round to round, and the tables get a row or column per bundle
  */
 import * as NFS from "node:fs"
 import * as NOS from "node:os"
@@ -45,8 +50,11 @@ const baseDir = process.env.EZIO_BENCH_DIR ?? (NFS.existsSync("/dev/shm") ? "/de
 const nodeArgs = process.env.EZIO_BENCH_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? []
 const root = NFS.mkdtempSync(NPath.join(baseDir, "ezio-bench-matrix-"))
 const cli = NPath.resolve(import.meta.dirname, "../../cli/src/bin.ts")
+const bundles = process.env.EZIO_BENCH_EZIO?.split(" ").filter((a) => a !== "") ?? []
+const only = process.env.EZIO_BENCH_ONLY?.split(",")
+  .map((a) => a.trim())
+  .filter((a) => a !== "")
 const timeoutMs = 120_000 + mib * 250
-const onlyTransmission = process.env.EZIO_BENCH_ONLY === "transmission"
 
 function parsePoolMiB(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(k|m|g)?i?b?$/i.exec(text.trim())
@@ -64,6 +72,23 @@ const NAME: Record<Seeder | Downloader, string> = {
   "lt-default": "libtorrent default",
   "lt-hps": "libtorrent high_performance_seed"
 }
+
+/** How ezio runs: the node arguments before its own; `label` tells bundles apart in the tables. */
+interface Ezio {
+  readonly label: string
+  readonly script: ReadonlyArray<string>
+}
+const EZIOS: ReadonlyArray<Ezio> =
+  bundles.length > 0
+    ? bundles.map((file) => ({ label: NPath.basename(file), script: [NPath.resolve(file)] }))
+    : [{ label: "", script: ["--import", "tsx", cli] }]
+const ezioName = (ezio: Ezio) => (EZIOS.length > 1 ? `ezio ${ezio.label}` : "ezio")
+
+const selected = (seeder: string, downloader: string) =>
+  only === undefined ||
+  only.some(
+    (o) => o === `${seeder}-seed` || o === `${downloader}-download` || o === `${seeder}:${downloader}`
+  )
 const preset = (kind: "lt-default" | "lt-hps") => (kind === "lt-default" ? "default" : "high-performance")
 
 interface Source {
@@ -91,8 +116,8 @@ interface Running {
   readonly latest: () => { readonly t: number; readonly uploaded: number } | undefined
 }
 
-const ezioProcess = (args: ReadonlyArray<string>, onLine: (line: string) => void) =>
-  spawnScoped(process.execPath, [...nodeArgs, "--import", "tsx", cli, ...args], { onLine })
+const ezioProcess = (ezio: Ezio, args: ReadonlyArray<string>, onLine: (line: string) => void) =>
+  spawnScoped(process.execPath, [...nodeArgs, ...ezio.script, ...args], { onLine })
 
 const jsonLine = (line: string): Record<string, unknown> | undefined => {
   if (!line.startsWith("{")) return undefined
@@ -105,6 +130,7 @@ const jsonLine = (line: string): Record<string, unknown> | undefined => {
 
 const startSeeder = (
   kind: Seeder,
+  ezio: Ezio,
   source: Source,
   dial: ReadonlyArray<number> = []
 ): Effect.Effect<Running, Error, Scope.Scope> => {
@@ -131,6 +157,7 @@ const startSeeder = (
     const ready = yield* Deferred.make<number>()
     let latest: { t: number; uploaded: number } | undefined
     const child = yield* ezioProcess(
+      ezio,
       [
         "seed",
         source.torrent,
@@ -166,7 +193,7 @@ const startSeeder = (
 const freshDir = () => NFS.mkdtempSync(NPath.join(root, "out-"))
 
 /** Downloads from `port`; MiB/s over the downloader's own window, its CPU over that window. */
-const download = (kind: Downloader, source: Source, port: number) =>
+const download = (kind: Downloader, ezio: Ezio, source: Source, port: number) =>
   Effect.gen(function* () {
     const out = freshDir()
     yield* Effect.addFinalizer(() => Effect.sync(() => NFS.rmSync(out, { recursive: true, force: true })))
@@ -193,6 +220,7 @@ const download = (kind: Downloader, source: Source, port: number) =>
     let cpuAtComplete = 0
     let pid = 0
     const child = yield* ezioProcess(
+      ezio,
       [
         "download",
         source.torrent,
@@ -227,12 +255,17 @@ const download = (kind: Downloader, source: Source, port: number) =>
     return { seconds: (completeAt - readyAt) / 1000, cpu: cpuAtComplete - cpuAtReady, anon, firstByte: NaN }
   }).pipe(Effect.scoped)
 
-const cell = (seeder: Seeder, downloader: Downloader, source: Source): Effect.Effect<Run, Error> =>
+const cell = (
+  seeder: Seeder,
+  downloader: Downloader,
+  ezio: Ezio,
+  source: Source
+): Effect.Effect<Run, Error> =>
   Effect.gen(function* () {
-    const running = yield* startSeeder(seeder, source)
+    const running = yield* startSeeder(seeder, ezio, source)
     const memory = sampler(running.pid)
     const cpuBefore = cpuSeconds(running.pid) ?? 0
-    const d = yield* download(downloader, source, running.port)
+    const d = yield* download(downloader, ezio, source, running.port)
     const seederCpu = (cpuSeconds(running.pid) ?? 0) - cpuBefore
     const gib = source.mib / 1024
     return {
@@ -250,7 +283,11 @@ const cell = (seeder: Seeder, downloader: Downloader, source: Source): Effect.Ef
  * upload counter (first to last report while the transfer is under way), past transmission's
  * start-up and ramp.
  */
-const transmissionCell = (seeder: "ezio" | "lt-default", source: Source): Effect.Effect<Run, Error> =>
+const transmissionCell = (
+  seeder: "ezio" | "lt-default",
+  ezio: Ezio,
+  source: Source
+): Effect.Effect<Run, Error> =>
   Effect.gen(function* () {
     const listenPort = yield* freePort
     const out = freshDir()
@@ -259,7 +296,7 @@ const transmissionCell = (seeder: "ezio" | "lt-default", source: Source): Effect
       transmissionDownload({ torrent: source.torrent, dir: out, listenPort, timeoutMs })
     )
     for (let i = 0; i < 100 && !listening(listenPort); i++) yield* Effect.sleep("100 millis")
-    const running = yield* startSeeder(seeder, source, [listenPort])
+    const running = yield* startSeeder(seeder, ezio, source, [listenPort])
     const memory = sampler(running.pid)
     const cpuBefore = cpuSeconds(running.pid) ?? 0
     const total = source.mib * 1048576
@@ -305,50 +342,44 @@ const spread = (xs: ReadonlyArray<number>, digits = 0) =>
     : fmt(xs[0] ?? NaN, digits)
 
 const results = new Map<string, Array<Run>>()
-const key = (s: string, d: string) => `${s}→${d}`
-const runsOf = (s: string, d: string) => results.get(key(s, d)) ?? []
-const med = (s: string, d: string, f: (r: Run) => number) => median(runsOf(s, d).map(f))
+/** A cell's runs; `ezio` tells bundles apart where ezio is one of the two. */
+const key = (s: string, d: string, ezio: Ezio) =>
+  s === "ezio" || d === "ezio" ? `${s}→${d}@${ezio.label}` : `${s}→${d}`
+const runsOf = (s: string, d: string, ezio: Ezio = EZIOS[0]!) => results.get(key(s, d, ezio)) ?? []
+
+/** The table's rows and columns: ezio once per bundle. */
+interface Side {
+  readonly kind: Seeder | Downloader
+  readonly ezio: Ezio | undefined
+  readonly name: string
+}
+const sides = (kinds: ReadonlyArray<Seeder | Downloader>): ReadonlyArray<Side> =>
+  kinds.flatMap((kind): ReadonlyArray<Side> =>
+    kind === "ezio"
+      ? EZIOS.map((ezio) => ({ kind, ezio, name: ezioName(ezio) }))
+      : [{ kind, ezio: undefined, name: NAME[kind] }]
+  )
 
 const table = (title: string, show: (runs: ReadonlyArray<Run>) => string) => {
   console.log(`\n${title}\n`)
-  console.log(`| seeder ↓ downloader → | ${DOWNLOADERS.map((d) => NAME[d]).join(" | ")} |`)
-  console.log(`| --- | ${DOWNLOADERS.map(() => "---:").join(" | ")} |`)
-  for (const s of SEEDERS)
-    console.log(`| ${NAME[s]} | ${DOWNLOADERS.map((d) => show(runsOf(s, d))).join(" | ")} |`)
+  const columns = sides(DOWNLOADERS)
+  console.log(`| seeder ↓ downloader → | ${columns.map((d) => d.name).join(" | ")} |`)
+  console.log(`| --- | ${columns.map(() => "---:").join(" | ")} |`)
+  for (const s of sides(SEEDERS)) {
+    const shown = columns.map((d) =>
+      s.ezio !== undefined && d.ezio !== undefined && s.ezio !== d.ezio
+        ? "–"
+        : show(runsOf(s.kind, d.kind, s.ezio ?? d.ezio))
+    )
+    console.log(`| ${s.name} | ${shown.join(" | ")} |`)
+  }
 }
 
-const report = () => {
-  console.log(
-    `\n${mib} MiB file, 1 MiB pieces, 127.0.0.1, ${rounds} interleaved round(s), ezio pool ${poolSize}, files in ${baseDir}; median (range)`
-  )
-  table("MiB/s", (runs) => spread(runs.map((r) => r.mibps)))
-  table("CPU seconds per GiB: seeder / downloader", (runs) =>
-    runs.length === 0
-      ? "–"
-      : `${fmt(median(runs.map((r) => r.seederCpuPerGiB)), 1)} / ${fmt(median(runs.map((r) => r.downloaderCpuPerGiB)), 1)}`
-  )
-  table("peak RssAnon MiB: seeder / downloader", (runs) =>
-    runs.length === 0
-      ? "–"
-      : `${fmt(Math.max(...runs.map((r) => r.seederAnonMiB)))} / ${fmt(Math.max(...runs.map((r) => r.downloaderAnonMiB)))}`
-  )
-  console.log(
-    `\nlibtorrent downloaders, seconds from adding the torrent to the first payload byte (in the MiB/s above): ${SEEDERS.map((s) => `from ${NAME[s]} ${fmt(median(["lt-default", "lt-hps"].flatMap((d) => runsOf(s, d).map((r) => r.firstByteSeconds))), 2)}`).join(", ")}`
-  )
-  const tx = (s: string) => runsOf(s, "transmission")
-  if (tx("ezio").length > 0) {
-    console.log(
-      `\nto transmission-cli (${transmissionMiB} MiB; steady rate from the seeder's upload counter)\n`
-    )
-    console.log("| seeder | MiB/s | seeder CPU s/GiB | seeder peak RssAnon MiB |")
-    console.log("| --- | ---: | ---: | ---: |")
-    for (const s of ["ezio", "lt-default"] as const)
-      console.log(
-        `| ${NAME[s]} | ${spread(tx(s).map((r) => r.mibps))} | ${fmt(median(tx(s).map((r) => r.seederCpuPerGiB)), 1)} | ${fmt(Math.max(...tx(s).map((r) => r.seederAnonMiB)))} |`
-      )
-  }
-
+/** The goals for one ezio build. */
+const goalsOf = (ezio: Ezio): Array<[string, number, number, boolean]> => {
   const goals: Array<[string, number, number, boolean]> = []
+  const runs = (s: string, d: string) => runsOf(s, d, ezio)
+  const med = (s: string, d: string, f: (r: Run) => number) => median(runs(s, d).map(f))
   const rate = (s: string, d: string) => med(s, d, (r) => r.mibps)
   const ratio = (name: string, ours: number, theirs: number, need = 1.1) =>
     goals.push([name, ours, theirs, ours >= need * theirs])
@@ -376,21 +407,80 @@ const report = () => {
   }
   const limit = poolMiB + 80
   const anon = Math.max(
-    ...SEEDERS.flatMap((s) => runsOf(s, "ezio").map((r) => r.downloaderAnonMiB)),
-    ...DOWNLOADERS.flatMap((d) => runsOf("ezio", d).map((r) => r.seederAnonMiB))
+    ...SEEDERS.flatMap((s) => runs(s, "ezio").map((r) => r.downloaderAnonMiB)),
+    ...DOWNLOADERS.flatMap((d) => runs("ezio", d).map((r) => r.seederAnonMiB))
   )
   goals.push([`ezio peak RssAnon ≤ pool + 80 MiB (${fmt(limit)})`, anon, limit, anon <= limit])
+  const tx = (s: string) => runs(s, "transmission")
   if (tx("ezio").length > 0) {
     const ours = median(tx("ezio").map((r) => r.mibps))
     const theirs = median(tx("lt-default").map((r) => r.mibps))
     goals.push(["to transmission ≥ libtorrent default's rate", ours, theirs, ours >= theirs])
   }
-  console.log("\n| goal | ezio | libtorrent / limit | ratio | met |")
-  console.log("| --- | ---: | ---: | ---: | :---: |")
-  for (const [name, ours, theirs, met] of goals)
-    console.log(
-      `| ${name} | ${fmt(ours, 1)} | ${fmt(theirs, 1)} | ${fmt(ours / theirs, 2)} | ${met ? "yes" : "NO"} |`
+  return goals
+}
+
+const report = () => {
+  console.log(
+    `\n${mib} MiB file, 1 MiB pieces, 127.0.0.1, ${rounds} interleaved round(s), ezio pool ${poolSize}, files in ${baseDir}; median (range)`
+  )
+  table("MiB/s", (runs) => spread(runs.map((r) => r.mibps)))
+  table("CPU seconds per GiB: seeder / downloader", (runs) =>
+    runs.length === 0
+      ? "–"
+      : `${fmt(median(runs.map((r) => r.seederCpuPerGiB)), 1)} / ${fmt(median(runs.map((r) => r.downloaderCpuPerGiB)), 1)}`
+  )
+  table("peak RssAnon MiB: seeder / downloader", (runs) =>
+    runs.length === 0
+      ? "–"
+      : `${fmt(Math.max(...runs.map((r) => r.seederAnonMiB)))} / ${fmt(Math.max(...runs.map((r) => r.downloaderAnonMiB)))}`
+  )
+  console.log(
+    `\nlibtorrent downloaders, seconds from adding the torrent to the first payload byte (in the MiB/s above): ${sides(
+      SEEDERS
     )
+      .map(
+        (s) =>
+          `from ${s.name} ${fmt(median(["lt-default", "lt-hps"].flatMap((d) => runsOf(s.kind, d, s.ezio).map((r) => r.firstByteSeconds))), 2)}`
+      )
+      .join(", ")}`
+  )
+  const txRows = [...sides(["ezio"]), ...sides(["lt-default"])]
+  if (txRows.some((s) => runsOf(s.kind, "transmission", s.ezio).length > 0)) {
+    console.log(
+      `\nto transmission-cli (${transmissionMiB} MiB; steady rate from the seeder's upload counter)\n`
+    )
+    console.log("| seeder | MiB/s | seeder CPU s/GiB | seeder peak RssAnon MiB |")
+    console.log("| --- | ---: | ---: | ---: |")
+    for (const s of txRows) {
+      const tx = runsOf(s.kind, "transmission", s.ezio)
+      console.log(
+        `| ${s.name} | ${spread(tx.map((r) => r.mibps))} | ${fmt(median(tx.map((r) => r.seederCpuPerGiB)), 1)} | ${fmt(Math.max(...tx.map((r) => r.seederAnonMiB)))} |`
+      )
+    }
+  }
+  for (const ezio of EZIOS) {
+    const goals = goalsOf(ezio).filter(([, ours, theirs]) => Number.isFinite(ours) && Number.isFinite(theirs))
+    if (goals.length === 0) continue
+    console.log(
+      `\n| goal${EZIOS.length > 1 ? ` (${ezioName(ezio)})` : ""} | ezio | libtorrent / limit | ratio | met |`
+    )
+    console.log("| --- | ---: | ---: | ---: | :---: |")
+    for (const [name, ours, theirs, met] of goals)
+      console.log(
+        `| ${name} | ${fmt(ours, 1)} | ${fmt(theirs, 1)} | ${fmt(ours / theirs, 2)} | ${met ? "yes" : "NO"} |`
+      )
+  }
+}
+
+/** Runs one cell and records it. */
+const record = (s: Seeder, d: Downloader | "transmission", ezio: Ezio, run: Run, round: number) => {
+  results.set(key(s, d, ezio), [...runsOf(s, d, ezio), run])
+  const name = (k: Seeder | Downloader) => (k === "ezio" ? ezioName(ezio) : NAME[k])
+  const digits = d === "transmission" ? 1 : 0
+  console.error(
+    `round ${round + 1}: ${name(s)} → ${d === "transmission" ? d : name(d)}: ${fmt(run.mibps, digits)} MiB/s`
+  )
 }
 
 const main = Effect.gen(function* () {
@@ -402,27 +492,27 @@ const main = Effect.gen(function* () {
   }
   const made = yield* makeSource(NPath.join(root, "main"), mib)
   const source: Source = { ...made, mib }
-  const withTransmission = hasTransmission && transmissionMiB > 0
+  const withTransmission =
+    hasTransmission && transmissionMiB > 0 && (only === undefined || only.includes("transmission"))
   const small: Source | undefined = withTransmission
     ? { ...(yield* makeSource(NPath.join(root, "transmission"), transmissionMiB)), mib: transmissionMiB }
     : undefined
-  const cells = onlyTransmission ? [] : SEEDERS.flatMap((s) => DOWNLOADERS.map((d) => [s, d] as const))
+  const cells = SEEDERS.flatMap((s) => DOWNLOADERS.map((d) => [s, d] as const)).filter(([s, d]) =>
+    selected(s, d)
+  )
   for (let round = 0; round < rounds; round++) {
-    // Each round visits every cell, starting one further on, so no cell always runs first.
+    // Each round visits every cell, starting one further on, so no cell always runs first; the
+    // ezio builds of an A/B run back to back, in an order that alternates from round to round.
+    const builds = round % 2 === 0 ? EZIOS : [...EZIOS].reverse()
     for (let i = 0; i < cells.length; i++) {
       const [s, d] = cells[(i + round) % cells.length]!
-      const run = yield* cell(s, d, source)
-      results.set(key(s, d), [...runsOf(s, d), run])
-      console.error(`round ${round + 1}: ${NAME[s]} → ${NAME[d]}: ${fmt(run.mibps)} MiB/s`)
+      for (const ezio of s === "ezio" || d === "ezio" ? builds : [EZIOS[0]!])
+        record(s, d, ezio, yield* cell(s, d, ezio, source), round)
     }
     if (small !== undefined)
-      for (const s of round % 2 === 0
-        ? (["ezio", "lt-default"] as const)
-        : (["lt-default", "ezio"] as const)) {
-        const run = yield* transmissionCell(s, small)
-        results.set(key(s, "transmission"), [...runsOf(s, "transmission"), run])
-        console.error(`round ${round + 1}: ${NAME[s]} → transmission: ${fmt(run.mibps, 1)} MiB/s`)
-      }
+      for (const s of round % 2 === 0 ? (["ezio", "lt-default"] as const) : (["lt-default", "ezio"] as const))
+        for (const ezio of s === "ezio" ? builds : [EZIOS[0]!])
+          record(s, "transmission", ezio, yield* transmissionCell(s, ezio, small), round)
   }
   report()
 }).pipe(Effect.timeout(Duration.hours(6)))

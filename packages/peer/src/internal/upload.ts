@@ -7,6 +7,12 @@
 // download. A peer that reads asks for more (or announces a piece) as blocks come in, so once
 // `quietBytes` went to a peer that has said nothing for `QUIET_MS`, it gets `TRICKLE_BYTES` a
 // second (`trickle`) until it speaks again: a slow or finishing peer is slowed, never stopped.
+//
+// What one connection has queued (bytes Node holds for its socket plus reads in flight) is capped
+// by time, as libtorrent's send buffer watermark is: `sendLimit` of the rate the socket takes
+// bytes at. Everything else we send the peer (HAVEs, cancels, our own requests when we download
+// from it too) waits behind that queue, and on a slow link a fixed megabytes-deep one is seconds.
+// The socket taking bytes (its write callbacks) refills the queue, so reads overlap the sending.
 import type * as Net from "node:net"
 import type { BufferPool } from "@ezio/pool"
 import * as Wire from "../Wire.js"
@@ -62,7 +68,7 @@ export const shareBudget = (
   budget.limit = limit
   budget.perPeer = Math.max(
     UPLOAD_FLOOR,
-    Math.min(sendBufferBytes + 4 * 1024 * 1024, Math.floor(limit / Math.max(1, total)))
+    Math.min(sendCeiling(sendBufferBytes), Math.floor(limit / Math.max(1, total)))
   )
 }
 
@@ -78,6 +84,8 @@ const MAX_INVALID = 300
 const MAX_REQUEST = 128 * 1024
 /** Blocks read per DiskIo call: a run of contiguous requests in one piece. */
 const MAX_BATCH_BYTES = 1024 * 1024
+/** Reads in flight per connection. */
+const MAX_READS = 4
 /** Bytes sent to a peer since its last message past which, once it has been silent `QUIET_MS`, it is trickled. */
 export const QUIET_BYTES = 1024 * 1024
 /**
@@ -91,13 +99,43 @@ export const QUIET_MS = 1_000
 /** What a silent peer past its quiet limit is sent a second. */
 export const TRICKLE_BYTES = 64 * 1024
 
+/** The time's worth of its upload rate one connection may have queued. */
+export const SEND_QUEUE_MS = 1000
+/** What a connection may always have queued, however slow it is. */
+export const SEND_QUEUE_FLOOR = 512 * 1024
+/** How often a connection's upload rate is measured. */
+export const RATE_WINDOW_MS = 100
+
+/** The most one connection may have queued: its send buffer (the option) and its reads in flight. */
+export const sendCeiling = (sendBufferBytes: number): number => sendBufferBytes + MAX_READS * MAX_BATCH_BYTES
+
+/**
+ * What one connection may have queued (socket and reads in flight) at `rate` bytes a second: its
+ * rate's `SEND_QUEUE_MS`, at least `SEND_QUEUE_FLOOR`, at most `ceiling` (`sendCeiling`). A queue
+ * that keeps a link busy lets the rate measured grow, and the limit with it.
+ */
+export const sendLimit = (rate: number, ceiling: number): number =>
+  Math.min(ceiling, Math.max(SEND_QUEUE_FLOOR, Math.floor((rate * SEND_QUEUE_MS) / 1000)))
+
 export class Upload<C extends UploadPeer<C>> {
   private readonly requests: Array<QueuedRequest> = []
   private readsInFlight = 0
   /** Pool blocks the reads in flight will fill: with `sending`, what this peer holds of the pool. */
   private readBlocks = 0
+  /** Bytes the reads in flight will send. */
+  private readBytes = 0
   /** `pump` stopped at the cap: the next block the socket takes restarts it. */
   private capped = false
+  /** `pump` stopped at the send limit: a block the socket takes restarts it once below. */
+  private full = false
+  /** What this connection may have queued now (`sendLimit`); its send buffer until first measured. */
+  private limit: number
+  /** The least room under `limit` worth a read: reads stay big while the socket takes block by block. */
+  private minRoom: number
+  /** The upload rate measured, bytes a second, and the bytes the socket took since `rateAt`. */
+  private rate = 0
+  private took = 0
+  private rateAt: number
   private readonly sending = new Set<BufferPool.Block>()
   private invalid = 0
   /** Bytes sent since the peer's message at `heardAt` (its `lastHeard` then). */
@@ -114,8 +152,39 @@ export class Upload<C extends UploadPeer<C>> {
   private sendProgressAt: number
 
   constructor(private readonly peer: C) {
-    this.sendProgressAt = peer.swarm.now()
+    this.sendProgressAt = this.rateAt = peer.swarm.now()
     this.quiet = quietBytes(peer.swarm.picker.pieceSize(0))
+    this.limit = peer.swarm.options.sendBufferBytes
+    this.minRoom = MAX_BATCH_BYTES
+  }
+
+  /** What this connection has queued: bytes its socket holds and bytes being read for it. */
+  get backlog(): number {
+    return this.peer.socket.writableLength + this.readBytes
+  }
+
+  /** What it may have queued now (`sendLimit` of its measured rate). */
+  get sendLimit(): number {
+    return this.limit
+  }
+
+  /**
+   * Once a window: the rate the socket took bytes at. It falls at most by half a window, so a
+   * window with little asked does not empty a fast link's queue.
+   */
+  private measure(now: number): void {
+    // Until its first bytes go, a connection's rate is unknown: it may queue its send buffer.
+    if (this.took === 0 && this.rate === 0) {
+      this.rateAt = now
+      return
+    }
+    const elapsed = now - this.rateAt
+    if (elapsed < RATE_WINDOW_MS) return
+    this.rate = Math.max((this.took * 1000) / elapsed, this.rate * 0.5 ** (elapsed / RATE_WINDOW_MS))
+    this.took = 0
+    this.rateAt = now
+    this.limit = sendLimit(this.rate, sendCeiling(this.peer.swarm.options.sendBufferBytes))
+    this.minRoom = Math.min(MAX_BATCH_BYTES, this.limit >> 2)
   }
 
   private rejectOrDrop(piece: number, begin: number, length: number): void {
@@ -179,13 +248,13 @@ export class Upload<C extends UploadPeer<C>> {
       this.heardAt = peer.lastHeard
       this.sentSinceHeard = 0
     }
-    while (
-      !peer.closed &&
-      this.requests.length > 0 &&
-      !peer.amChoking &&
-      this.readsInFlight < 4 &&
-      peer.socket.writableLength < swarm.options.sendBufferBytes
-    ) {
+    this.measure(swarm.now())
+    while (!peer.closed && this.requests.length > 0 && !peer.amChoking && this.readsInFlight < MAX_READS) {
+      const room = this.limit - this.backlog
+      if (room < this.minRoom) {
+        this.full = true
+        return
+      }
       const held = (this.sending.size + this.readBlocks) * BLOCK
       const budget = swarm.uploads
       const cap = budget.perPeer
@@ -203,7 +272,7 @@ export class Upload<C extends UploadPeer<C>> {
       const first = this.requests[0]!
       let end = first.begin + first.length
       let count = 1
-      const most = Math.min(MAX_BATCH_BYTES, quota, Math.max(first.length, cap - held))
+      const most = Math.min(MAX_BATCH_BYTES, quota, Math.max(first.length, Math.min(cap - held, room)))
       while (count < this.requests.length) {
         const next = this.requests[count]!
         if (next.piece !== first.piece || next.begin !== end || end - first.begin + next.length > most) break
@@ -221,10 +290,12 @@ export class Upload<C extends UploadPeer<C>> {
       const blocks = Math.ceil(bytes / BLOCK) + (first.begin % BLOCK === 0 ? 0 : 1)
       this.readsInFlight++
       this.readBlocks += blocks
+      this.readBytes += bytes
       budget.held += blocks * BLOCK
       swarm.read(first.piece, first.begin, bytes, (result) => {
         this.readsInFlight--
         this.readBlocks -= blocks
+        this.readBytes -= bytes
         swarm.uploads.held -= blocks * BLOCK
         if (result._tag === "Failure") {
           // The data could not be read (a failing disk): reject what we cannot serve.
@@ -270,9 +341,10 @@ export class Upload<C extends UploadPeer<C>> {
         if (within === v.length) {
           // The last bytes of this block: release it once the socket has taken them.
           const block = blocks[view]!
+          const size = v.length
           this.sending.add(block)
           peer.swarm.uploads.held += BLOCK
-          socket.write(part, () => this.releaseSent(block))
+          socket.write(part, () => this.releaseSent(block, size))
           view++
           within = 0
         } else {
@@ -286,14 +358,17 @@ export class Upload<C extends UploadPeer<C>> {
     peer.lastSent = peer.lastPayload = peer.swarm.now()
   }
 
-  private releaseSent(block: BufferPool.Block): void {
+  /** The socket took the last bytes of `block` (`size` bytes of it were sent). */
+  private releaseSent(block: BufferPool.Block, size: number): void {
     this.flushed++
+    this.took += size
     if (this.sending.delete(block)) {
       this.peer.swarm.uploads.held -= BLOCK
       if (!block.released) block.release()
     }
-    if (this.capped) {
+    if (this.capped || (this.full && this.limit - this.backlog >= this.minRoom)) {
       this.capped = false
+      this.full = false
       this.pump()
     }
   }

@@ -1,0 +1,205 @@
+/**
+ * What one connection has queued (bytes Node holds for its socket plus reads in flight) is capped
+ * by time (upload.ts, `sendLimit`): on a slow link everything else we send that peer waits behind
+ * about a second of data, not megabytes; on a fast one the queue stays as deep as before.
+ * No sockets: a fake one drains at a set rate on a fake clock, reads complete after a set time.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import type { BufferPool } from "@ezio/pool"
+import { BLOCK } from "../src/internal/picker.js"
+import type { ReadResult } from "../src/internal/swarmLink.js"
+import {
+  SEND_QUEUE_FLOOR,
+  SEND_QUEUE_MS,
+  sendCeiling,
+  sendLimit,
+  Upload,
+  type UploadPeer
+} from "../src/internal/upload.js"
+
+const MIB = 1024 * 1024
+const SEND_BUFFER = 4 * MIB
+
+interface FakePeer extends UploadPeer<FakePeer> {
+  lastHeard: number
+}
+
+/**
+ * A peer of a seeder with 256 pieces of 1 MiB, behind a link of `rate` bytes a second: its socket
+ * holds what is written (`writableLength`) and passes it on at that rate as the clock advances
+ * (`run`), calling each write's callback once its bytes left; a read completes `readMs` after it
+ * was asked for.
+ */
+const make = (rate: number, readMs = 1) => {
+  let now = 0
+  const queue: Array<{ left: number; callback: (() => void) | undefined }> = []
+  const reads: Array<{ at: number; complete: () => void }> = []
+  let upload: Upload<FakePeer> | undefined
+  let peakBacklog = 0
+  const socket = {
+    writableLength: 0,
+    cork: () => {},
+    uncork: () => {},
+    write: (chunk: Uint8Array, callback?: () => void) => {
+      queue.push({ left: chunk.length, callback })
+      socket.writableLength += chunk.length
+      return socket.writableLength < 16 * 1024
+    }
+  }
+  const block = () =>
+    ({ bytes: new Uint8Array(BLOCK), released: false, release() {} }) as unknown as BufferPool.Block
+  const swarm = {
+    picker: { pieceCount: 256, has: () => true, pieceSize: () => MIB },
+    options: { requestQueue: 100_000, sendBufferBytes: SEND_BUFFER },
+    uploads: { held: 0, floor: 256 * 1024, perPeer: 1024 * MIB, limit: 1024 * MIB, wanting: new Map() },
+    now: () => now,
+    unreadable: () => false,
+    serves: () => true,
+    uploadDelay: () => 0,
+    wakeUpload: () => {},
+    uploaded: () => {},
+    reportError: () => {},
+    read: (_piece: number, _begin: number, length: number, done: (result: ReadResult) => void) => {
+      const blocks = Array.from({ length: Math.ceil(length / BLOCK) }, block)
+      const views = blocks.map((b) => b.bytes.subarray(0, Math.min(BLOCK, length)))
+      reads.push({
+        at: now + readMs,
+        complete: () => done({ _tag: "Success", read: { blocks, views, length, release: () => {} } })
+      })
+      peakBacklog = Math.max(peakBacklog, upload!.backlog)
+    }
+  }
+  const peer = {
+    id: 1,
+    swarm,
+    socket,
+    closed: false,
+    remoteFast: true,
+    amChoking: false,
+    uploaded: 0,
+    lastSent: 0,
+    lastPayload: 0,
+    lastHeard: 0,
+    send: () => {},
+    close: () => {}
+  } as unknown as FakePeer
+  upload = new Upload(peer)
+  const u = upload
+  let next = 0
+  return {
+    upload: u,
+    peer,
+    get now() {
+      return now
+    },
+    /** The most the connection had queued when it started a read, since the last call. */
+    peakBacklog: () => {
+      const peak = peakBacklog
+      peakBacklog = 0
+      return peak
+    },
+    /** The peer asks for the next `n` blocks (it is heard from). */
+    ask: (n: number) => {
+      peer.lastHeard = now
+      for (let k = 0; k < n; k++, next++) u.request(Math.floor(next / 64) % 256, (next % 64) * BLOCK, BLOCK)
+      u.pump()
+    },
+    /**
+     * Advances the clock `ms` in 1 ms steps: reads complete, the link passes bytes on, and the
+     * peer says something every 250 ms (a reading peer announces the pieces it completes).
+     */
+    run: (ms: number, each?: () => void) => {
+      for (let step = 0; step < ms; step++) {
+        now++
+        if (now % 250 === 0) peer.lastHeard = now
+        const due = reads.filter((r) => r.at <= now)
+        if (due.length > 0) {
+          reads.splice(0, reads.length, ...reads.filter((r) => r.at > now))
+          for (const r of due) r.complete()
+        }
+        let budget = rate / 1000
+        while (budget > 0 && queue.length > 0) {
+          const head = queue[0]!
+          const n = Math.min(budget, head.left)
+          head.left -= n
+          budget -= n
+          socket.writableLength -= n
+          if (head.left <= 0) {
+            queue.shift()
+            head.callback?.()
+          }
+        }
+        if (socket.writableLength === 0) u.pump() // "drain"
+        each?.()
+      }
+    }
+  }
+}
+
+describe("sendLimit", () => {
+  it("is SEND_QUEUE_MS of the rate, between the floor and the ceiling", () => {
+    const ceiling = sendCeiling(SEND_BUFFER)
+    assert.strictEqual(ceiling, SEND_BUFFER + 4 * MIB, "the send buffer and four 1 MiB reads, as before")
+    assert.strictEqual(sendLimit(0, ceiling), SEND_QUEUE_FLOOR)
+    assert.strictEqual(sendLimit(100_000, ceiling), SEND_QUEUE_FLOOR)
+    assert.strictEqual(sendLimit(2 * MIB, ceiling), Math.floor((2 * MIB * SEND_QUEUE_MS) / 1000))
+    assert.strictEqual(sendLimit(1024 * MIB, ceiling), ceiling)
+  })
+})
+
+describe("a connection's send queue", () => {
+  it("on a slow link holds SEND_QUEUE_MS of its rate, not megabytes, and the link stays busy", () => {
+    const rate = 900_000 // a 50 Mbit/s link shared by seven uploads
+    const t = make(rate)
+    t.ask(64 * 64) // 64 MiB asked for at once, far more than the link can take in a while
+    // Before its rate is known a connection may queue its send buffer (four reads of 1 MiB)...
+    assert.strictEqual(t.upload.backlog, SEND_BUFFER)
+    t.run(100)
+    assert.isAtMost(t.peakBacklog(), SEND_BUFFER)
+    // ... which drains; from then on it queues no more than the limit.
+    t.run(5_000)
+    t.peakBacklog()
+    const sentBefore = t.peer.uploaded
+    let worst = 0
+    t.run(5_000, () => (worst = Math.max(worst, t.upload.backlog)))
+    const limit = sendLimit(rate, sendCeiling(SEND_BUFFER))
+    assert.isAtMost(t.upload.sendLimit, 2 * limit, "the limit follows the rate measured")
+    // What a HAVE or a request written now waits behind, in time: about SEND_QUEUE_MS.
+    assert.isAtMost(worst, limit + 64 * 1024, `queued ${worst} B at ${rate} B/s`)
+    assert.isAtMost(t.peakBacklog(), 1.1 * limit)
+    assert.isBelow((worst * 1000) / rate, 1.5 * SEND_QUEUE_MS)
+    // And the link was kept busy: five seconds of its rate went.
+    assert.isAtLeast(t.peer.uploaded - sentBefore, 0.97 * 5 * rate)
+  })
+
+  it("on a fast link stays as deep as before: four 1 MiB reads in flight besides the send buffer", () => {
+    const rate = 400 * MIB
+    const t = make(rate, 3)
+    let reads4 = 0
+    let deepest = 0
+    const u = t.upload
+    t.ask(256 * 64)
+    t.run(300, () => {
+      deepest = Math.max(deepest, u.backlog)
+      if (u.backlog > 4 * MIB) reads4++
+    })
+    assert.strictEqual(u.sendLimit, sendCeiling(SEND_BUFFER), "at the ceiling")
+    assert.isAbove(reads4, 0, "more than the send buffer alone was queued at times")
+    assert.isAtMost(deepest, sendCeiling(SEND_BUFFER) + MIB)
+    // 300 ms at 400 MiB/s is 120 MiB: the queue never starved the link for long.
+    assert.isAtLeast(t.peer.uploaded, 100 * MIB)
+  })
+
+  it("after a slow start the limit grows with the rate the link takes", () => {
+    const rate = 100 * MIB
+    const t = make(rate)
+    t.ask(16) // a trickle of requests: the rate measured is low
+    t.run(1_000)
+    assert.strictEqual(t.upload.sendLimit, SEND_QUEUE_FLOOR)
+    t.ask(64 * 64)
+    const before = t.peer.uploaded
+    t.run(500)
+    assert.strictEqual(t.upload.sendLimit, sendCeiling(SEND_BUFFER))
+    assert.isAtLeast(t.peer.uploaded - before, 0.8 * 0.5 * rate, "most of the link's rate")
+  })
+})
