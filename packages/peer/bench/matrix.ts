@@ -22,10 +22,14 @@
  *     EZIO_BENCH_ONLY=ezio-seed,lt-hps-seed runs only some cells (default: all): comma separated,
  *       SEEDER-seed a row, DOWNLOADER-download a column, SEEDER:DOWNLOADER one cell, transmission
  *       the transmission row (names: ezio, lt-default, lt-hps)
+ *     ezio runs as the installed command does: the one-file bundle with its code cache (this
+ *       script runs `node scripts/bundle.mjs` first), so tsx's compiling is in neither its CPU
+ *       nor its memory; EZIO_BENCH_CLI=tsx runs the sources through tsx instead
  *     EZIO_BENCH_EZIO="old.cjs new.cjs" runs ezio from these bundles (`node scripts/bundle.mjs FILE`)
- *       instead of the sources through tsx; several are an A/B: every ezio cell runs each in turn,
+ *       instead; several are an A/B: every ezio cell runs each in turn,
  *       the order alternating from round to round, and the tables get a row or column per bundle
  */
+import * as NChild from "node:child_process"
 import * as NFS from "node:fs"
 import * as NOS from "node:os"
 import * as NPath from "node:path"
@@ -78,10 +82,14 @@ interface Ezio {
   readonly label: string
   readonly script: ReadonlyArray<string>
 }
+const useTsx = process.env.EZIO_BENCH_CLI === "tsx"
+const repo = NPath.resolve(import.meta.dirname, "../../..")
 const EZIOS: ReadonlyArray<Ezio> =
   bundles.length > 0
     ? bundles.map((file) => ({ label: NPath.basename(file), script: [NPath.resolve(file)] }))
-    : [{ label: "", script: ["--import", "tsx", cli] }]
+    : useTsx
+      ? [{ label: "", script: ["--import", "tsx", cli] }]
+      : [{ label: "", script: [NPath.join(repo, "packages/cli/bin/run-bundle.cjs")] }]
 const ezioName = (ezio: Ezio) => (EZIOS.length > 1 ? `ezio ${ezio.label}` : "ezio")
 
 const selected = (seeder: string, downloader: string) =>
@@ -490,6 +498,8 @@ const main = Effect.gen(function* () {
     )
     return
   }
+  if (!useTsx && bundles.length === 0)
+    NChild.execFileSync(process.execPath, [NPath.join(repo, "scripts/bundle.mjs")], { stdio: "inherit" })
   const made = yield* makeSource(NPath.join(root, "main"), mib)
   const source: Source = { ...made, mib }
   const withTransmission =
