@@ -25,6 +25,19 @@ describe("InitialSeeding", () => {
     assert.isFalse(seeding.active)
   })
 
+  it("waits RETRY_MS from when the peer the piece went to has it, not from the first refusal", () => {
+    const { availability, seeding } = make(2)
+    const a = peer(1)
+    const b = peer(2)
+    assert.isTrue(seeding.serve(a, 0, true, 0))
+    assert.isFalse(seeding.serve(b, 0, true, 1_000), "on its way to a")
+    // The piece took longer than RETRY_MS to reach a over a slow shared link; a now has it.
+    availability[0] = 1
+    assert.isFalse(seeding.serve(b, 0, true, 1_000 + RETRY_MS + 500), "b can get it from a now")
+    assert.isFalse(seeding.serve(b, 0, true, 1_000 + 2 * RETRY_MS), "still too soon to tell")
+    assert.isTrue(seeding.serve(b, 0, true, 1_000 + 2 * RETRY_MS + 500), "b could not get it from a")
+  })
+
   it("once every piece is out, still refuses a piece a connected peer has, until asked again", () => {
     const { availability, seeding } = make(2)
     const a = peer(1)
@@ -79,7 +92,10 @@ describe("InitialSeeding", () => {
     assert.isFalse(seeding.serve(b, 1, true, 2_000))
     assert.isFalse(seeding.serve(b, 1, true, 2_000 + RETRY_MS), "in transit")
     availability[1] = 1
-    assert.isTrue(seeding.serve(b, 1, true, 2_000 + RETRY_MS), "a has it, and b asked again")
+    // a has it now: b's wait for it from a starts now, not at b's first refusal (a did not have
+    // it then: sending it again at once was the repeat a slow shared link made).
+    assert.isFalse(seeding.serve(b, 1, true, 2_000 + RETRY_MS), "a has it: b can get it from a")
+    assert.isTrue(seeding.serve(b, 1, true, 2_000 + 2 * RETRY_MS), "b asked again: not from a")
   })
 
   it("waits for a piece on its way to another client only RETRY_MS: it may never pass it on", () => {

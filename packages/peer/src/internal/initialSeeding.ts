@@ -36,13 +36,22 @@ export const IN_TRANSIT_RETRY_MS = 30_000
  */
 export const TAIL_SHARE = 0.08
 
+interface Refusal {
+  readonly at: number
+  /** Another peer had the piece (it was not only on its way to one). */
+  readonly held: boolean
+}
+
 interface PeerState {
   /** Pieces sent to this peer. */
   readonly sent: Array<number>
   /** Pieces suggested to it (stale entries are skipped). */
   reserved: Array<number>
-  /** Pieces refused to it, and when first. */
-  readonly refused: Map<number, number>
+  /**
+   * Pieces refused to it, and since when: the first refusal, or the first once another peer had
+   * the piece (the wait for it to come from that peer starts then).
+   */
+  readonly refused: Map<number, Refusal>
   /** It plays along (an ezio target): a piece on its way to it will be passed on. */
   strict: boolean
 }
@@ -134,14 +143,21 @@ export class InitialSeeding<R extends Holder> {
         return true
       }
       const refused = this.peer(who).refused
-      const at = refused.get(piece)
-      if (at === undefined) refused.set(piece, now)
+      const first = refused.get(piece)
+      // Refused while on its way to a peer, and now that peer has it: the asker can get it from
+      // that peer from now on, so the wait starts again (on a slow shared link a piece takes
+      // longer than `RETRY_MS` to arrive: counted from the first refusal it was sent twice).
+      if (first === undefined || (held && !first.held)) {
+        refused.set(piece, { at: now, held })
+        this.refusals++
+        return false
+      }
       // Still on its way to a peer that is connected: the asker gets it from that peer once it is
       // in, however long a piece takes on the seeder's shared link (many peers, a slow link).
       // Only a peer that plays along is waited for that long: another client (or one that never
       // reads) may never pass the piece on.
       const wait = held || !sent!.some((p) => this.peer(p).strict) ? RETRY_MS : IN_TRANSIT_RETRY_MS
-      if (at === undefined || now - at < wait) {
+      if (now - first.at < wait) {
         this.refusals++
         return false
       }
