@@ -26,7 +26,7 @@ import {
 } from "@ezio/test-support/clients"
 import { hasOpentracker, opentracker } from "@ezio/test-support"
 import { Deferred, Effect } from "effect"
-import { identical, makeSource } from "./support.js"
+import { ezioSeedArgs, identical, makeSource, median, withAnnounce } from "./support.js"
 
 const mib = Number(process.env.EZIO_BENCH_MIB ?? 1024)
 const rounds = Number(process.env.EZIO_BENCH_ROUNDS ?? 3)
@@ -59,20 +59,7 @@ const seed = (kind: Seeder, torrent: string, data: string, dir: string) => {
     const ready = yield* Deferred.make<void>()
     const child = yield* spawnScoped(
       process.execPath,
-      [
-        NPath.join(repo, "packages/cli/bin/run-bundle.cjs"),
-        "seed",
-        torrent,
-        data,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--trust",
-        "--json",
-        "--pool-size",
-        poolSize
-      ],
+      [NPath.join(repo, "packages/cli/bin/run-bundle.cjs"), ...ezioSeedArgs(torrent, data, poolSize)],
       {
         onLine: (line) => {
           if (line.startsWith('{"event":"ready"')) Deferred.unsafeDone(ready, Effect.void)
@@ -86,15 +73,6 @@ const seed = (kind: Seeder, torrent: string, data: string, dir: string) => {
       )
     ).pipe(Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("ezio seed: not ready") }))
   })
-}
-
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length === 0
-    ? NaN
-    : s.length % 2 === 1
-      ? s[s.length >> 1]!
-      : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
 const main = Effect.gen(function* () {
@@ -113,8 +91,7 @@ const main = Effect.gen(function* () {
   const torrent = NPath.join(root, "tracker.torrent")
   const decoded = Bencode.decodeDict(NFS.readFileSync(source.torrent))
   if (decoded._tag !== "Right") return yield* Effect.fail(new Error(`${source.torrent}: not a torrent`))
-  const announce = Bencode.text(`http://127.0.0.1:${tracker.port}/announce`)
-  NFS.writeFileSync(torrent, Bencode.encode({ ...decoded.right.value, announce }))
+  withAnnounce(decoded.right.value, `http://127.0.0.1:${tracker.port}/announce`, torrent)
   const rates: Record<Seeder, Array<number>> = { ezio: [], "lt-default": [], "lt-hps": [] }
   for (let round = 0; round < rounds; round++) {
     for (let k = 0; k < SEEDERS.length; k++) {

@@ -29,7 +29,7 @@ import * as NFS from "node:fs"
 import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { Deferred, Effect } from "effect"
-import { identical, makeSource } from "./support.js"
+import { ezioSeedArgs, identical, makeSource, median } from "./support.js"
 import { hasLibtorrent, libtorrentDownload, libtorrentSeed, spawnScoped } from "@ezio/test-support/clients"
 
 const mib = Number(process.env.EZIO_CPU_MIB ?? 1024)
@@ -229,19 +229,7 @@ const seedRun = (source: Source, root: string, variant: Variant) =>
     const ready = yield* Deferred.make<number>()
     const child = yield* spawnScoped(
       process.execPath,
-      ezioArgs(variant, [
-        "seed",
-        source.torrent,
-        source.data,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--trust",
-        "--json",
-        "--pool-size",
-        poolSize
-      ]),
+      ezioArgs(variant, [...ezioSeedArgs(source.torrent, source.data, poolSize)]),
       {
         onLine: (line) => {
           const o = jsonEvent(line)
@@ -293,11 +281,6 @@ const seedRun = (source: Source, root: string, variant: Variant) =>
     } satisfies Run
   }).pipe(Effect.scoped)
 
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
 const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "–")
 const line = (name: string, r: Run) =>
   `${name}: ezio ${f(r.ezioCpuPerGiB)} CPU-s/GiB (whole process ${f(r.ezioTotalCpuPerGiB)}), libtorrent ${f(r.libtorrentCpuPerGiB)}; peak RssAnon ezio ${f(r.ezioAnonMiB, 0)} MiB, libtorrent ${f(r.libtorrentAnonMiB, 0)} MiB; ${f(r.seconds, 1)} s${r.threads === "" ? "" : `; ezio by thread: ${r.threads}`}`

@@ -21,7 +21,7 @@ import { Hasher, Layout, Storage } from "@ezio/storage"
 import { Metainfo } from "@ezio/torrent"
 import { Effect, Either, Layer, Schedule } from "effect"
 import { hostilePeers } from "../test/hostilePeers.js"
-import { makeSource, sampler } from "./support.js"
+import { ezioSeedArgs, makeSource, sampler } from "./support.js"
 
 const mib = Number(process.env.EZIO_BENCH_MIB ?? 256)
 const poolMiB = Number(process.env.EZIO_BENCH_POOL_MIB ?? 64)
@@ -42,20 +42,7 @@ const seeder = (torrent: string, data: string) =>
   Effect.gen(function* () {
     const child = NChild.spawn(
       seedCommand[0]!,
-      [
-        ...seedCommand.slice(1),
-        "seed",
-        torrent,
-        data,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--trust",
-        "--json",
-        "--pool-size",
-        `${poolMiB}MiB`
-      ],
+      [...seedCommand.slice(1), ...ezioSeedArgs(torrent, data, `${poolMiB}MiB`)],
       { stdio: ["ignore", "pipe", "inherit"] }
     )
     yield* Effect.addFinalizer(() => Effect.sync(() => child.exitCode === null && child.kill("SIGTERM")))

@@ -34,7 +34,7 @@ import * as NFS from "node:fs"
 import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { Deferred, Duration, Effect, Fiber, type Scope } from "effect"
-import { cpuSeconds, identical, listening, makeSource, sampler } from "./support.js"
+import { cpuSeconds, ezioSeedArgs, identical, listening, makeSource, median, sampler } from "./support.js"
 import {
   freePort,
   hasLibtorrent,
@@ -167,17 +167,7 @@ const startSeeder = (
     const child = yield* ezioProcess(
       ezio,
       [
-        "seed",
-        source.torrent,
-        source.data,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--trust",
-        "--json",
-        "--pool-size",
-        poolSize,
+        ...ezioSeedArgs(source.torrent, source.data, poolSize),
         ...dial.flatMap((p) => ["--peer", `127.0.0.1:${p}`])
       ],
       (line) => {
@@ -338,11 +328,6 @@ const transmissionCell = (
 
 // -------------------------------------------------------------------------------------------- report
 
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
 const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : "–")
 const spread = (xs: ReadonlyArray<number>, digits = 0) =>
   xs.length > 1

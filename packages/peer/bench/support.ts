@@ -114,11 +114,38 @@ export const makeSource = (root: string, mib: number, options: { readonly tracke
     const warm = NFS.openSync(data, "r")
     for (let at = 0; NFS.readSync(warm, chunk, 0, chunk.length, at) > 0; at += chunk.length);
     NFS.closeSync(warm)
-    let trackerTorrent: string | undefined
-    if (options.tracker !== undefined) {
-      trackerTorrent = NPath.join(root, "tracker.torrent")
-      const dict: Bencode.Dict = meta.torrent
-      NFS.writeFileSync(trackerTorrent, Bencode.encode({ ...dict, announce: Bencode.text(options.tracker) }))
-    }
+    const trackerTorrent =
+      options.tracker === undefined
+        ? undefined
+        : withAnnounce(meta.torrent, options.tracker, NPath.join(root, "tracker.torrent"))
     return { dir, data, torrent, trackerTorrent, infoHash: meta.infoHashHex }
   })
+
+/** Writes `torrent` (a .torrent's dictionary) announcing to `tracker` to `file`; returns `file`. */
+export const withAnnounce = (torrent: Bencode.Dict, tracker: string, file: string): string => {
+  NFS.writeFileSync(file, Bencode.encode({ ...torrent, announce: Bencode.text(tracker) }))
+  return file
+}
+
+/** `ezio seed` of `torrent` from `data` as the benches run it: 127.0.0.1, any port, JSON events. */
+export const ezioSeedArgs = (torrent: string, data: string, poolSize: string): Array<string> => [
+  "seed",
+  torrent,
+  data,
+  "--bind",
+  "127.0.0.1",
+  "--port",
+  "0",
+  "--trust",
+  "--json",
+  "--pool-size",
+  poolSize
+]
+
+/** The median of `xs` (NaN for none). */
+export const median = (xs: ReadonlyArray<number>): number => {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
