@@ -5,16 +5,11 @@
  * second, and all it asked for once it speaks again. No sockets: a fake one that takes every byte.
  */
 import { assert, describe, it } from "@effect/vitest"
-import type { BufferPool } from "@ezio/pool"
 import { BLOCK } from "../src/internal/picker.js"
-import type { ReadResult } from "../src/internal/swarmLink.js"
-import { QUIET_MS, quietBytes, TRICKLE_BYTES, Upload, type UploadPeer } from "../src/internal/upload.js"
+import { QUIET_MS, quietBytes, TRICKLE_BYTES, Upload } from "../src/internal/upload.js"
+import { fakeRead, fakeUploadPeer } from "./fakeUploadPeer.js"
 
 const MIB = 1024 * 1024
-
-interface FakePeer extends UploadPeer<FakePeer> {
-  lastHeard: number
-}
 
 /** A peer of a seeder with 64 pieces of 1 MiB whose socket takes every byte; reads wait for `drain`. */
 const make = (pieceLength = MIB) => {
@@ -29,39 +24,18 @@ const make = (pieceLength = MIB) => {
       return true
     }
   }
-  const block = () =>
-    ({ bytes: new Uint8Array(BLOCK), released: false, release() {} }) as unknown as BufferPool.Block
-  const swarm = {
-    picker: { pieceCount: 64, has: () => true, pieceSize: () => pieceLength },
-    options: { requestQueue: 2000, sendBufferBytes: 4 * MIB },
-    uploads: { held: 0, floor: 256 * 1024, perPeer: 64 * MIB, limit: 1024 * MIB, wanting: new Map() },
-    now: () => now,
-    unreadable: () => false,
-    serves: () => true,
-    uploadDelay: () => 0,
-    wakeUpload: () => {},
-    uploaded: () => {},
-    reportError: () => {},
-    read: (_piece: number, _begin: number, length: number, done: (result: ReadResult) => void) => {
-      const blocks = Array.from({ length: Math.ceil(length / BLOCK) }, block)
-      const views = blocks.map((b) => b.bytes)
-      pending.push(() => done({ _tag: "Success", read: { blocks, views, length, release: () => {} } }))
-    }
-  }
-  const peer = {
-    id: 1,
-    swarm,
+  const peer = fakeUploadPeer({
     socket,
-    closed: false,
-    remoteFast: true,
-    amChoking: false,
-    uploaded: 0,
-    lastSent: 0,
-    lastPayload: 0,
-    lastHeard: 0,
-    send: () => {},
-    close: () => {}
-  } as unknown as FakePeer
+    now: () => now,
+    read: (_piece, _begin, length, done) => {
+      pending.push(() => done(fakeRead(length, (b) => b.bytes)))
+    },
+    pieceCount: 64,
+    pieceLength,
+    requestQueue: 2000,
+    sendBufferBytes: 4 * MIB,
+    perPeer: 64 * MIB
+  })
   const upload = new Upload(peer)
   return {
     upload,

@@ -5,24 +5,12 @@
  * No sockets: a fake one drains at a set rate on a fake clock, reads complete after a set time.
  */
 import { assert, describe, it } from "@effect/vitest"
-import type { BufferPool } from "@ezio/pool"
 import { BLOCK } from "../src/internal/picker.js"
-import type { ReadResult } from "../src/internal/swarmLink.js"
-import {
-  SEND_QUEUE_FLOOR,
-  SEND_QUEUE_MS,
-  sendCeiling,
-  sendLimit,
-  Upload,
-  type UploadPeer
-} from "../src/internal/upload.js"
+import { SEND_QUEUE_FLOOR, SEND_QUEUE_MS, sendCeiling, sendLimit, Upload } from "../src/internal/upload.js"
+import { type FakePeer, fakeRead, fakeUploadPeer } from "./fakeUploadPeer.js"
 
 const MIB = 1024 * 1024
 const SEND_BUFFER = 4 * MIB
-
-interface FakePeer extends UploadPeer<FakePeer> {
-  lastHeard: number
-}
 
 /**
  * A peer of a seeder with 256 pieces of 1 MiB, behind a link of `rate` bytes a second: its socket
@@ -46,43 +34,22 @@ const make = (rate: number, readMs = 1) => {
       return socket.writableLength < 16 * 1024
     }
   }
-  const block = () =>
-    ({ bytes: new Uint8Array(BLOCK), released: false, release() {} }) as unknown as BufferPool.Block
-  const swarm = {
-    picker: { pieceCount: 256, has: () => true, pieceSize: () => MIB },
-    options: { requestQueue: 100_000, sendBufferBytes: SEND_BUFFER },
-    uploads: { held: 0, floor: 256 * 1024, perPeer: 1024 * MIB, limit: 1024 * MIB, wanting: new Map() },
+  const peer = fakeUploadPeer({
+    socket,
     now: () => now,
-    unreadable: () => false,
-    serves: () => true,
-    uploadDelay: () => 0,
-    wakeUpload: () => {},
-    uploaded: () => {},
-    reportError: () => {},
-    read: (_piece: number, _begin: number, length: number, done: (result: ReadResult) => void) => {
-      const blocks = Array.from({ length: Math.ceil(length / BLOCK) }, block)
-      const views = blocks.map((b) => b.bytes.subarray(0, Math.min(BLOCK, length)))
+    read: (_piece, _begin, length, done) => {
       reads.push({
         at: now + readMs,
-        complete: () => done({ _tag: "Success", read: { blocks, views, length, release: () => {} } })
+        complete: () => done(fakeRead(length, (b) => b.bytes.subarray(0, Math.min(BLOCK, length))))
       })
       peakBacklog = Math.max(peakBacklog, upload!.backlog)
-    }
-  }
-  const peer = {
-    id: 1,
-    swarm,
-    socket,
-    closed: false,
-    remoteFast: true,
-    amChoking: false,
-    uploaded: 0,
-    lastSent: 0,
-    lastPayload: 0,
-    lastHeard: 0,
-    send: () => {},
-    close: () => {}
-  } as unknown as FakePeer
+    },
+    pieceCount: 256,
+    pieceLength: MIB,
+    requestQueue: 100_000,
+    sendBufferBytes: SEND_BUFFER,
+    perPeer: 1024 * MIB
+  })
   upload = new Upload(peer)
   const u = upload
   let next = 0
