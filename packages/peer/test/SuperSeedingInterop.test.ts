@@ -77,6 +77,23 @@ const sentEachOnce = (swarm: Session.Swarm, meta: Metainfo.Metainfo) => {
 
 const sameBytes = (file: string, data: Uint8Array) => Buffer.compare(NFS.readFileSync(file), data) === 0
 
+/**
+ * transmission-cli downloading from `seed` into `dir`/out (it cannot dial out: the seeder dials it
+ * once it listens); its port, and its result to join.
+ */
+const transmissionFrom = (seed: { readonly torrent: string; readonly swarm: Session.Swarm }, dir: string) =>
+  Effect.gen(function* () {
+    const port = yield* freePort
+    const out = NPath.join(dir, "out")
+    NFS.mkdirSync(out)
+    const download = yield* Effect.fork(
+      transmissionDownload({ torrent: seed.torrent, dir: out, listenPort: port, timeoutMs: 60_000 })
+    )
+    yield* listening(port)
+    yield* seed.swarm.connect("127.0.0.1", port)
+    return { port, out, download }
+  })
+
 describe("super-seeding clients that are not ezio", () => {
   it.live.skipIf(!hasLibtorrent)(
     "three libtorrent downloaders that know each other: byte-identical copies, no piece sent twice before all are out",
@@ -179,15 +196,7 @@ describe("super-seeding clients that are not ezio", () => {
         const dir = yield* tempDir("ezio-superseed-")
         const data = random(SIZE)
         const seed = yield* seeder(dir, data)
-        const port = yield* freePort
-        const out = NPath.join(dir, "out")
-        NFS.mkdirSync(out)
-        // transmission-cli cannot dial out: the seeder dials it once it listens.
-        const download = yield* Effect.fork(
-          transmissionDownload({ torrent: seed.torrent, dir: out, listenPort: port, timeoutMs: 60_000 })
-        )
-        yield* listening(port)
-        yield* seed.swarm.connect("127.0.0.1", port)
+        const { download, out } = yield* transmissionFrom(seed, dir)
         const result = yield* Fiber.join(download)
         // Super-seeded, it stopped at its first two pieces, which it never announced to us.
         assert.isTrue(result.done, result.stdout + result.stderr)
@@ -210,14 +219,7 @@ describe("super-seeding clients that are not ezio", () => {
         // Held to 512 KiB/s, the seeder is still sending to transmission when libtorrent comes
         // (transmission asks slowly at first: seconds for the 3 MiB).
         const seed = yield* seeder(dir, data, undefined, { uploadRateLimit: 512 * 1024 })
-        const port = yield* freePort
-        const out = NPath.join(dir, "out")
-        NFS.mkdirSync(out)
-        const download = yield* Effect.fork(
-          transmissionDownload({ torrent: seed.torrent, dir: out, listenPort: port, timeoutMs: 60_000 })
-        )
-        yield* listening(port)
-        yield* seed.swarm.connect("127.0.0.1", port)
+        const { download, out, port } = yield* transmissionFrom(seed, dir)
         yield* Effect.sync(() => seed.swarm.unsafeStatus().uploaded).pipe(
           Effect.repeat({ until: (bytes) => bytes > 0, schedule: Schedule.spaced("50 millis") }),
           Effect.timeout("40 seconds")
