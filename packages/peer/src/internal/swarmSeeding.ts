@@ -25,6 +25,9 @@ export interface SeedingCore {
   readonly now: () => number
 }
 
+/** A peer that plays along with initial seeding (initialSeeding.ts's `strict`): ezio, with BEP 6. */
+const playsAlong = (c: Connection): boolean => c.remoteEzio && c.remoteFast
+
 /** Ezio peers served in the tail at a time (initialSeeding.ts): the ones with the fewest pieces. */
 const TAIL_PEERS = 2
 /** How often the peers furthest behind are looked for again. */
@@ -43,8 +46,7 @@ const behind = (core: SeedingCore, seeding: InitialSeeding<Connection>): Readonl
   const last = tails.get(core)
   if (last !== undefined && now - last.at < TAIL_REFRESH_MS) return last.peers
   const counts: Array<{ c: Connection; n: number }> = []
-  for (const c of core.connections)
-    if (c.remoteEzio && c.remoteFast && !c.isSeed) counts.push({ c, n: c.pieceCount() })
+  for (const c of core.connections) if (playsAlong(c) && !c.isSeed) counts.push({ c, n: c.pieceCount() })
   counts.sort((a, b) => a.n - b.n)
   const peers = new Set(counts.slice(0, TAIL_PEERS).map((x) => x.c))
   tails.set(core, { at: now, peers })
@@ -73,7 +75,7 @@ export const serves = (core: SeedingCore, c: Connection, piece: number): boolean
   const seeding = core.seeding
   if (seeding === undefined) return true
   if (core.superSeeding !== undefined && !core.superSeeding.allows(c, piece)) return false
-  const strict = c.remoteEzio && c.remoteFast
+  const strict = playsAlong(c)
   const before = seeding.unsent
   const tail = strict && !seeding.active && seeding.tail > 0 && behind(core, seeding).has(c)
   if (!seeding.serve(c, piece, strict, core.now(), tail)) {
@@ -88,7 +90,7 @@ export const serves = (core: SeedingCore, c: Connection, piece: number): boolean
 /** Ezio peers a swarm suggests unsent pieces to: the connected ezio peers still downloading. */
 const downloaders = (core: SeedingCore): number => {
   let n = 0
-  for (const c of core.connections) if (c.remoteEzio && c.remoteFast && !c.isSeed) n++
+  for (const c of core.connections) if (playsAlong(c) && !c.isSeed) n++
   return Math.max(1, n)
 }
 
@@ -99,7 +101,7 @@ const downloaders = (core: SeedingCore): number => {
  */
 export const suggestTo = (core: SeedingCore, c: Connection): void => {
   const seeding = core.seeding
-  if (seeding === undefined || !seeding.active || !c.remoteEzio || !c.remoteFast) return
+  if (seeding === undefined || !seeding.active || !playsAlong(c)) return
   const keep = Math.min(core.suggestions, Math.ceil(seeding.unsent / downloaders(core)))
   const pieces = seeding.suggest(c, keep, (piece) => !c.peerHas(piece))
   for (const index of pieces) c.send(Wire.encode({ _tag: "Suggest", index }))
