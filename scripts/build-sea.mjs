@@ -1,8 +1,9 @@
 // `pnpm build:sea`: one executable file, dist/ezio, for targets booted from a live image (nothing
 // to install there): Node's single executable application over the bundle of scripts/bundle.mjs,
-// which it carries with its code cache as assets (scripts/sea-main.cjs runs them). The blob is
-// made by this very `node` and injected into a copy of it, so dist/ezio runs the Node version
-// that built it, and the code cache, made by the same Node, is always accepted.
+// as a V8 startup snapshot of the heap once the bundle has been compiled (with its code cache)
+// and evaluated (scripts/sea-main.cjs), so every start skips reading, compiling and evaluating
+// it. The blob is made by this very `node` and injected into a copy of it, so dist/ezio runs the
+// Node version that built it, and the code cache, made by the same Node, is always accepted.
 import * as NChild from "node:child_process"
 import * as NFS from "node:fs"
 import * as NPath from "node:path"
@@ -25,7 +26,8 @@ await esbuild.build({
   platform: "node",
   format: "cjs",
   target: "node20",
-  logLevel: "warning"
+  logLevel: "warning",
+  define: { EZIO_BUNDLE_FILE: JSON.stringify(bundleFile), EZIO_CACHE_FILE: JSON.stringify(cacheFile) }
 })
 const config = NPath.join(work, "sea-config.json")
 const blob = NPath.join(work, "ezio.blob")
@@ -36,7 +38,7 @@ NFS.writeFileSync(
       main,
       output: blob,
       disableExperimentalSEAWarning: true,
-      assets: { "ezio.cjs": bundleFile, "ezio.cache": cacheFile }
+      useSnapshot: true
     },
     null,
     2

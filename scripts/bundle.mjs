@@ -31,6 +31,34 @@ const findWorker = () => {
   return found[0]
 }
 
+/**
+ * Node modules that a startup snapshot cannot hold (Node 20 serializes no HTTP parser): each is
+ * bundled as a stand-in whose exports load the real module when first read, so evaluating the
+ * bundle does not load them and `scripts/build-sea.mjs` can snapshot it. A process that never
+ * uses HTTP (a download from `--peer`s, a verify) does not load them at all.
+ */
+const lazyBuiltins = (names) => ({
+  name: "lazy-builtins",
+  setup(build) {
+    build.onResolve({ filter: new RegExp(`^(node:)?(${names.join("|")})$`) }, (args) =>
+      // The stand-in's own require is of the real module.
+      args.namespace === "lazy-builtin"
+        ? { path: args.path, external: true }
+        : { path: args.path.replace(/^node:/, ""), namespace: "lazy-builtin" }
+    )
+    build.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, async (args) => {
+      const keys = Object.keys(await import(`node:${args.path}`)).filter((k) => k !== "default")
+      return {
+        loader: "js",
+        contents: [
+          `let m; const load = () => (m ??= require("node:${args.path}"));`,
+          `for (const k of ${JSON.stringify(keys)}) Object.defineProperty(exports, k, { get: () => load()[k], enumerable: true });`
+        ].join("\n")
+      }
+    })
+  }
+})
+
 const common = { bundle: true, platform: "node", format: "cjs", target: "node20", logLevel: "warning" }
 
 const runBundle = NPath.join(root, "packages/cli/bin/run-bundle.cjs")
@@ -117,6 +145,7 @@ export const bundle = async ({ outfile = bundleFile, codeCache = true } = {}) =>
     ...common,
     entryPoints: [NPath.join(root, "packages/cli/src/bin.ts")],
     outfile,
+    plugins: [lazyBuiltins(["http", "https", "worker_threads", "child_process", "readline", "dgram"])],
     // Syntax and whitespace only: identifiers (and so class and function names) are kept.
     minifySyntax: true,
     minifyWhitespace: true,

@@ -32,6 +32,7 @@ exports.runBundle = ({ source, filename, cachedData, require, cacheOut }) => {
     .call(module.exports, module.exports, require, module, filename, NPath.dirname(filename))
   if (cacheOut !== undefined)
     process.once("exit", () => NFS.writeFileSync(cacheOut, script.createCachedData()))
+  return script.cachedDataRejected === true
 }
 
 /** The installed command: the bundle beside this file's package, with its cache when there is one. */

@@ -81,11 +81,12 @@ export const readTorrent = (path: string) => Effect.flatMap(readFile(path), (byt
 // ---------------------------------------------------------------------------------------------
 // Output
 
-export const isTty = process.stdout.isTTY === true
+/** Whether stdout is a terminal (asked when needed: a startup snapshot evaluates modules at build). */
+export const isTty = (): boolean => process.stdout.isTTY === true
 
 /** A progress line rewritten in place on a terminal; nothing when piped or with --json. */
 export const progressLine = (quiet: boolean) => {
-  const shown = isTty && !quiet
+  const shown = isTty() && !quiet
   return {
     show: (text: string) => {
       if (shown) process.stdout.write(`\r${text}   `)

@@ -73,7 +73,7 @@ export const watch = (o: WatchOptions) =>
       })
       yield* emit(o.json, { event: "dashboard", url: dashboard.url }, `dashboard: ${dashboard.url}`)
     }
-    if (isTty && !o.json) {
+    if (isTty() && !o.json) {
       let drawn = 0
       const draw = Effect.flatMap(o.deploy.snapshot.get, (s) =>
         Effect.sync(() => {

@@ -1,5 +1,5 @@
 /**
- * V8's heap policy for the `ezio` process, applied before anything else loads.
+ * V8's heap policy for the `ezio` process, applied first thing when it runs.
  *
  * The pool bounds the data in memory; what is left is the JS heap. Serving 16 KiB requests at
  * hundreds of MiB/s makes garbage at a few hundred MB/s, and by default V8 lets the old
@@ -14,9 +14,8 @@
  */
 import * as NV8 from "node:v8"
 
-/** @internal */
-export const heapGrowingPercent = Number(process.env.EZIO_V8_HEAP_GROWING_PERCENT ?? 100)
-
-if (Number.isInteger(heapGrowingPercent) && heapGrowingPercent > 0) {
-  NV8.setFlagsFromString(`--heap-growing-percent=${heapGrowingPercent}`)
+/** Sets the policy from EZIO_V8_HEAP_GROWING_PERCENT (default 100). @internal */
+export const apply = (): void => {
+  const percent = Number(process.env.EZIO_V8_HEAP_GROWING_PERCENT ?? 100)
+  if (Number.isInteger(percent) && percent > 0) NV8.setFlagsFromString(`--heap-growing-percent=${percent}`)
 }

@@ -235,7 +235,7 @@ const loop = (
           return
         }
         const line = Status.statusText(mode, Status.total(each), p)
-        if (isTty) process.stdout.write(`\r\x1b[K${line}`)
+        if (isTty()) process.stdout.write(`\r\x1b[K${line}`)
         else if (now - lastLine >= 10_000) {
           lastLine = now
           console.log(line)
@@ -248,7 +248,7 @@ const loop = (
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.sync(() => {
           const each = Status.statuses(parts)
-          if (isTty && !args.json) process.stdout.write("\n")
+          if (isTty() && !args.json) process.stdout.write("\n")
           if (mode === "download" && Exit.isInterrupted(exit))
             for (const [i, s] of each.entries()) {
               if (s.complete) continue

@@ -13,8 +13,8 @@
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 
-/** @internal */
-export const enabled = process.env.EZIO_STARTUP_TRACE === "1"
+/** Whether EZIO_STARTUP_TRACE=1 (read by `start`, at run time). @internal */
+export let enabled = false
 
 const seen = new Set<string>()
 
@@ -42,7 +42,16 @@ export const mark = (name: string): void => {
 /** `mark` as an Effect. @internal */
 export const markEffect = (name: string): Effect.Effect<void> => Effect.sync(() => mark(name))
 
-if (enabled) {
+/**
+ * Reads EZIO_STARTUP_TRACE and, when on, prints the marks from before the bundle ran. Called
+ * once, first thing when the CLI runs (not when the module is evaluated: a startup snapshot
+ * evaluates it on the build machine).
+ *
+ * @internal
+ */
+export const start = (): void => {
+  enabled = process.env.EZIO_STARTUP_TRACE === "1"
+  if (!enabled) return
   print("process", performance.timeOrigin, 0)
   // Set by scripts/sea-main.cjs and bin/run-bundle.cjs: [performance.now(), CPU µs] when the
   // executable's main began, when the bundle was read, when it was compiled.
@@ -50,7 +59,6 @@ if (enabled) {
   if (typeof before === "object" && before !== null)
     for (const [name, [at, cpu]] of Object.entries(before as Record<string, [number, number]>))
       print(name, performance.timeOrigin + at, cpu / 1000)
-  mark("evaluating")
 }
 
 /**
