@@ -32,10 +32,10 @@ const findWorker = () => {
 }
 
 /**
- * Node modules that a startup snapshot cannot hold (Node 20 serializes no HTTP parser): each is
+ * Node modules that a startup snapshot cannot hold (Node 20 serializes no HTTP parser, and a
+ * worker started after deserialization fails if worker_threads was loaded before): each is
  * bundled as a stand-in whose exports load the real module when first read, so evaluating the
- * bundle does not load them and `scripts/build-sea.mjs` can snapshot it. A process that never
- * uses HTTP (a download from `--peer`s, a verify) does not load them at all.
+ * bundle does not load them and `scripts/build-sea.mjs` can snapshot it.
  */
 const lazyBuiltins = (names) => ({
   name: "lazy-builtins",
@@ -145,7 +145,7 @@ export const bundle = async ({ outfile = bundleFile, codeCache = true } = {}) =>
     ...common,
     entryPoints: [NPath.join(root, "packages/cli/src/bin.ts")],
     outfile,
-    plugins: [lazyBuiltins(["http", "https", "worker_threads", "child_process", "readline", "dgram"])],
+    plugins: [lazyBuiltins(["http", "https", "worker_threads"])],
     // Syntax and whitespace only: identifiers (and so class and function names) are kept.
     minifySyntax: true,
     minifyWhitespace: true,
