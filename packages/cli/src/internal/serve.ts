@@ -202,7 +202,7 @@ const loop = (
           retryDelay: "1 second",
           maxRetryDelay: "60 seconds",
           // Targets start with their seeder: its tracker may be a moment from listening.
-          startRetry: { delay: "250 millis", rounds: 20 },
+          startRetry: { delay: "100 millis", rounds: 50 },
           onResponse: () => StartupTrace.markEffect("announced"),
           onFailure: (errors) =>
             Effect.zipRight(
