@@ -83,11 +83,19 @@ interface Peer {
   refused?: number
 }
 
+const withoutExtraCaCerts = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
+  const { NODE_EXTRA_CA_CERTS: _ignored, ...rest } = env
+  return rest
+}
+
 const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<string>, launch: number): Peer => {
   const [command, args] = lan.exec(host, argv[0]!, argv.slice(1))
   const child = NChild.spawn(command, args, {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, EZIO_STARTUP_TRACE: "1" }
+    // With NODE_EXTRA_CA_CERTS Node 20 parses every root certificate at start, a large part of a
+    // process's start-up CPU before any of ezio runs; a target booted for a deploy has no such
+    // setting, and ezio's peers and trackers here use no TLS.
+    env: { ...withoutExtraCaCerts(process.env), EZIO_STARTUP_TRACE: "1" }
   })
   const peer: Peer = {
     marks: new Map(),
