@@ -1,8 +1,9 @@
 "use strict"
 // Runs ezio's one-file bundle (build/bundle/ezio.cjs, made by `pnpm build`) with V8's code cache
-// for it (build/bundle/ezio.cache), which the build records after a run of `ezio --version`, so
-// the functions start-up runs need no compiling. V8 rejects a cache made by another Node version
-// (or other V8 flags) and then compiles as usual. The single executable runs the same function.
+// for it (build/bundle/ezio.cache), which the build records after a download (scripts/bundle.mjs),
+// so the functions start-up runs need no compiling. V8 rejects a cache made by another Node
+// version (or other V8 flags) and then compiles as usual. The single executable's snapshot is
+// made by the same function, once, at build time (scripts/sea-main.cjs).
 const NFS = require("node:fs")
 const NPath = require("node:path")
 const NVm = require("node:vm")
