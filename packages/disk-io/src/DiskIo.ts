@@ -151,6 +151,21 @@ export interface DiskIoService {
     length: number
   ) => Effect.Effect<Read, DiskIoError>
   /**
+   * `readOwned` for plain code on the send path (a seeder's one read per run of requests):
+   * returns true if the read started, and then calls `onExit` once with its outcome, never before
+   * returning; returns false, having done nothing, when the read would have to wait (for pool
+   * blocks or an io permit), `readOwned` would refuse it, or the storage has no callback read
+   * (`Storage.Read.unsafe`): the caller uses `readOwned` then. Nothing interrupts it: closing the
+   * engine waits for it to answer.
+   */
+  readonly unsafeReadOwned: (
+    torrent: TorrentHandle,
+    piece: number,
+    offset: number,
+    length: number,
+    onExit: (exit: Exit.Exit<Read, DiskIoError>) => void
+  ) => boolean
+  /**
    * Takes ownership of `block` (from the same pool, category "write") holding the block at
    * `offset` of `piece`: one whole block at a block boundary (`length` defaults to the block's
    * size, shorter only for the last block of the last piece). Completes once the block is in the
@@ -282,7 +297,7 @@ export const make = (
       }).pipe(Effect.zipRight(syncMetrics))
     )
 
-    const { read, readOwned } = makeReads(engine)
+    const { read, readOwned, unsafeReadOwned } = makeReads(engine)
     const { clearPiece, hash, unsafeHash } = makeHashes(engine, yield* Effect.runtime<never>())
     const { write, writeMany, unsafeWriteMany } = makeWrite(engine)
     return {
@@ -291,6 +306,7 @@ export const make = (
       ...makeTorrents(engine),
       read,
       readOwned,
+      unsafeReadOwned,
       write,
       writeMany,
       unsafeWriteMany,

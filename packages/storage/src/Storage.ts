@@ -9,12 +9,11 @@ import * as NFS from "node:fs"
 import * as NPath from "node:path"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as FileIo from "./FileIo.js"
 import { call, callVoid, type Handle, syncDirectories, vectored, vectoredCallback } from "./internal/io.js"
-import { readWrite } from "./internal/request.js"
+import { type Read, readWrite, type Write } from "./internal/request.js"
 import * as Layout from "./Layout.js"
 import { StorageError } from "./StorageError.js"
 
@@ -51,11 +50,7 @@ export interface StorageService {
    * Fills `buffers`, in order, with the bytes at `offset` in `piece`; the request must lie within
    * the piece. One vectored syscall per file the range touches.
    */
-  readonly read: (
-    piece: number,
-    offset: number,
-    buffers: ReadonlyArray<Uint8Array>
-  ) => Effect.Effect<void, StorageError>
+  readonly read: Read
   /** Writes `buffers`, in order, at `offset` in `piece`. Completes once every byte reached the target. */
   readonly write: Write
   /** Makes a finished piece durable according to the storage's `Durability` (a no-op unless "piece"). */
@@ -69,23 +64,7 @@ export interface StorageService {
   readonly releaseFiles: Effect.Effect<void, StorageError>
 }
 
-/**
- * A storage write. File targets also carry `unsafe`, the same write for plain callback code (a
- * hot path's one call per vectored write, with no fiber): `done` gets its exit, maybe before
- * `unsafe` returns. A wrapper that replaces `write` drops `unsafe` with it.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Write {
-  (piece: number, offset: number, buffers: ReadonlyArray<Uint8Array>): Effect.Effect<void, StorageError>
-  readonly unsafe?: (
-    piece: number,
-    offset: number,
-    buffers: ReadonlyArray<Uint8Array>,
-    done: (exit: Exit.Exit<void, StorageError>) => void
-  ) => void
-}
+export type { Read, Write } from "./internal/request.js"
 
 /**
  * The storage of the torrent an app works on. Apps serving several torrents make one storage per
@@ -400,10 +379,10 @@ export const makeDirectory = (
       layout,
       kind: "directory",
       location: root,
-      ...readWrite(layout, root, perSpan, (piece, span, buffers, done) => {
+      ...readWrite(layout, root, perSpan, (kind, piece, span, buffers, done) => {
         const handle = cached(span.file)
-        if (handle === undefined || !handle.sized) return false
-        vectoredCallback(io, "write", handle, buffers, span.fileOffset, piece, done)
+        if (handle === undefined || (kind === "write" && !handle.sized)) return false
+        vectoredCallback(io, kind, handle, buffers, span.fileOffset, piece, done)
         return true
       }),
       flushPiece: (piece) =>
@@ -514,8 +493,8 @@ export const makeRaw = (options: RawOptions): Effect.Effect<StorageService, Stor
       layout,
       kind: "raw",
       location: path,
-      ...readWrite(layout, path, perSpan, (piece, span, buffers, done) => {
-        vectoredCallback(io, "write", handle, buffers, diskOffsets[span.file]! + span.fileOffset, piece, done)
+      ...readWrite(layout, path, perSpan, (kind, piece, span, buffers, done) => {
+        vectoredCallback(io, kind, handle, buffers, diskOffsets[span.file]! + span.fileOffset, piece, done)
         return true
       }),
       flushPiece: () => (durability === "piece" ? sync : Effect.void),

@@ -441,6 +441,101 @@ describe("the callback write (write.unsafe)", () => {
   )
 })
 
+describe("the callback read (read.unsafe)", () => {
+  /** `read.unsafe` of a whole piece into fresh views, as an Effect, for the assertions. */
+  const unsafeRead = (storage: Storage.StorageService, piece: number, offset: number, length: number) =>
+    Effect.async<Uint8Array, StorageError.StorageError>((resume) => {
+      const out = new Uint8Array(length)
+      const views: Array<Uint8Array> = []
+      for (let at = 0; at < length; at += 100) views.push(out.subarray(at, Math.min(length, at + 100)))
+      storage.read.unsafe!(piece, offset, views, (exit) =>
+        resume(exit._tag === "Success" ? Effect.succeed(out) : Effect.failCause(exit.cause))
+      )
+    })
+
+  const layout = Layout.make({
+    name: "r",
+    pieceLength: 256,
+    files: [
+      { path: ["r", "one"], length: 1000 },
+      { path: ["r", "two"], length: 3000 }
+    ]
+  })
+
+  it.scoped(
+    "a directory target reads what `read` reads: one preadv per open file span, else through `read`",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir("ezio-storage-")
+        let readvs = 0
+        const io = FileIo.faulty((call) => {
+          if (call === "readv") readvs++
+          return undefined
+        })
+        const storage = yield* Storage.makeDirectory({ layout, root: dir, fileIo: io })
+        assert.isFunction(storage.read.unsafe)
+        const data = random(layout.totalLength, 31)
+        yield* storage.write(0, 0, [data.subarray(0, 256)])
+        for (let piece = 1; piece < layout.pieceCount; piece++)
+          yield* storage.write(piece, 0, [
+            data.subarray(piece * 256, Math.min(layout.totalLength, (piece + 1) * 256))
+          ])
+        readvs = 0
+        for (let piece = 0; piece < layout.pieceCount; piece++) {
+          const size = Layout.pieceSize(layout, piece)
+          assert.deepStrictEqual(
+            yield* unsafeRead(storage, piece, 0, size),
+            data.subarray(piece * 256, piece * 256 + size)
+          )
+        }
+        // 16 pieces, piece 3 across both files (two spans, through `read`).
+        assert.strictEqual(readvs, layout.pieceCount + 1)
+        assert.deepStrictEqual(
+          yield* unsafeRead(storage, 5, 17, 200),
+          data.subarray(5 * 256 + 17, 5 * 256 + 217)
+        )
+      })
+  )
+
+  it.scoped("a raw target reads at the disk offsets; errors are those of `read`", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir("ezio-storage-")
+      const image = NPath.join(dir, "disk.img")
+      const raw = Layout.make({
+        name: "disk",
+        pieceLength: 512,
+        files: [
+          { path: ["disk", "a"], length: 700, diskOffset: 0 },
+          { path: ["disk", "b"], length: 900, diskOffset: 4096 }
+        ]
+      })
+      const bytes = random(8192, 32)
+      NFS.writeFileSync(image, bytes)
+      const io = FileIo.faulty((call, n) => (call === "readv" && n === 1 ? "EIO" : undefined))
+      const storage = yield* Storage.makeRaw({ layout: raw, path: image, fileIo: io, mode: "read" })
+      assert.isFunction(storage.read.unsafe)
+      assert.deepStrictEqual(yield* unsafeRead(storage, 0, 0, 512), bytes.subarray(0, 512))
+      const eio = yield* Effect.flip(unsafeRead(storage, 2, 0, 100))
+      assert.strictEqual(eio.reason, "Io")
+      assert.strictEqual(eio.operation, "read")
+      assert.strictEqual(eio.piece, 2)
+      assert.deepStrictEqual(yield* unsafeRead(storage, 2, 0, 100), bytes.subarray(4096 + 324, 4096 + 424))
+      const range = yield* Effect.flip(unsafeRead(storage, 3, 0, 100))
+      assert.deepStrictEqual(range, yield* Effect.flip(storage.read(3, 0, [new Uint8Array(100)])))
+      assert.strictEqual(range.reason, "OutOfRange")
+    })
+  )
+
+  it.effect("a memory target, and a wrapper that replaces `read`, have none", () =>
+    Effect.gen(function* () {
+      const memory = yield* Storage.makeMemory({ layout })
+      assert.isUndefined(memory.read.unsafe)
+      const wrapped: Storage.StorageService = { ...memory, read: (p, o, b) => memory.read(p, o, b) }
+      assert.isUndefined(wrapped.read.unsafe)
+    })
+  )
+})
+
 describe("raw target", () => {
   // EZIO's format: files named by their hex disk offset; gaps are unused blocks.
   const rawLayout = Layout.make({

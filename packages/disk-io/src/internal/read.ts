@@ -1,6 +1,8 @@
 /**
  * Reads: whatever the store buffer holds is copied from there, the rest read from storage into
  * pool blocks, while the piece's later writes wait (so storage does not change under the read).
+ * `unsafeReadOwned` is the same read for plain code (a seeder's one read per run of requests)
+ * when nothing needs waiting for: no fiber, the storage's callback read.
  *
  * @internal
  */
@@ -8,9 +10,10 @@ import type { BufferPool } from "@ezio/pool"
 import { Layout, type StorageError } from "@ezio/storage"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { DiskIoError } from "../DiskIoError.js"
-import { badPiece, type Engine, errorOf, Job, poolError, type Restore } from "./engine.js"
+import { badPiece, type Engine, errorOf, Job, poolError, releaseAll, type Restore } from "./engine.js"
 import { waitGate } from "./gate.js"
 import type { Read, TorrentHandle } from "./models.js"
 import { sliceViews, type TorrentState } from "./storeBuffer.js"
@@ -150,7 +153,93 @@ export const makeReads = (engine: Engine) => {
       })
     )
 
+  /**
+   * `readOwned` in plain code: true if it started, and `onExit` will be called once (never on
+   * this stack); false, having done nothing, when the read would wait (no free pool blocks or io
+   * permit), the request is one `readOwned` refuses, or the storage has no callback read. Nothing
+   * interrupts it: closing the engine waits for it to answer.
+   */
+  const unsafeReadOwned = (
+    handle: TorrentHandle,
+    piece: number,
+    offset: number,
+    length: number,
+    onExit: (exit: Exit.Exit<Read, DiskIoError>) => void
+  ): boolean => {
+    const t = engine.lookup(handle, "read")
+    if (
+      t instanceof DiskIoError ||
+      badPiece(t, piece) ||
+      !Number.isInteger(offset) ||
+      !Number.isInteger(length) ||
+      offset < 0 ||
+      length <= 0 ||
+      offset + length > Layout.pieceSize(t.layout, piece)
+    )
+      return false
+    const unsafeRead = t.storage.read.unsafe
+    if (unsafeRead === undefined) return false
+    const blocks = engine.tryTakeN(Math.ceil(length / bs), "read")
+    if (blocks === undefined) return false
+    const views = engine.viewsOf(blocks, length)
+    const existing = t.pieces.get(piece)
+    const misses = store.overlay(existing, offset, length, views)
+    if (misses.length > 0 && !io.tryTake()) {
+      releaseAll(blocks)
+      return false
+    }
+    const job = new Job(store, engine.jobs.read)
+    job.holdBlocks(blocks)
+    engine.callbackJobs++
+    let returned = false
+    const finish = (error: DiskIoError | undefined): void => {
+      if (!returned) return queueMicrotask(() => finish(error))
+      engine.callbackJobs--
+      if (error === undefined) {
+        job.handOff()
+        job.close(true)
+        engine.bytesRead += length
+        pool.unsafeTransfer(blocks, engine.holdScope)
+      } else job.close(false)
+      store.checkDrained()
+      onExit(error === undefined ? Exit.succeed(makeRead(blocks, views, length)) : Exit.fail(error))
+    }
+    if (misses.length === 0) {
+      returned = true
+      queueMicrotask(() => finish(undefined))
+      return true
+    }
+    job.holdPermit(io)
+    job.enterReader(existing ?? store.piece(t, piece), store.seq)
+    job.start()
+    const failed = (cause: unknown) => finish(errorOf(t, "Storage", "read", { piece, offset, length, cause }))
+    // Miss by miss, each through the storage's callback read (its own fiber if it cannot).
+    const next = (at: number): void => {
+      if (at === misses.length) return finish(undefined)
+      const from = misses[at]!
+      const to = misses[at + 1]!
+      const buffers =
+        from === offset && to === offset + length ? views : sliceViews(views, bs, from - offset, to - offset)
+      let answered = false
+      try {
+        unsafeRead(piece, from, buffers, (exit) => {
+          answered = true
+          if (Exit.isSuccess(exit)) next(at + 2)
+          else failed(Cause.squash(exit.cause))
+        })
+      } catch (defect) {
+        // A throw from the storage's own code, before it answered: what a defect of its Effect is.
+        if (answered) throw defect
+        failed(defect)
+      }
+    }
+    next(0)
+    returned = true
+    return true
+  }
+
   return {
+    unsafeReadOwned,
     readOwned: (handle: TorrentHandle, piece: number, offset: number, length: number) =>
       readInto(handle, piece, offset, length, engine.holdScope),
     read: (handle: TorrentHandle, piece: number, offset: number, length: number) =>

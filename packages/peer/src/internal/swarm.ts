@@ -348,12 +348,15 @@ export class SwarmCore implements SwarmLink<Connection> {
   }
 
   read(piece: number, begin: number, length: number, done: (result: ReadResult) => void): void {
-    this.runThen(this.disk.readOwned(this.handle, piece, begin, length), (exit) => {
+    const onExit = (exit: Exit.Exit<DiskIo.Read, DiskIo.DiskIoError>) => {
       if (Exit.isSuccess(exit)) return done({ _tag: "Success", read: exit.value })
       // Asking the disk again for every re-request would spin: serve this piece no more.
       if (!Cause.isInterruptedOnly(exit.cause)) this.unreadablePieces.add(piece)
       done({ _tag: "Failure", message: `reading piece ${piece}: ${Verify.messageOf(exit.cause)}` })
-    })
+    }
+    // Without a fiber when nothing needs waiting for (the usual case); else one in the FiberSet.
+    if (this.disk.unsafeReadOwned(this.handle, piece, begin, length, onExit)) return
+    this.runThen(this.disk.readOwned(this.handle, piece, begin, length), onExit)
   }
 
   unreadable(piece: number): boolean {

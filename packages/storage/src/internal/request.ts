@@ -95,21 +95,72 @@ export const mapRequest = (
 }
 
 /**
- * A write of one span in plain callback code, if the target can do it now (an open file):
- * returns false, without calling `done`, when it cannot.
+ * A read or write of one span in plain callback code, if the target can do it now (an open
+ * file): returns false, without calling `done`, when it cannot.
  */
-export type FastWrite = (
+export type FastSpan = (
+  kind: "read" | "write",
   piece: number,
   span: Layout.Span,
   buffers: ReadonlyArray<Uint8Array>,
   done: (error: StorageError | undefined) => void
 ) => boolean
 
+/** A request as plain callback code: `done` gets its exit, maybe before this returns. */
+type Unsafe = (
+  piece: number,
+  offset: number,
+  buffers: ReadonlyArray<Uint8Array>,
+  done: (exit: Exit.Exit<void, StorageError>) => void
+) => void
+
+/**
+ * A storage read. File targets also carry `unsafe`, the same read for plain callback code (a
+ * seeder's one call per run of requests, with no fiber): `done` gets its exit, maybe before
+ * `unsafe` returns. A wrapper that replaces `read` drops `unsafe` with it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Read {
+  (piece: number, offset: number, buffers: ReadonlyArray<Uint8Array>): Effect.Effect<void, StorageError>
+  readonly unsafe?: Unsafe
+}
+
+/**
+ * A storage write. File targets also carry `unsafe`, the same write for plain callback code (a
+ * hot path's one call per vectored write, with no fiber): `done` gets its exit, maybe before
+ * `unsafe` returns. A wrapper that replaces `write` drops `unsafe` with it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Write {
+  (piece: number, offset: number, buffers: ReadonlyArray<Uint8Array>): Effect.Effect<void, StorageError>
+  readonly unsafe?: Unsafe
+}
+
+/** `request` for callback code: through `fast` when it takes the one span, else in a fiber. */
+const unsafeOf =
+  (layout: Layout.Layout, location: string, kind: "read" | "write", request: Read, fast: FastSpan): Unsafe =>
+  (piece, offset, buffers, done) => {
+    const spans = spansOf(layout, location, kind, piece, offset, buffers)
+    if (
+      !(spans instanceof StorageError) &&
+      spans.length === 1 &&
+      fast(kind, piece, spans[0]!, buffers, (error) =>
+        done(error === undefined ? Exit.void : Exit.fail(error))
+      )
+    )
+      return
+    Effect.runCallback(request(piece, offset, buffers), { onExit: done })
+  }
+
 /**
  * A target's `read` and `write`: every storage kind checks and maps requests the same way and
- * differs only in what it does with a span. With `fastWrite`, `write.unsafe` is the same write
- * for callback code: a request within one span that `fastWrite` takes runs with no fiber; any
- * other runs `write` in a fiber of its own.
+ * differs only in what it does with a span. With `fast`, `read.unsafe` and `write.unsafe` are the
+ * same requests for callback code: a request within one span that `fast` takes runs with no
+ * fiber; any other runs `read` or `write` in a fiber of its own.
  *
  * @internal
  */
@@ -117,29 +168,15 @@ export const readWrite = (
   layout: Layout.Layout,
   location: string,
   perSpan: (kind: "read" | "write", piece: number) => PerSpan,
-  fastWrite?: FastWrite
-) => {
-  const read = (piece: number, offset: number, buffers: ReadonlyArray<Uint8Array>) =>
+  fast?: FastSpan
+): { readonly read: Read; readonly write: Write } => {
+  const read: Read = (piece, offset, buffers) =>
     mapRequest(layout, location, "read", piece, offset, buffers, perSpan("read", piece))
-  const write = (piece: number, offset: number, buffers: ReadonlyArray<Uint8Array>) =>
+  const write: Write = (piece, offset, buffers) =>
     mapRequest(layout, location, "write", piece, offset, buffers, perSpan("write", piece))
-  if (fastWrite === undefined) return { read, write }
-  const unsafe = (
-    piece: number,
-    offset: number,
-    buffers: ReadonlyArray<Uint8Array>,
-    done: (exit: Exit.Exit<void, StorageError>) => void
-  ): void => {
-    const spans = spansOf(layout, location, "write", piece, offset, buffers)
-    if (
-      !(spans instanceof StorageError) &&
-      spans.length === 1 &&
-      fastWrite(piece, spans[0]!, buffers, (error) =>
-        done(error === undefined ? Exit.void : Exit.fail(error))
-      )
-    )
-      return
-    Effect.runCallback(write(piece, offset, buffers), { onExit: done })
+  if (fast === undefined) return { read, write }
+  return {
+    read: Object.assign(read, { unsafe: unsafeOf(layout, location, "read", read, fast) }),
+    write: Object.assign(write, { unsafe: unsafeOf(layout, location, "write", write, fast) })
   }
-  return { read, write: Object.assign(write, { unsafe }) }
 }
