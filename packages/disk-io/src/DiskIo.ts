@@ -195,6 +195,12 @@ export interface DiskIoService {
    */
   readonly unsafeWriteMany: (torrent: TorrentHandle, writes: ReadonlyArray<BlockWrite>) => WrittenMany
   /**
+   * After a write reported `exceeded`: waits until the pool is back below its low watermark and
+   * the engine holds at most half of `maxQueuedBytes` of written blocks, so the peer may read its
+   * socket again.
+   */
+  readonly awaitWritable: Effect.Effect<void>
+  /**
    * Hashes `piece` after every write of it issued before the call has reached storage (SHA-1,
    * plus SHA-256 block hashes with `v2`), reading it in chunks of pool blocks (category "hash")
    * on the hasher's threads. Fails with `WriteFailed` if one of those writes failed.
@@ -299,7 +305,7 @@ export const make = (
 
     const { read, readOwned, unsafeReadOwned } = makeReads(engine)
     const { clearPiece, hash, unsafeHash } = makeHashes(engine, yield* Effect.runtime<never>())
-    const { write, writeMany, unsafeWriteMany } = makeWrite(engine)
+    const { awaitWritable, write, writeMany, unsafeWriteMany } = makeWrite(engine)
     return {
       name: config.name,
       blockSize: config.blockSize,
@@ -310,6 +316,7 @@ export const make = (
       write,
       writeMany,
       unsafeWriteMany,
+      awaitWritable,
       hash,
       unsafeHash,
       clearPiece,
@@ -334,7 +341,7 @@ const count = (key: string) => Config.option(Config.integer(key))
 /**
  * Reads `Options` from Effect `Config` under the keys `aioThreads`, `hashThreads`,
  * `hashChunkBlocks`, `maxWriteBlocks`, `writeCoalesceBlocks`, `writeDelay` (a duration such as
- * `100 millis`) and `name`; absent keys take the defaults.
+ * `100 millis`), `maxQueuedBytes` and `name`; absent keys take the defaults.
  *
  * @since 0.1.0
  * @category config
@@ -346,6 +353,7 @@ export const config: Config.Config<Options> = Config.all({
   maxWriteBlocks: count("maxWriteBlocks"),
   writeCoalesceBlocks: count("writeCoalesceBlocks"),
   writeDelay: Config.option(Config.duration("writeDelay")),
+  maxQueuedBytes: count("maxQueuedBytes"),
   name: Config.option(Config.string("name"))
 }).pipe(
   // Only the keys that are set: an unset one keeps its default.

@@ -515,6 +515,8 @@ describe("DiskIo", () => {
     invalid({ maxWriteBlocks: Number.NaN }, "maxWriteBlocks")
     invalid({ writeCoalesceBlocks: 0 }, "writeCoalesceBlocks")
     invalid({ writeDelay: 0 }, "writeDelay")
+    invalid({ maxQueuedBytes: 0 }, "maxQueuedBytes")
+    invalid({ maxQueuedBytes: 1.5 }, "maxQueuedBytes")
     invalid({ name: "" }, "name")
 
     it.effect("layerConfig reads the options from Config, nested under diskIo", () =>

@@ -114,7 +114,9 @@ export class Engine {
       config.maxWriteBlocks,
       config.writeCoalesceBlocks,
       pool.unsafeIsExceeded,
-      write
+      write,
+      config.maxQueuedBlocks,
+      config.resumeQueuedBlocks
     )
     this.io = new Gate(config.aioThreads)
     this.hashGate = new Gate(config.hashThreads)

@@ -39,6 +39,14 @@ export interface Options {
   readonly writeCoalesceBlocks?: number
   /** The longest a held-back write waits. Default 100 millis. */
   readonly writeDelay?: Duration.DurationInput
+  /**
+   * Bytes of written blocks the engine may hold (waiting for storage, or kept for a hash) before
+   * `write` reports `exceeded`; `awaitWritable` then waits until they are down to half. Far below
+   * a large pool, so a download's data in flight stays in the CPU caches from the copy out of the
+   * socket through the hash to the storage write (libtorrent's `max_queued_disk_bytes`); the
+   * pool's high watermark still applies. Rounded up to whole blocks. Default 16 MiB.
+   */
+  readonly maxQueuedBytes?: number
   /** Names the engine in metric tags and logs. Default "default". */
   readonly name?: string
 }
@@ -73,8 +81,9 @@ export interface Read {
 }
 
 /**
- * A write is in the store buffer: `exceeded` is true when the pool is past its high watermark,
- * and the peer that sent the block should stop reading its socket until `pool.awaitNormal`.
+ * A write is in the store buffer: `exceeded` is true when the pool is past its high watermark or
+ * the engine holds more than `maxQueuedBytes` of written blocks, and the peer that sent the block
+ * should stop reading its socket until `awaitWritable`.
  *
  * @since 0.1.0
  * @category models

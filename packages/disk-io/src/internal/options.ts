@@ -23,6 +23,10 @@ export interface Resolved {
   readonly maxWriteBlocks: number
   readonly writeCoalesceBlocks: number
   readonly writeDelay: Duration.Duration
+  /** `maxQueuedBytes` in blocks: past it `write` reports `exceeded`. */
+  readonly maxQueuedBlocks: number
+  /** Where `awaitWritable` lets a paused download go on: half of `maxQueuedBlocks`. */
+  readonly resumeQueuedBlocks: number
 }
 
 /** @internal */
@@ -32,6 +36,7 @@ export const defaults = {
   maxWriteBlocks: 64,
   writeCoalesceBlocks: 64,
   writeDelay: Duration.millis(100),
+  maxQueuedBytes: 16 * 1024 * 1024,
   name: "default"
 } as const
 
@@ -68,6 +73,11 @@ export const resolve = (
     count("maxWriteBlocks", maxWriteBlocks) ??
     count("writeCoalesceBlocks", writeCoalesceBlocks)
   if (invalid !== undefined) return invalid
+  const maxQueuedBytes = options.maxQueuedBytes ?? defaults.maxQueuedBytes
+  if (!Number.isSafeInteger(maxQueuedBytes) || maxQueuedBytes < 1) {
+    return fail("maxQueuedBytes", maxQueuedBytes, "must be a whole number of bytes, at least 1")
+  }
+  const maxQueuedBlocks = Math.ceil(maxQueuedBytes / blockSize)
 
   const delay =
     options.writeDelay === undefined
@@ -93,6 +103,8 @@ export const resolve = (
     chunkBlocks: chunkBytes / blockSize,
     maxWriteBlocks,
     writeCoalesceBlocks,
-    writeDelay: delay.value
+    writeDelay: delay.value,
+    maxQueuedBlocks,
+    resumeQueuedBlocks: Math.floor(maxQueuedBlocks / 2)
   }
 }

@@ -173,6 +173,13 @@ export class StoreBuffer {
   private readyHead = 0
   /** Idle aio workers, waiting for a piece to write. */
   readonly idle: Array<(piece: PieceState) => void> = []
+  /**
+   * Written blocks the engine holds: in the store buffer, or kept after their write for a hash
+   * reading them in place. Past `maxHeld`, writes report `exceeded`.
+   */
+  held = 0
+  /** Called once `held` is down to `resumeHeld` (`awaitWritable`). */
+  readonly heldWaiters: Array<() => void> = []
 
   bytesWritten = 0
   /** Bytes of reads answered from the store buffer. */
@@ -196,8 +203,33 @@ export class StoreBuffer {
     /** True when writes must not wait: the pool past its high watermark. */
     readonly pressure: () => boolean,
     /** The write jobs' counters: one job per block. */
-    readonly jobs: Counts = makeCounts()
+    readonly jobs: Counts = makeCounts(),
+    readonly maxHeld = Infinity,
+    readonly resumeHeld = Infinity
   ) {}
+
+  /** More written blocks held than `maxHeld`: the peers sending them should pause. */
+  heldExceeded(): boolean {
+    return this.held > this.maxHeld
+  }
+
+  /**
+   * Held blocks of pieces held back to coalesce: with nothing else in the way they still go
+   * after `writeDelay`, so a wait for `resumeHeld` urges them instead of stalling on the timer.
+   */
+  deferredBlocks(): number {
+    let n = 0
+    for (const piece of this.deferred) n += piece.queued
+    return n
+  }
+
+  /** An entry's block leaves the engine's hands (written or dropped, and no hash reads it). */
+  private letGo(entry: Entry): void {
+    if (!entry.block.released) entry.block.release()
+    if (--this.held === this.resumeHeld && this.heldWaiters.length > 0) {
+      for (const wake of this.heldWaiters.splice(0)) wake()
+    }
+  }
 
   /** Writes of `piece` must go now: a hash or `clearPiece` waits for them. */
   urge(piece: PieceState): void {
@@ -242,6 +274,7 @@ export class StoreBuffer {
     piece.store.set(offset, entry)
     piece.torrent.outstanding++
     this.outstanding++
+    this.held++
     this.storeBlocks++
     if (this.storeBlocks > this.storePeak) this.storePeak = this.storeBlocks
     this.jobs.queued++
@@ -361,7 +394,7 @@ export class StoreBuffer {
     entry.state = DONE
     const piece = entry.piece
     if (piece.store.get(entry.offset) === entry) piece.store.delete(entry.offset)
-    if (entry.pins === 0 && !entry.block.released) entry.block.release()
+    if (entry.pins === 0) this.letGo(entry)
     this.storeBlocks--
     piece.torrent.outstanding--
     this.outstanding--
@@ -462,7 +495,7 @@ export class StoreBuffer {
   unpin(entries: ReadonlyArray<Entry>): void {
     for (let i = entries.length - 1; i >= 0; i--) {
       const entry = entries[i]!
-      if (--entry.pins === 0 && entry.state === DONE && !entry.block.released) entry.block.release()
+      if (--entry.pins === 0 && entry.state === DONE) this.letGo(entry)
     }
   }
 }

@@ -61,10 +61,28 @@ export const makeWrite = (engine: Engine) => {
   }
 
   const afterInsert = (): boolean => {
-    if (!pool.unsafeIsExceeded()) return false
+    if (!pool.unsafeIsExceeded()) return store.heldExceeded()
     store.urgeAll()
     return true
   }
+
+  const heldDown: Effect.Effect<void> = Effect.async<void>((resume) => {
+    const wake = () => resume(Effect.void)
+    store.heldWaiters.push(wake)
+    // Nothing but pieces held back to coalesce in the way: they go now, not after `writeDelay`.
+    if (store.held - store.deferredBlocks() <= store.resumeHeld) store.urgeAll()
+    return Effect.sync(() => {
+      const i = store.heldWaiters.indexOf(wake)
+      if (i >= 0) store.heldWaiters.splice(i, 1)
+    })
+  })
+
+  // After `exceeded`: the pool back to normal, then the engine's written blocks down to half of
+  // `maxQueuedBytes`.
+  const awaitWritable: Effect.Effect<void> = Effect.zipRight(
+    pool.awaitNormal,
+    Effect.suspend(() => (store.held <= store.resumeHeld ? Effect.void : heldDown))
+  )
 
   const write = (
     handle: TorrentHandle,
@@ -126,7 +144,7 @@ export const makeWrite = (engine: Engine) => {
   const writeMany = (handle: TorrentHandle, writes: ReadonlyArray<BlockWrite>): Effect.Effect<WrittenMany> =>
     Effect.sync(() => unsafeWriteMany(handle, writes))
 
-  return { write, writeMany, unsafeWriteMany }
+  return { write, writeMany, unsafeWriteMany, awaitWritable }
 }
 
 /**

@@ -469,7 +469,7 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.poolWaiters.push(f)
     if (this.poolWait !== undefined || this.closed) return
     // It may never end if the pool stays exceeded; close interrupts it.
-    const fiber = this.run(this.pool.awaitNormal)
+    const fiber = this.run(this.disk.awaitWritable)
     this.poolWait = fiber
     fiber.addObserver(() => {
       this.poolWait = undefined
