@@ -20,13 +20,15 @@ export interface Lan {
   /** `ip netns exec NS cmd args...` as a spawn argument list. */
   readonly exec: (host: Host, command: string, args: ReadonlyArray<string>) => [string, Array<string>]
   /**
-   * Bytes each link has carried so far as `tc` counts them (frames with their headers):
-   * `up[i]` leaves host i, `down[i]` reaches it; `drops` are packets the shapers dropped.
-   * Only the hosts in `uploads` have their upload side read (one `tc` call per host).
+   * Bytes each link has carried so far as the shapers count them (frames with their headers, a
+   * segmentation-offloaded packet as its segments): `up[i]` left host i, `down[i]` reached it;
+   * `drops` are packets the shapers dropped. Only the hosts in `uploads` have their shaper read
+   * (one `tc` call per host); the others' `up` is what their veth's far end received (one call on
+   * the switch for all, an offloaded packet counted with one header: a little under the shaper's).
    */
   readonly wire: (uploads: ReadonlyArray<number>) => Promise<WireCounts>
-  /** TCP segments sent, retransmitted, and retransmission time-outs, summed over every host. */
-  readonly tcp: () => TcpCounts
+  /** TCP segments sent, retransmitted, and retransmission time-outs, summed over every host or of one. */
+  readonly tcp: (host?: number) => TcpCounts
   readonly destroy: () => void
 }
 
@@ -66,22 +68,28 @@ interface TcQdisc {
   readonly drops?: number
 }
 
-const qdiscs = (ns: string): Promise<Array<TcQdisc>> =>
+/** A command's JSON output, or `none` if it fails. */
+const json = <A>(command: string, args: ReadonlyArray<string>, none: A): Promise<A> =>
   new Promise((resolve) =>
-    NChild.execFile(
-      IP,
-      ["netns", "exec", ns, TC, "-s", "-j", "qdisc", "show"],
-      { timeout: 5_000 },
-      (error, out) => {
-        if (error !== null) return resolve([])
-        try {
-          resolve(JSON.parse(out) as Array<TcQdisc>)
-        } catch {
-          resolve([])
-        }
+    NChild.execFile(command, args, { timeout: 5_000 }, (error, out) => {
+      if (error !== null) return resolve(none)
+      try {
+        resolve(JSON.parse(out) as A)
+      } catch {
+        resolve(none)
       }
-    )
+    })
   )
+
+const qdiscs = (ns: string): Promise<Array<TcQdisc>> =>
+  json(IP, ["netns", "exec", ns, TC, "-s", "-j", "qdisc", "show"], [])
+
+interface IpLink {
+  readonly ifname?: string
+  readonly stats64?: { readonly rx?: { readonly bytes?: number } }
+}
+
+const links = (ns: string): Promise<Array<IpLink>> => json(IP, ["-n", ns, "-s", "-j", "link", "show"], [])
 
 /** `Tcp:`/`TcpExt:` style tables (a header row, then a value row) as name → value. */
 const snmpTable = (text: string, prefix: string): Map<string, number> => {
@@ -174,7 +182,8 @@ export const makeLan = (hosts: number, mbit: number | undefined, congestion?: st
       hosts: list,
       exec: (host, command, args) => [IP, ["netns", "exec", host.ns, command, ...args]],
       wire: async (uploads) => {
-        const [switchSide, ...hostSides] = await Promise.all([
+        const [switchLinks, switchSide, ...hostSides] = await Promise.all([
+          links(sw),
           qdiscs(sw),
           ...uploads.map((i) => qdiscs(list[i]!.ns))
         ])
@@ -186,6 +195,10 @@ export const makeLan = (hosts: number, mbit: number | undefined, congestion?: st
           drops += q.drops ?? 0
         }
         const up = new Map<number, number>()
+        for (const l of switchLinks) {
+          const i = /^v(\d+)$/.exec(l.ifname ?? "")
+          if (i !== null) up.set(Number(i[1]), l.stats64?.rx?.bytes ?? 0)
+        }
         let upDrops = 0
         uploads.forEach((host, k) => {
           for (const q of hostSides[k]!)
@@ -196,11 +209,11 @@ export const makeLan = (hosts: number, mbit: number | undefined, congestion?: st
         })
         return { up, down, drops: drops + upDrops, upDrops }
       },
-      tcp: () => {
+      tcp: (only) => {
         let outSegs = 0
         let retransSegs = 0
         let timeouts = 0
-        for (const host of list) {
+        for (const host of only === undefined ? list : [list[only]!]) {
           try {
             const text = NChild.execFileSync(
               IP,

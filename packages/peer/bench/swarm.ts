@@ -12,7 +12,9 @@
  * ezio's start-up marks (EZIO_STARTUP_TRACE: when each process was ready, announced, connected,
  * had its first byte, and the CPU time it had used by then), when the seeder had sent one copy,
  * how much of its link the seeder used, the share of TCP segments retransmitted and the packets
- * the shapers dropped (on uploads, on downloads).
+ * the shapers dropped (on uploads, on downloads), and where the seconds from the first block to
+ * the last target done went (`emission`: the seeder's emission against its link's capacity,
+ * pieces sent twice, retransmissions, the tail after its last unique piece, the targets' lag).
  * Needs root and iproute2; skips with a reason otherwise.
  *
  * Run `pnpm build:sea` first so the targets run dist/ezio (else they compile the sources at start).
@@ -64,6 +66,16 @@ interface Sample {
   readonly downloaded: number
   readonly have: number
   readonly peers: number
+  /** An ezio seeder's pieces that have left it whole at least once (its initial seeding). */
+  readonly out?: number
+}
+
+/** An ezio seeder's initial seeding, as its status lines tell it. */
+interface FirstSendsStatus {
+  readonly piecesOut?: number
+  readonly uploadedBeforeAllOut?: number
+  readonly repeatedBeforeAllOut?: number
+  readonly refused?: number
 }
 
 interface Peer {
@@ -79,8 +91,8 @@ interface Peer {
   readonly marks: Map<string, readonly [number, number]>
   /** The last status line (with EZIO_SWARM_DUMP). */
   lastStatus?: unknown
-  /** Requests an ezio seeder refused in its initial seeding (its status lines), if any. */
-  refused?: number
+  /** An ezio seeder's initial seeding (its last status line), if any. */
+  firstSends?: FirstSendsStatus
 }
 
 const withoutExtraCaCerts = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
@@ -123,16 +135,17 @@ const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<strin
       return
     }
     if (event.event === "status" && process.env.EZIO_SWARM_DUMP !== undefined) peer.lastStatus = event
-    const refused = (event as { torrents?: Array<{ initialSeeding?: { refused?: number } }> }).torrents?.[0]
-      ?.initialSeeding?.refused
-    if (refused !== undefined) peer.refused = refused
+    const firstSends = (event as { torrents?: Array<{ initialSeeding?: FirstSendsStatus }> }).torrents?.[0]
+      ?.initialSeeding
+    if (firstSends !== undefined) peer.firstSends = firstSends
     if (event.event === "status")
       peer.samples.push({
         t: (Date.now() - launch) / 1000,
         uploaded: event.uploaded ?? 0,
         downloaded: event.downloaded ?? 0,
         have: event.have ?? 0,
-        peers: event.peers ?? 0
+        peers: event.peers ?? 0,
+        ...(firstSends?.piecesOut === undefined ? {} : { out: firstSends.piecesOut })
       })
     if (event.event === "complete" && peer.completeAt === undefined)
       peer.completeAt = (Date.now() - launch) / 1000
@@ -141,6 +154,12 @@ const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<strin
   })
   return peer
 }
+
+const tcpDelta = (before: TcpCounts, after: TcpCounts): TcpCounts => ({
+  outSegs: after.outSegs - before.outSegs,
+  retransSegs: after.retransSegs - before.retransSegs,
+  timeouts: after.timeouts - before.timeouts
+})
 
 const stopAll = async (peers: ReadonlyArray<Peer>) => {
   for (const p of peers) if (p.child.exitCode === null && p.child.pid !== undefined) p.child.kill("SIGTERM")
@@ -163,6 +182,8 @@ interface Result {
   readonly seederSent: number
   /** Block requests the ezio seeder refused (another target had the piece, or was getting it). */
   readonly seederRefused: number | undefined
+  /** The ezio seeder's initial seeding at the end: payload it sent until every piece was out, repeats in it. */
+  readonly seederFirstSends: FirstSendsStatus | undefined
   readonly last: number | undefined
   /** Status samples (ezio only; libtorrent's peer prints none): the seeder's, each target's. */
   readonly seederSamples: ReadonlyArray<Sample>
@@ -178,6 +199,8 @@ interface Result {
   readonly dropsEnd: { readonly up: number; readonly down: number }
   /** TCP counters this run added, all hosts together. */
   readonly tcp: TcpCounts
+  /** TCP counters this run added on the seeder's host: its retransmissions take its link. */
+  readonly seederTcp: TcpCounts
 }
 
 const runSwarm = async (
@@ -199,6 +222,7 @@ const runSwarm = async (
   const peers: Array<Peer> = []
   const wire: Array<WireCounts & { readonly t: number }> = []
   const tcpBefore = lan.tcp()
+  const seederTcpBefore = lan.tcp(0)
   const allHosts = lan.hosts.map((_, i) => i)
   const wireStart = await lan.wire(allHosts)
   const launch = Date.now()
@@ -206,7 +230,7 @@ const runSwarm = async (
   const wireTimer = setInterval(() => {
     if (sampling) return
     sampling = true
-    void lan.wire(process.env.EZIO_SWARM_TRACE === "1" ? allHosts : [0]).then((w) => {
+    void lan.wire([0]).then((w) => {
       sampling = false
       wire.push({ ...w, t: (Date.now() - launch) / 1000 })
     })
@@ -331,6 +355,7 @@ const runSwarm = async (
     }
     clearInterval(wireTimer)
     const tcpAfter = lan.tcp()
+    const seederTcpAfter = lan.tcp(0)
     const wireEnd = await lan.wire(allHosts)
     await stopAll(peers)
     const seeder = peers.find((p) => p.name === "seeder")!
@@ -346,7 +371,8 @@ const runSwarm = async (
       client,
       targets: rows,
       seederSent: seeder.stopped?.uploaded ?? 0,
-      seederRefused: seeder.refused,
+      seederRefused: seeder.firstSends?.refused,
+      seederFirstSends: seeder.firstSends,
       seederSamples: seeder.samples,
       seederStatus: seeder.lastStatus,
       targetSamples: targets.map((t) => t.samples),
@@ -357,11 +383,8 @@ const runSwarm = async (
         up: wireEnd.upDrops - wireStart.upDrops,
         down: wireEnd.drops - wireEnd.upDrops - (wireStart.drops - wireStart.upDrops)
       },
-      tcp: {
-        outSegs: tcpAfter.outSegs - tcpBefore.outSegs,
-        retransSegs: tcpAfter.retransSegs - tcpBefore.retransSegs,
-        timeouts: tcpAfter.timeouts - tcpBefore.timeouts
-      },
+      tcp: tcpDelta(tcpBefore, tcpAfter),
+      seederTcp: tcpDelta(seederTcpBefore, seederTcpAfter),
       last: done.length === rows.length ? Math.max(...done) : undefined
     }
   } finally {
@@ -398,7 +421,8 @@ const NO_WIRE: WireCounts & { readonly t: number } = {
  * the first block to the last target done: every piece leaves the seeder at least once, so its
  * link bounds the deploy. With EZIO_SWARM_TRACE=1, a row every 2 s: the seeder's link and the
  * targets' download links (mean / min) in MiB/s on the wire, the seeder's payload rate (ezio's
- * status), pieces the targets have (min / mean), packets the shapers dropped.
+ * status), pieces the targets have (min / mean), packets the shapers dropped (on downloads and on the
+ * seeder's upload).
  */
 const timeline = (r: Result, size: number, linkBytesPerSecond: number) => {
   if (r.last === undefined || r.wire.length === 0) return
@@ -424,6 +448,7 @@ const timeline = (r: Result, size: number, linkBytesPerSecond: number) => {
     `    start-up: seeder up ${up(r.seederSamples).toFixed(1)} s, targets up by ${slowest(up)} s, ` +
       `all connected by ${slowest(connected)} s`
   )
+  emission(r, size, linkBytesPerSecond, first)
   startupMarks(r)
   if (process.env.EZIO_SWARM_TRACE !== "1") return
   console.log(
@@ -445,6 +470,70 @@ const timeline = (r: Result, size: number, linkBytesPerSecond: number) => {
       `    ${t.toFixed(0).padStart(5)}   ${mib(seeder).padStart(11)} / ${mib(payload).padStart(7)}   ${mib(mean(down)).padStart(13)} / ${mib(down.length === 0 ? 0 : Math.min(...down)).padStart(5)}   ${mib(mean(up)).padStart(7)}   ${String(have.length === 0 ? 0 : Math.min(...have)).padStart(9)} / ${mean(have).toFixed(0).padStart(4)}   ${String(w1.drops - w0.drops).padStart(5)}`
     )
   }
+}
+
+/**
+ * Wire bytes (as tc counts them: with the Ethernet header) per payload byte in full 1500-byte
+ * packets (TCP/IP headers with timestamps leave 1448), with a piece message's 13 bytes per block.
+ */
+const WIRE_PER_PAYLOAD = (1514 / 1448) * ((16384 + 13) / 16384)
+
+/** The time `samples` (ascending) first reach `value`, linearly between two samples; undefined if never. */
+const reaches = (samples: ReadonlyArray<readonly [number, number]>, value: number): number | undefined => {
+  for (let i = 0; i < samples.length; i++) {
+    const [t, v] = samples[i]!
+    if (v < value) continue
+    if (i === 0) return t
+    const [t0, v0] = samples[i - 1]!
+    return t0 + ((t - t0) * (value - v0)) / Math.max(1, v - v0)
+  }
+  return undefined
+}
+
+/**
+ * Where the seconds from the first block to the last target done went (an ezio seeder, whose
+ * status tells what it sent until every piece was out): every piece must leave the seeder once,
+ * so its link bounds the deploy. Emission (first block to the seeder's last unique byte on the
+ * wire, its wire count reaching what it had sent by then) splits into the unique payload at the
+ * link's capacity in full packets, pieces sent twice, the rest of its wire bytes (TCP's
+ * retransmissions, at the run's wire bytes per payload byte), and what is left (its link not
+ * full). Then the tail
+ * (last unique byte to last done), the pieces the targets lacked at its start, and the lag: the
+ * pieces out of the seeder (queued whole to a socket, its status's `piecesOut`) that the mean
+ * target did not have yet, over the emission (pieces queued, in flight and waiting to be passed on).
+ */
+const emission = (r: Result, size: number, link: number, first: number) => {
+  const before = r.seederFirstSends?.uploadedBeforeAllOut
+  if (before === undefined || r.last === undefined || r.seederSent === 0) return
+  const base = r.wire[0]?.up.get(0) ?? 0
+  const seederWire = r.wire.map((w) => [w.t, (w.up.get(0) ?? 0) - base] as const)
+  const wireTotal = seederWire[seederWire.length - 1]![1]
+  const allOut = reaches(seederWire, (before * wireTotal) / r.seederSent)
+  if (allOut === undefined) return
+  const pieces = r.seederSamples[r.seederSamples.length - 1]?.have ?? 0
+  const pieceBytes = size / Math.max(1, pieces)
+  const seconds = (payload: number) => (payload * WIRE_PER_PAYLOAD) / link
+  const unique = seconds(size)
+  const repeats = seconds(r.seederFirstSends?.repeatedBeforeAllOut ?? 0)
+  // The rest of the seeder's wire bytes, at the run's wire bytes per payload byte: TCP's retransmissions.
+  const overhead = (before * (wireTotal / r.seederSent - WIRE_PER_PAYLOAD)) / link
+  const span = allOut - first
+  const haveAt = (t: number) => r.targetSamples.map((s) => at(s, t, NO_SAMPLE).have)
+  const missing = haveAt(allOut).map((h) => pieces - h)
+  const lags: Array<number> = []
+  for (const s of r.seederSamples)
+    if (s.out !== undefined && s.t >= first + 1 && s.t <= allOut) {
+      const have = haveAt(s.t)
+      lags.push(s.out - have.reduce((a, b) => a + b, 0) / Math.max(1, have.length))
+    }
+  const lag = lags.reduce((a, b) => a + b, 0) / Math.max(1, lags.length)
+  const f = (x: number) => x.toFixed(1)
+  console.log(
+    `    first block to last done ${f(r.last - first)} s: emission ${f(span)} s (unique payload at the link's capacity ${f(unique)} s, ` +
+      `pieces sent twice ${f(repeats)} s, retransmissions and other wire bytes ${f(overhead)} s (${((r.seederTcp.retransSegs / Math.max(1, r.seederTcp.outSegs)) * 100).toFixed(1)}% of its segments), link not full ${f(span - unique - repeats - overhead)} s), ` +
+      `tail after the last unique piece ${f(r.last - allOut)} s (targets lacked mean ${f(missing.reduce((a, b) => a + b, 0) / Math.max(1, missing.length))} / max ${Math.max(0, ...missing)} pieces then; ` +
+      `the seeder sent ${mib(r.seederSent - before)} MiB more); lag behind the seeder's emission mean ${f(lag)} pieces (${f(seconds(lag * pieceBytes))} s of its link)`
+  )
 }
 
 /** The order of `ezio`'s start-up marks (packages/cli/src/internal/startupTrace.ts). */
