@@ -89,11 +89,16 @@ export const listening = (port: number): boolean => {
 }
 
 /**
- * Writes `root/src/data.bin` (`mib` MiB of patterned bytes), its torrent (1 MiB pieces) at
+ * Writes `root/src/data.bin` (`mib` MiB of patterned bytes), its torrent (1 MiB pieces unless
+ * `pieceLength` says otherwise) at
  * `root/data.torrent`, and warms the page cache. With `tracker`, also `root/tracker.torrent`:
  * the same info (same info-hash) announcing to that tracker.
  */
-export const makeSource = (root: string, mib: number, options: { readonly tracker?: string } = {}) =>
+export const makeSource = (
+  root: string,
+  mib: number,
+  options: { readonly tracker?: string; readonly pieceLength?: number } = {}
+) =>
   Effect.gen(function* () {
     const dir = NPath.join(root, "src")
     NFS.mkdirSync(dir, { recursive: true })
@@ -105,7 +110,7 @@ export const makeSource = (root: string, mib: number, options: { readonly tracke
       NFS.writeSync(fd, chunk)
     }
     NFS.closeSync(fd)
-    const meta = yield* Create.fromPath(data, { pieceLength: 1024 * 1024 }).pipe(
+    const meta = yield* Create.fromPath(data, { pieceLength: options.pieceLength ?? 1024 * 1024 }).pipe(
       Effect.provide(Hasher.layer())
     )
     const torrent = NPath.join(root, "data.torrent")

@@ -21,6 +21,7 @@
  *
  *   pnpm bench:swarm        EZIO_SWARM="8@50,16@25" (targets@Mbit/s, one swarm each),
  *                           EZIO_SWARM_MIB (default 128 for the first, 64 after),
+ *                           EZIO_SWARM_PIECE_KIB (the torrent's piece size, default 1024),
  *                           EZIO_SWARM_CLIENTS="ezio,libtorrent",
  *                           EZIO_SWARM_TRACE=1 (a row every 2 s: link rates, pieces, drops),
  *                           EZIO_BENCH_DIR (where the copies go; /dev/shm keeps the disk out),
@@ -658,6 +659,8 @@ const main = async () => {
       `TCP congestion control ${congestion ?? machineCc}`
   )
   const goals: Array<string> = []
+  // The issue's swarms use 1 MiB pieces; smaller ones shorten each piece's trip through the swarm.
+  const pieceKiB = Number(process.env.EZIO_SWARM_PIECE_KIB ?? 1024)
   for (const [k, { n, mbit }] of swarms.entries()) {
     const sizeMiB = Number(process.env.EZIO_SWARM_MIB ?? (k === 0 ? 128 : 64))
     const size = sizeMiB * 1024 * 1024
@@ -667,7 +670,10 @@ const main = async () => {
     const lan = makeLan(n + 1, mbit, congestion)
     try {
       const source = await Effect.runPromise(
-        makeSource(root, sizeMiB, { tracker: `http://${lan.hosts[0]!.ip}:6969/announce` })
+        makeSource(root, sizeMiB, {
+          tracker: `http://${lan.hosts[0]!.ip}:6969/announce`,
+          pieceLength: pieceKiB * 1024
+        })
       )
       const files = {
         data: source.data,
@@ -677,7 +683,7 @@ const main = async () => {
         infoHash: source.infoHash
       }
       console.log(
-        `\n${n} targets at ${mbit} Mbit/s, ${sizeMiB} MiB in 1 MiB pieces (ideal ${ideal.toFixed(1)} s)`
+        `\n${n} targets at ${mbit} Mbit/s, ${sizeMiB} MiB in ${pieceKiB} KiB pieces (ideal ${ideal.toFixed(1)} s)`
       )
       const results: Record<string, ReturnType<typeof report>> = {}
       for (const client of clients) {
