@@ -6,8 +6,9 @@
  * @internal
  */
 import type { BufferPool } from "@ezio/pool"
-import type { Hasher } from "@ezio/storage"
+import type { Hasher, Storage } from "@ezio/storage"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { DiskIoError, type Operation } from "../DiskIoError.js"
 import { Gate } from "./gate.js"
@@ -73,6 +74,31 @@ export const badPiece = (t: TorrentState, piece: number): boolean =>
 /** @internal */
 export const releaseAll = (blocks: ReadonlyArray<BufferPool.Block>): void => {
   for (const block of blocks) if (!block.released) block.release()
+}
+
+/**
+ * Calls a storage's callback request (`Storage.Read.unsafe`, `Storage.Write.unsafe`): a throw
+ * from the storage's own code before it answered is what a defect of its Effect would be.
+ *
+ * @internal
+ */
+export const callUnsafe = (
+  unsafe: NonNullable<Storage.Read["unsafe"]>,
+  piece: number,
+  offset: number,
+  buffers: ReadonlyArray<Uint8Array>,
+  onExit: (exit: Exit.Exit<void, unknown>) => void
+): void => {
+  let answered = false
+  try {
+    unsafe(piece, offset, buffers, (exit) => {
+      answered = true
+      onExit(exit)
+    })
+  } catch (defect) {
+    if (answered) throw defect
+    onExit(Exit.die(defect))
+  }
 }
 
 /**

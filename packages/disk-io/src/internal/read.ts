@@ -13,7 +13,16 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { DiskIoError } from "../DiskIoError.js"
-import { badPiece, type Engine, errorOf, Job, poolError, releaseAll, type Restore } from "./engine.js"
+import {
+  badPiece,
+  callUnsafe,
+  type Engine,
+  errorOf,
+  Job,
+  poolError,
+  releaseAll,
+  type Restore
+} from "./engine.js"
 import { waitGate } from "./gate.js"
 import type { Read, TorrentHandle } from "./models.js"
 import { sliceViews, type TorrentState } from "./storeBuffer.js"
@@ -28,15 +37,33 @@ const makeRead = (
   blocks,
   views,
   length,
-  release: () => {
-    for (const block of blocks) if (!block.released) block.release()
-  }
+  release: () => releaseAll(blocks)
 })
+
+/** A request `read` refuses: not whole numbers, or outside the piece. */
+const outOfPiece = (t: TorrentState, piece: number, offset: number, length: number): boolean =>
+  badPiece(t, piece) ||
+  !Number.isInteger(offset) ||
+  !Number.isInteger(length) ||
+  offset < 0 ||
+  length < 0 ||
+  offset + length > Layout.pieceSize(t.layout, piece)
 
 /** @internal */
 export const makeReads = (engine: Engine) => {
   const { io, pool, store } = engine
   const bs = engine.blockSize
+
+  /** The views of `views` (the read's, from `offset`) that the miss `from`..`to` fills. */
+  const missViews = (views: Array<Uint8Array>, offset: number, length: number, from: number, to: number) =>
+    from === offset && to === offset + length ? views : sliceViews(views, bs, from - offset, to - offset)
+
+  /** A read's blocks are the caller's now. */
+  const succeeded = (job: Job, length: number): void => {
+    job.handOff()
+    job.close(true)
+    engine.bytesRead += length
+  }
 
   const readMisses = (
     t: TorrentState,
@@ -48,11 +75,7 @@ export const makeReads = (engine: Engine) => {
   ): Effect.Effect<void, DiskIoError> => {
     const storage = t.storage
     const one = (from: number, to: number) =>
-      storage.read(
-        piece,
-        from,
-        from === offset && to === offset + length ? views : sliceViews(views, bs, from - offset, to - offset)
-      )
+      storage.read(piece, from, missViews(views, offset, length, from, to))
     let effect: Effect.Effect<void, StorageError.StorageError>
     if (misses.length === 2) effect = one(misses[0]!, misses[1]!)
     else {
@@ -83,9 +106,7 @@ export const makeReads = (engine: Engine) => {
     const misses = store.overlay(existing, offset, length, views)
     const read = makeRead(blocks, views, length)
     const done = () => {
-      job.handOff()
-      job.close(true)
-      engine.bytesRead += length
+      succeeded(job, length)
       return Effect.as(pool.transfer(blocks, target), read)
     }
     if (misses.length === 0) return done()
@@ -128,16 +149,8 @@ export const makeReads = (engine: Engine) => {
       Effect.suspend(() => {
         const t = engine.lookup(handle, "read")
         if (t instanceof DiskIoError) return Effect.fail(t)
-        if (
-          badPiece(t, piece) ||
-          !Number.isInteger(offset) ||
-          !Number.isInteger(length) ||
-          offset < 0 ||
-          length < 0 ||
-          offset + length > Layout.pieceSize(t.layout, piece)
-        ) {
+        if (outOfPiece(t, piece, offset, length))
           return Effect.fail(errorOf(t, "OutOfRange", "read", { piece, offset, length }))
-        }
         if (length === 0) return Effect.succeed(emptyRead)
         const count = Math.ceil(length / bs)
         const job = new Job(store, engine.jobs.read)
@@ -167,16 +180,7 @@ export const makeReads = (engine: Engine) => {
     onExit: (exit: Exit.Exit<Read, DiskIoError>) => void
   ): boolean => {
     const t = engine.lookup(handle, "read")
-    if (
-      t instanceof DiskIoError ||
-      badPiece(t, piece) ||
-      !Number.isInteger(offset) ||
-      !Number.isInteger(length) ||
-      offset < 0 ||
-      length <= 0 ||
-      offset + length > Layout.pieceSize(t.layout, piece)
-    )
-      return false
+    if (t instanceof DiskIoError || outOfPiece(t, piece, offset, length) || length === 0) return false
     const unsafeRead = t.storage.read.unsafe
     if (unsafeRead === undefined) return false
     const blocks = engine.tryTakeN(Math.ceil(length / bs), "read")
@@ -196,9 +200,7 @@ export const makeReads = (engine: Engine) => {
       if (!returned) return queueMicrotask(() => finish(error))
       engine.callbackJobs--
       if (error === undefined) {
-        job.handOff()
-        job.close(true)
-        engine.bytesRead += length
+        succeeded(job, length)
         pool.unsafeTransfer(blocks, engine.holdScope)
       } else job.close(false)
       store.checkDrained()
@@ -212,26 +214,15 @@ export const makeReads = (engine: Engine) => {
     job.holdPermit(io)
     job.enterReader(existing ?? store.piece(t, piece), store.seq)
     job.start()
-    const failed = (cause: unknown) => finish(errorOf(t, "Storage", "read", { piece, offset, length, cause }))
     // Miss by miss, each through the storage's callback read (its own fiber if it cannot).
     const next = (at: number): void => {
       if (at === misses.length) return finish(undefined)
       const from = misses[at]!
       const to = misses[at + 1]!
-      const buffers =
-        from === offset && to === offset + length ? views : sliceViews(views, bs, from - offset, to - offset)
-      let answered = false
-      try {
-        unsafeRead(piece, from, buffers, (exit) => {
-          answered = true
-          if (Exit.isSuccess(exit)) next(at + 2)
-          else failed(Cause.squash(exit.cause))
-        })
-      } catch (defect) {
-        // A throw from the storage's own code, before it answered: what a defect of its Effect is.
-        if (answered) throw defect
-        failed(defect)
-      }
+      callUnsafe(unsafeRead, piece, from, missViews(views, offset, length, from, to), (exit) => {
+        if (Exit.isSuccess(exit)) next(at + 2)
+        else finish(errorOf(t, "Storage", "read", { piece, offset, length, cause: Cause.squash(exit.cause) }))
+      })
     }
     next(0)
     returned = true

@@ -6,14 +6,14 @@
  * @internal
  */
 import type { BufferPool } from "@ezio/pool"
-import { Layout, type Storage } from "@ezio/storage"
+import { Layout } from "@ezio/storage"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { DiskIoError } from "../DiskIoError.js"
-import { type Engine, badPiece, errorOf } from "./engine.js"
+import { type Engine, badPiece, callUnsafe, errorOf } from "./engine.js"
 import type { BlockWrite, TorrentHandle, Written, WrittenMany } from "./models.js"
 import type { Entry, PieceState, TorrentState } from "./storeBuffer.js"
 
@@ -165,26 +165,6 @@ export const startWriters = (engine: Engine, scope: Scope.Scope): Effect.Effect<
     const runtime = yield* Effect.runtime<never>()
     const runWrite = Runtime.runCallback(runtime)
 
-    // A throw from the storage's own code is what a defect of its Effect would be.
-    const unsafeWrite = (
-      unsafe: NonNullable<Storage.Write["unsafe"]>,
-      piece: number,
-      offset: number,
-      buffers: ReadonlyArray<Uint8Array>,
-      onExit: (exit: Exit.Exit<void, unknown>) => void
-    ) => {
-      let called = false
-      try {
-        unsafe(piece, offset, buffers, (exit) => {
-          called = true
-          onExit(exit)
-        })
-      } catch (defect) {
-        if (!called) onExit(Exit.die(defect))
-        else throw defect
-      }
-    }
-
     const bytesOf = (entry: Entry) =>
       entry.length === bs ? entry.block.bytes : entry.block.bytes.subarray(0, entry.length)
 
@@ -219,7 +199,7 @@ export const startWriters = (engine: Engine, scope: Scope.Scope): Effect.Effect<
           // A file target's callback write needs no fiber; any other storage's write runs in one.
           const unsafe = storage.write.unsafe
           if (unsafe !== undefined)
-            unsafeWrite(unsafe, current.index, run[0]!.offset, run.map(bytesOf), onExit)
+            callUnsafe(unsafe, current.index, run[0]!.offset, run.map(bytesOf), onExit)
           else
             runWrite(
               Effect.suspend(() => storage.write(current.index, run[0]!.offset, run.map(bytesOf))),
