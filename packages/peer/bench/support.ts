@@ -148,6 +148,10 @@ export const ezioSeedArgs = (torrent: string, data: string, poolSize: string): A
 ]
 
 /** The median of `xs` (NaN for none). */
+/** The mean of `xs` (0 for none). */
+export const mean = (xs: ReadonlyArray<number>): number =>
+  xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+
 export const median = (xs: ReadonlyArray<number>): number => {
   if (xs.length === 0) return NaN
   const s = [...xs].sort((a, b) => a - b)

@@ -38,7 +38,7 @@ import * as NPath from "node:path"
 import * as NReadline from "node:readline"
 import { Effect } from "effect"
 import { type Host, type Lan, makeLan, type TcpCounts, unavailable, type WireCounts } from "./netns.js"
-import { identical, makeSource } from "./support.js"
+import { identical, makeSource, mean, median } from "./support.js"
 
 const here = import.meta.dirname
 const LT_PEER = NPath.join(here, "lt_swarm_peer.py")
@@ -466,7 +466,6 @@ const timeline = (r: Result, size: number, linkBytesPerSecond: number) => {
     const down = targetDown(w1).map((d, i) => (d - (targetDown(w0)[i] ?? 0)) / dt)
     const have = r.targetSamples.map((s) => at(s, t, NO_SAMPLE).have)
     const up = r.targetSamples.map((_, i) => ((w1.up.get(i + 1) ?? 0) - (w0.up.get(i + 1) ?? 0)) / dt)
-    const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
     console.log(
       `    ${t.toFixed(0).padStart(5)}   ${mib(seeder).padStart(11)} / ${mib(payload).padStart(7)}   ${mib(mean(down)).padStart(13)} / ${mib(down.length === 0 ? 0 : Math.min(...down)).padStart(5)}   ${mib(mean(up)).padStart(7)}   ${String(have.length === 0 ? 0 : Math.min(...have)).padStart(9)} / ${mean(have).toFixed(0).padStart(4)}   ${String(w1.drops - w0.drops).padStart(5)}`
     )
@@ -525,14 +524,14 @@ const emission = (r: Result, size: number, link: number, first: number) => {
   for (const s of r.seederSamples)
     if (s.out !== undefined && s.t >= first + 1 && s.t <= allOut) {
       const have = haveAt(s.t)
-      lags.push(s.out - have.reduce((a, b) => a + b, 0) / Math.max(1, have.length))
+      lags.push(s.out - mean(have))
     }
-  const lag = lags.reduce((a, b) => a + b, 0) / Math.max(1, lags.length)
+  const lag = mean(lags)
   const f = (x: number) => x.toFixed(1)
   console.log(
     `    first block to last done ${f(r.last - first)} s: emission ${f(span)} s (unique payload at the link's capacity ${f(unique)} s, ` +
       `pieces sent twice ${f(repeats)} s, retransmissions and other wire bytes ${f(overhead)} s (${((r.seederTcp.retransSegs / Math.max(1, r.seederTcp.outSegs)) * 100).toFixed(1)}% of its segments), link not full ${f(span - unique - repeats - overhead)} s), ` +
-      `tail after the last unique piece ${f(r.last - allOut)} s (targets lacked mean ${f(missing.reduce((a, b) => a + b, 0) / Math.max(1, missing.length))} / max ${Math.max(0, ...missing)} pieces then; ` +
+      `tail after the last unique piece ${f(r.last - allOut)} s (targets lacked mean ${f(mean(missing))} / max ${Math.max(0, ...missing)} pieces then; ` +
       `the seeder sent ${mib(r.seederSent - before)} MiB more); lag behind the seeder's emission mean ${f(lag)} pieces (${f(seconds(lag * pieceBytes))} s of its link)`
   )
 }
@@ -553,15 +552,6 @@ const MARKS = [
   "connected",
   "first-byte"
 ]
-
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length === 0
-    ? NaN
-    : s.length % 2 === 1
-      ? s[(s.length - 1) / 2]!
-      : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 /**
  * Where start-up went (ezio only): when each mark came, seconds from launch (targets' median and
