@@ -39,9 +39,23 @@ export const fakeUploadPeer = (options: {
   readonly requestQueue: number
   readonly sendBufferBytes: number
   readonly perPeer: number
+  /** Pieces we have (every one unless told); the others may be promised (cutThrough.ts). */
+  readonly has?: (piece: number) => boolean
+  readonly promised?: (piece: number) => boolean
+  readonly readable?: (piece: number, begin: number, length: number) => boolean
+  readonly whenReadable?: (piece: number, f: () => void) => void
+  /** What the peer is sent besides pieces (rejects). */
+  readonly send?: (bytes: Uint8Array) => void
 }): FakePeer => {
   const swarm = {
-    picker: { pieceCount: options.pieceCount, has: () => true, pieceSize: () => options.pieceLength },
+    picker: {
+      pieceCount: options.pieceCount,
+      has: options.has ?? (() => true),
+      pieceSize: () => options.pieceLength
+    },
+    promised: options.promised ?? (() => false),
+    readable: options.readable ?? (() => true),
+    whenReadable: options.whenReadable ?? (() => {}),
     options: { requestQueue: options.requestQueue, sendBufferBytes: options.sendBufferBytes },
     uploads: {
       held: 0,
@@ -70,7 +84,7 @@ export const fakeUploadPeer = (options: {
     lastSent: 0,
     lastPayload: 0,
     lastHeard: 0,
-    send: () => {},
+    send: options.send ?? (() => {}),
     close: () => {}
   } as unknown as FakePeer
 }

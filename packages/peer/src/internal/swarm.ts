@@ -35,6 +35,7 @@ import { BLOCK, type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
 import { SmartBan } from "./smartBan.js"
 import { FirstSends, SuperSeeding } from "./superSeeding.js"
+import { CutThrough } from "./cutThrough.js"
 import type { BlockWrite, ReadResult, SwarmLink, UploadBudget } from "./swarmLink.js"
 import * as Peers from "./swarmPeers.js"
 import * as Seeding from "./swarmSeeding.js"
@@ -179,6 +180,8 @@ export class SwarmCore implements SwarmLink<Connection> {
   readonly superSeeding: SuperSeeding<Connection> | undefined
   /** What left the seeder until every piece had, with `seeding`. */
   readonly firstSends: FirstSends | undefined
+  /** Pieces from a seed announced to ezio peers as they arrive (cutThrough.ts). */
+  readonly cutThrough: CutThrough
   /** Unsent pieces suggested to each ezio peer at a time: about 4 MiB of them. */
   readonly suggestions: number
   /** The picker's counts of who has each piece (what initial seeding's tail suggests by). */
@@ -243,6 +246,9 @@ export class SwarmCore implements SwarmLink<Connection> {
       this.seeding === undefined
         ? undefined
         : new FirstSends(metainfo.pieceCount, (piece) => picker.pieceSize(piece))
+    this.cutThrough = new CutThrough(metainfo.pieceCount, (piece) =>
+      Math.ceil(picker.pieceSize(piece) / BLOCK)
+    )
     this.suggestions = Math.min(32, Math.max(2, Math.ceil((4 * 1024 * 1024) / metainfo.pieceLength) + 1))
     this.updateSendCap()
     if (this.picker.complete) this.markComplete()
@@ -404,7 +410,29 @@ export class SwarmCore implements SwarmLink<Connection> {
     this.smartBan.sent(piece, begin / BLOCK, c.address, c.lastReceived)
     // End game: the others asked for this block need not send it.
     for (const other of requesters) if (other !== c) other.cancelRequest(piece, begin, length)
+    if (c.isSeed) this.cutThrough.fromSeed(piece, this.picker.count)
     return true
+  }
+
+  promised(piece: number): boolean {
+    return this.cutThrough.isPromised(piece)
+  }
+
+  readable(piece: number, begin: number, length: number): boolean {
+    return this.picker.has(piece) || this.cutThrough.readable(piece, begin, length)
+  }
+
+  whenReadable(piece: number, f: () => void): void {
+    this.cutThrough.whenReadable(piece, f)
+  }
+
+  /** Pieces whose first blocks from a seed are with the disk: told to the ezio peers lacking them. */
+  private announceEarly(pieces: ReadonlyArray<number>): void {
+    for (const piece of pieces) {
+      const have = Wire.encodeHave(piece)
+      for (const c of this.connections)
+        if (c.handshaken && c.remoteEzio && !c.isSeed && !c.peerHas(piece)) c.sendSoon(have)
+    }
   }
 
   abandon(c: Connection, piece: number, begin: number): void {
@@ -413,6 +441,7 @@ export class SwarmCore implements SwarmLink<Connection> {
 
   unreceive(piece: number, begin: number): void {
     this.picker.unreceive(piece, begin)
+    this.cutThrough.forget(piece, begin)
   }
 
   write(batch: ReadonlyArray<BlockWrite>, done: (exceeded: boolean) => void): void {
@@ -423,15 +452,27 @@ export class SwarmCore implements SwarmLink<Connection> {
     try {
       const written = this.disk.unsafeWriteMany(this.handle, batch)
       exceeded = written.exceeded
+      const cut = this.cutThrough
+      if (cut.promisedPieces > 0)
+        for (let i = 0; i < batch.length; i++)
+          if (cut.isPromised(batch[i]!.piece)) cut.wrote(batch[i]!.piece, batch[i]!.offset)
       for (const { index, error } of written.failures) {
-        this.picker.unreceive(batch[index]!.piece, batch[index]!.offset)
+        this.unreceive(batch[index]!.piece, batch[index]!.offset)
         this.fail(`writing piece ${batch[index]!.piece}: ${error.message}`)
       }
     } catch (defect) {
       this.fail(`writing: ${String(defect)}`)
     }
+    // Now readable: promised pieces go out (cut-through) and uploads waiting for them go on.
+    const promised = this.cutThrough.flush()
+    if (promised.length > 0) this.announceEarly(promised)
     let last = -1
-    for (const w of batch) if (w.piece !== last) Verify.maybeHash(this, (last = w.piece))
+    for (const w of batch)
+      if (w.piece !== last) {
+        last = w.piece
+        if (this.cutThrough.waiting) this.cutThrough.wake(last)
+        Verify.maybeHash(this, last)
+      }
     done(exceeded)
   }
 

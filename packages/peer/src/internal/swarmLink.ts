@@ -86,6 +86,12 @@ export interface SwarmLink<C extends Requester> {
   readonly uploadDelay: (bytes: number) => number
   readonly wakeUpload: (delay: number, f: () => void) => void
   readonly read: (piece: number, begin: number, length: number, done: (result: ReadResult) => void) => void
+  /** `piece` was announced before it was verified (cutThrough.ts): its blocks are served as they come. */
+  readonly promised: (piece: number) => boolean
+  /** The bytes are in (a piece we have, or received blocks of a promised one). */
+  readonly readable: (piece: number, begin: number, length: number) => boolean
+  /** Calls `f` once more blocks of `piece` are in. */
+  readonly whenReadable: (piece: number, f: () => void) => void
   /** A piece we have whose read failed: its requests are dropped, not re-read again and again. */
   readonly unreadable: (piece: number) => boolean
   /** `bytes` of `piece` went to `c`. */

@@ -10,6 +10,7 @@ import type * as PubSub from "effect/PubSub"
 import * as Take from "effect/Take"
 import * as Wire from "../Wire.js"
 import type { Connection } from "./connection.js"
+import type { CutThrough } from "./cutThrough.js"
 import type { PeriodicSync } from "./periodicSync.js"
 import { BLOCK, type Picker } from "./picker.js"
 import { blockDigests, type SmartBan, type Verdict } from "./smartBan.js"
@@ -37,6 +38,7 @@ export interface VerifyCore {
   readonly disk: DiskIo.DiskIoService
   readonly handle: DiskIo.TorrentHandle
   readonly smartBan: SmartBan
+  readonly cutThrough: CutThrough
   readonly periodicSync: PeriodicSync
   readonly connections: ReadonlySet<Connection>
   /** Peer ids (hex) of banned peers. */
@@ -89,6 +91,7 @@ export const maybeHash = (core: VerifyCore, piece: number): void => {
     if (Exit.isSuccess(exit) && Buffer.compare(exit.value.sha1, expected) === 0) passed(core, piece)
     else if (Exit.isSuccess(exit)) {
       core.hashFailures++
+      core.cutThrough.reset(piece)
       core.log(`piece ${piece} failed its hash check; fetching it again`)
       // Remember what each peer sent before the bad data is dropped (smartBan.ts).
       core.runThen(
@@ -98,12 +101,16 @@ export const maybeHash = (core: VerifyCore, piece: number): void => {
         }),
         () => {
           core.picker.reset(piece)
+          core.cutThrough.reset(piece)
           if (!core.closed) for (const c of core.connections) c.fill()
         }
       )
     } else {
       core.fail(`hashing piece ${piece}: ${messageOf(exit.cause)}`)
-      core.runThen(Effect.either(core.disk.clearPiece(core.handle, piece)), () => core.picker.reset(piece))
+      core.runThen(Effect.either(core.disk.clearPiece(core.handle, piece)), () => {
+        core.picker.reset(piece)
+        core.cutThrough.reset(piece)
+      })
     }
     for (const c of core.connections) c.fill()
   })
@@ -111,6 +118,7 @@ export const maybeHash = (core: VerifyCore, piece: number): void => {
 
 const passed = (core: VerifyCore, piece: number): void => {
   core.picker.markHave(piece)
+  core.cutThrough.verified(piece)
   core.periodicSync.verified(core.picker.pieceSize(piece), core.now())
   if (core.smartBan.needsDigests(piece))
     core.runThen(pieceDigests(core, piece), (digests) =>
@@ -159,7 +167,10 @@ const judge = (core: VerifyCore, verdicts: ReadonlyArray<Verdict>): void => {
         c.close(`banned: ${reason}`)
       }
     // What it sent of pieces not yet hashing is fetched again from others (overwriting it).
-    for (const { block, piece } of core.smartBan.blocksOf(peer)) core.picker.unreceive(piece, block * BLOCK)
+    for (const { block, piece } of core.smartBan.blocksOf(peer)) {
+      core.picker.unreceive(piece, block * BLOCK)
+      core.cutThrough.forget(piece, block * BLOCK)
+    }
   }
   if (verdicts.length > 0 && !core.closed) for (const c of core.connections) c.fill()
 }

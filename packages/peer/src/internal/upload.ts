@@ -99,6 +99,9 @@ export const QUIET_MS = 1_000
 /** What a silent peer past its quiet limit is sent a second. */
 export const TRICKLE_BYTES = 64 * 1024
 
+/** Longest a request waits for a block of a piece announced before it was in (cutThrough.ts). */
+export const PROMISE_WAIT_MS = 20_000
+
 /** The time's worth of its upload rate one connection may have queued. */
 export const SEND_QUEUE_MS = 1000
 /** What a connection may always have queued, however slow it is. */
@@ -138,6 +141,10 @@ export class Upload<C extends UploadPeer<C>> {
   private rateAt: number
   private readonly sending = new Set<BufferPool.Block>()
   private invalid = 0
+  /** The promised piece whose next block the first request waits for (-1: none), and since when. */
+  private awaiting = -1
+  private awaitingSince = 0
+  private awaitRegistered = false
   /** Bytes sent since the peer's message at `heardAt` (its `lastHeard` then). */
   private sentSinceHeard = 0
   private heardAt = -1
@@ -199,7 +206,7 @@ export class Upload<C extends UploadPeer<C>> {
     const picker = swarm.picker
     const valid =
       piece < picker.pieceCount &&
-      picker.has(piece) &&
+      (picker.has(piece) || swarm.promised(piece)) &&
       length > 0 &&
       length <= MAX_REQUEST &&
       begin + length <= picker.pieceSize(piece)
@@ -268,14 +275,20 @@ export class Upload<C extends UploadPeer<C>> {
         return
       }
       if (quota <= 0) quota = MAX_BATCH_BYTES
-      // A run of contiguous requests within one piece becomes one read.
+      // A run of contiguous requests within one piece becomes one read; of a piece we announced
+      // before having it (cutThrough.ts), only the blocks already in, and we wait for the next.
       const first = this.requests[0]!
+      const whole = swarm.picker.has(first.piece)
+      if (!whole && !swarm.readable(first.piece, first.begin, first.length))
+        return this.awaitBlocks(first.piece)
+      this.awaiting = -1
       let end = first.begin + first.length
       let count = 1
       const most = Math.min(MAX_BATCH_BYTES, quota, Math.max(first.length, Math.min(cap - held, room)))
       while (count < this.requests.length) {
         const next = this.requests[count]!
         if (next.piece !== first.piece || next.begin !== end || end - first.begin + next.length > most) break
+        if (!whole && !swarm.readable(next.piece, next.begin, next.length)) break
         end += next.length
         count++
       }
@@ -309,6 +322,23 @@ export class Upload<C extends UploadPeer<C>> {
         this.pump()
       })
     }
+  }
+
+  /** Waits for more blocks of `piece`, promised and not all in (the first request's). */
+  private awaitBlocks(piece: number): void {
+    const swarm = this.peer.swarm
+    if (this.awaiting !== piece) {
+      this.awaiting = piece
+      this.awaitingSince = swarm.now()
+    }
+    if (this.awaitRegistered) return
+    this.awaitRegistered = true
+    swarm.whenReadable(piece, this.blocksIn)
+  }
+
+  private readonly blocksIn = (): void => {
+    this.awaitRegistered = false
+    this.pump()
   }
 
   /** Once a second: a peer held at the quiet limit may have `TRICKLE_BYTES` more. */
@@ -378,6 +408,17 @@ export class Upload<C extends UploadPeer<C>> {
    * neither shrinking nor flushing a block (a peer that stopped reading); called periodically.
    */
   checkSendProgress(now: number, stallMs: number): void {
+    // A promised piece whose blocks stopped coming (its source left and nobody else has it yet):
+    // its requests are refused, to be asked of someone else.
+    if (this.awaiting >= 0 && now - this.awaitingSince >= PROMISE_WAIT_MS) {
+      const piece = this.awaiting
+      this.awaiting = -1
+      for (const r of this.requests) if (r.piece === piece) this.rejectOrDrop(r.piece, r.begin, r.length)
+      const kept = this.requests.filter((r) => r.piece !== piece)
+      this.requests.length = 0
+      this.requests.push(...kept)
+      this.pump()
+    }
     const queued = this.peer.socket.writableLength
     if (queued === 0 || queued < this.queuedSeen || this.flushed !== this.flushedSeen)
       this.sendProgressAt = now

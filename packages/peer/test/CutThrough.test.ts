@@ -1,0 +1,211 @@
+/**
+ * Cut-through (cutThrough.ts): a target passes on a piece coming from a seed block by block as it
+ * arrives, announced to ezio peers on its first block. The bookkeeping alone; the upload side
+ * waiting for blocks not in yet (fake socket and swarm); and three real sessions in a chain
+ * (seed → A → B, B knowing only A) where B gets a piece's bytes from A before A has verified it.
+ */
+import { assert, describe, expect, it } from "@effect/vitest"
+import { DiskIo } from "@ezio/disk-io"
+import { Session, Wire } from "@ezio/peer"
+import { BufferPool } from "@ezio/pool"
+import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
+import type { Metainfo } from "@ezio/torrent"
+import { Effect, Either, Layer, Schedule } from "effect"
+import { CutThrough } from "../src/internal/cutThrough.js"
+import { BLOCK } from "../src/internal/picker.js"
+import { PROMISE_WAIT_MS, Upload } from "../src/internal/upload.js"
+import { type FakePeer, fakeRead, fakeUploadPeer } from "./fakeUploadPeer.js"
+import { makeTorrent, random } from "./torrentSupport.js"
+
+const MIB = 1024 * 1024
+
+describe("CutThrough bookkeeping", () => {
+  it("promises a piece once, on its first block from a seed, and never the last one missing", () => {
+    const cut = new CutThrough(4, () => 4)
+    cut.fromSeed(2, 0)
+    cut.fromSeed(2, 0)
+    assert.deepStrictEqual([...cut.flush()], [2])
+    assert.deepStrictEqual([...cut.flush()], [])
+    assert.isTrue(cut.isPromised(2))
+    cut.fromSeed(0, 1) // 1 verified + 1 promised + this one < 4
+    assert.deepStrictEqual([...cut.flush()], [0])
+    // 1 verified + 2 promised: promising the fourth would make us look like a seed.
+    cut.fromSeed(3, 1)
+    assert.deepStrictEqual([...cut.flush()], [])
+    assert.isFalse(cut.isPromised(3))
+    assert.strictEqual(cut.promisedPieces, 2)
+  })
+
+  it("a block is readable only once written; forgotten and reset blocks are not; verified ends the promise", () => {
+    const cut = new CutThrough(4, () => 4)
+    cut.fromSeed(1, 0)
+    assert.isFalse(cut.readable(1, 0, BLOCK))
+    cut.wrote(1, 0)
+    cut.wrote(1, BLOCK)
+    assert.isTrue(cut.readable(1, 0, 2 * BLOCK))
+    assert.isFalse(cut.readable(1, 0, 3 * BLOCK))
+    cut.forget(1, BLOCK)
+    assert.isFalse(cut.readable(1, BLOCK, BLOCK))
+    cut.reset(1)
+    assert.isFalse(cut.readable(1, 0, BLOCK))
+    let woken = 0
+    cut.whenReadable(1, () => woken++)
+    cut.whenReadable(1, () => woken++)
+    assert.isTrue(cut.waiting)
+    cut.verified(1)
+    assert.strictEqual(woken, 2)
+    assert.isFalse(cut.waiting)
+    assert.isFalse(cut.isPromised(1))
+    assert.strictEqual(cut.promisedPieces, 0)
+  })
+})
+
+/** An upload of piece 0 (promised, not had) whose blocks come in as the test says. */
+const promisedUpload = () => {
+  let now = 0
+  const written = new Set<number>()
+  const waiters: Array<() => void> = []
+  const reads: Array<{ begin: number; length: number }> = []
+  const rejected: Array<{ piece: number; begin: number }> = []
+  const socket = {
+    writableLength: 0,
+    cork: () => {},
+    uncork: () => {},
+    write: (_chunk: Uint8Array, callback?: () => void) => {
+      callback?.()
+      return true
+    }
+  }
+  const peer = fakeUploadPeer({
+    socket,
+    now: () => now,
+    read: (_piece, begin, length, done) => {
+      reads.push({ begin, length })
+      done(fakeRead(length, (b) => b.bytes))
+    },
+    pieceCount: 4,
+    pieceLength: 4 * BLOCK,
+    requestQueue: 500,
+    sendBufferBytes: 4 * MIB,
+    perPeer: 64 * MIB,
+    has: (piece) => piece !== 0 && piece !== 1,
+    promised: (piece) => piece === 0,
+    readable: (piece, begin, length) => {
+      if (piece !== 0) return piece !== 1
+      for (let b = begin / BLOCK; b < (begin + length) / BLOCK; b++) if (!written.has(b)) return false
+      return true
+    },
+    whenReadable: (_piece, f) => void waiters.push(f),
+    send: (bytes) => {
+      // <len 13><id><index><begin><length>
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      if (bytes.length === 17 && bytes[4] === Wire.MessageId.RejectRequest)
+        rejected.push({ piece: view.getUint32(5), begin: view.getUint32(9) })
+    }
+  })
+  const upload: Upload<FakePeer> = new Upload(peer)
+  return {
+    upload,
+    reads,
+    rejected,
+    arrive: (...blocks: Array<number>) => {
+      for (const b of blocks) written.add(b)
+      for (const f of waiters.splice(0)) f()
+    },
+    advance: (ms: number) => {
+      now += ms
+    }
+  }
+}
+
+describe("Upload of a promised piece", () => {
+  it("serves only the blocks already in, in one read, and the rest as they come", () => {
+    const t = promisedUpload()
+    for (let b = 0; b < 4; b++) t.upload.request(0, b * BLOCK, BLOCK)
+    t.upload.pump()
+    assert.deepStrictEqual(t.reads, [])
+    t.arrive(0, 1)
+    assert.deepStrictEqual(t.reads, [{ begin: 0, length: 2 * BLOCK }])
+    t.arrive(2)
+    t.arrive(3)
+    assert.deepStrictEqual(t.reads, [
+      { begin: 0, length: 2 * BLOCK },
+      { begin: 2 * BLOCK, length: BLOCK },
+      { begin: 3 * BLOCK, length: BLOCK }
+    ])
+    assert.strictEqual(t.upload.queued, 0)
+  })
+
+  it("refuses a piece neither had nor promised, and a promise kept waiting too long", () => {
+    const t = promisedUpload()
+    t.upload.request(1, 0, BLOCK)
+    assert.deepStrictEqual(t.rejected, [{ piece: 1, begin: 0 }])
+    t.upload.request(0, 0, BLOCK)
+    t.upload.request(0, BLOCK, BLOCK)
+    t.upload.request(2, 0, BLOCK)
+    t.upload.pump()
+    t.upload.checkSendProgress(0, 60_000)
+    t.advance(PROMISE_WAIT_MS)
+    t.upload.checkSendProgress(PROMISE_WAIT_MS, 60_000)
+    assert.deepStrictEqual(t.rejected, [
+      { piece: 1, begin: 0 },
+      { piece: 0, begin: 0 },
+      { piece: 0, begin: BLOCK }
+    ])
+    // What was behind the stuck piece goes on.
+    assert.deepStrictEqual(t.reads, [{ begin: 0, length: BLOCK }])
+    assert.strictEqual(t.upload.queued, 0)
+  })
+})
+
+const full = (meta: Metainfo.Metainfo) => {
+  const have = Bitfield.make(meta.pieceCount)
+  for (let i = 0; i < meta.pieceCount; i++) Bitfield.set(have, i)
+  return have
+}
+
+const env = DiskIo.layer().pipe(
+  Layer.provideMerge(Hasher.layer({ threads: 2 })),
+  Layer.provideMerge(BufferPool.layer({ capacity: 32 * MIB }))
+)
+
+describe("cut-through between sessions", () => {
+  it.live(
+    "B, which knows only A, gets a piece's bytes from A before A has verified it, and a byte-identical copy",
+    () =>
+      Effect.gen(function* () {
+        const data = random(3 * MIB)
+        const meta = makeTorrent(data, MIB)
+        const layout = Either.getOrThrow(Layout.fromMetainfo(meta))
+        const seeder = yield* Session.make({ host: "127.0.0.1", port: 0 })
+        const a = yield* Session.make({ host: "127.0.0.1", port: 0 })
+        const b = yield* Session.make({ host: "127.0.0.1", port: 0, listen: false })
+        yield* seeder.add({
+          metainfo: meta,
+          storage: yield* Storage.makeMemory({ layout, bytes: data }),
+          have: full(meta),
+          // A piece takes about two seconds to reach A.
+          uploadRateLimit: 512 * 1024
+        })
+        const aSwarm = yield* a.add({ metainfo: meta, storage: yield* Storage.makeMemory({ layout }) })
+        const bStorage = yield* Storage.makeMemory({ layout })
+        const bSwarm = yield* b.add({ metainfo: meta, storage: bStorage })
+        yield* aSwarm.connect("127.0.0.1", seeder.port)
+        yield* bSwarm.connect("127.0.0.1", a.port)
+        // The moment B has its first bytes, A has verified nothing yet.
+        const aHadThen = yield* Effect.sync(() =>
+          bSwarm.unsafeStatus().downloaded > 0 ? aSwarm.unsafeStatus().have : undefined
+        ).pipe(
+          Effect.flatMap((have) => (have === undefined ? Effect.fail("not yet") : Effect.succeed(have))),
+          Effect.retry(Schedule.spaced("5 millis")),
+          Effect.timeout("20 seconds")
+        )
+        expect(aHadThen).toBe(0)
+        yield* bSwarm.complete.pipe(Effect.timeout("40 seconds"))
+        yield* DiskIo.DiskIo.pipe(Effect.flatMap((disk) => disk.flush(bSwarm.disk)))
+        expect(Buffer.compare(bStorage.bytes, data)).toBe(0)
+        expect(bSwarm.unsafeStatus().hashFailures).toBe(0)
+      }).pipe(Effect.scoped, Effect.provide(env)),
+    60_000
+  )
+})
