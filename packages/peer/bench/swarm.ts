@@ -190,6 +190,7 @@ interface Result {
   readonly seederSamples: ReadonlyArray<Sample>
   /** The seeder's last status line (with EZIO_SWARM_DUMP). */
   readonly seederStatus?: unknown
+  readonly targetStatus?: ReadonlyArray<unknown>
   readonly targetSamples: ReadonlyArray<ReadonlyArray<Sample>>
   /** EZIO_STARTUP_TRACE marks (ezio only): the seeder's, each target's. */
   readonly seederMarks: ReadonlyMap<string, readonly [number, number]>
@@ -376,6 +377,7 @@ const runSwarm = async (
       seederFirstSends: seeder.firstSends,
       seederSamples: seeder.samples,
       seederStatus: seeder.lastStatus,
+      targetStatus: targets.map((t) => t.lastStatus),
       targetSamples: targets.map((t) => t.samples),
       seederMarks: seeder.marks,
       targetMarks: targets.map((t) => t.marks),
