@@ -132,6 +132,9 @@ const workerUrl = new URL("./internal/hashWorker.mjs", import.meta.url)
  */
 const embeddedWorker = Symbol.for("ezio.hashWorkerSource")
 
+/** The id of the message a worker sends once its code is loaded (requests count up from 0). */
+const READY = -1
+
 const newWorker = (): Worker => {
   const source = (globalThis as { readonly [embeddedWorker]?: unknown })[embeddedWorker]
   return typeof source === "string" ? new Worker(source, { eval: true }) : new Worker(workerUrl)
@@ -225,6 +228,29 @@ interface Thread {
 }
 
 /**
+ * Called around worker start-ups: `before` when one begins and none was under way, `after` once
+ * every worker started has loaded its code (or failed). The CLI uses it to give V8 its default
+ * flags while a worker starts: Node's built-in code cache for its own modules is rejected when
+ * any V8 flag differs from the build's, and a worker then compiles them (tens of ms of CPU).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WorkerStartHooks {
+  readonly before: () => void
+  readonly after: () => void
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly threads?: number
+  readonly workerStart?: WorkerStartHooks
+}
+
+/**
  * A pool of up to `threads` hashing workers (default: one per core), terminated when the scope
  * closes. Workers start when work needs them, not with the pool: each is a Node start-up of its
  * own in CPU time, paid by every process of a deploy at once, and a seeder that trusts its data
@@ -233,20 +259,29 @@ interface Thread {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
-  options: { readonly threads?: number } = {}
-): Effect.Effect<HasherService, never, Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<HasherService, never, Scope.Scope> =>
   Effect.gen(function* () {
     const threads = Math.max(1, options.threads ?? NOS.availableParallelism())
+    const hooks = options.workerStart
+    let starting = 0
     let nextId = 0
     let closed = false
 
     const spawn = (thread: Thread | undefined): Thread => {
+      if (hooks !== undefined && starting++ === 0) hooks.before()
       const worker = newWorker()
+      // The worker says `ready` once its code is loaded; an error or exit ends the start too.
+      let started = hooks === undefined
+      const up = () => {
+        if (started) return
+        started = true
+        if (--starting === 0) hooks!.after()
+      }
       const t: Thread = thread ?? { worker, inFlight: 0, pending: new Map(), registered: new Set() }
       t.worker = worker
       t.registered = new Set()
       worker.on("message", (answer: Answer & { id: number }) => {
+        if (answer.id === READY) return up()
         const pending = t.pending.get(answer.id)
         if (pending === undefined) return
         t.pending.delete(answer.id)
@@ -260,8 +295,12 @@ export const make = (
         t.inFlight = 0
         if (!closed) spawn(t)
       }
-      worker.on("error", (error) => fail(`worker error: ${String(error)}`))
+      worker.on("error", (error) => {
+        up()
+        fail(`worker error: ${String(error)}`)
+      })
       worker.on("exit", (code) => {
+        up()
         if (!closed && t.worker === worker) fail(`worker exited with code ${code}`)
       })
       return t
@@ -450,8 +489,7 @@ export const makeInline = (): HasherService => {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: { readonly threads?: number } = {}): Layer.Layer<Hasher> =>
-  Layer.scoped(Hasher, make(options))
+export const layer = (options: Options = {}): Layer.Layer<Hasher> => Layer.scoped(Hasher, make(options))
 
 /**
  * @since 0.1.0

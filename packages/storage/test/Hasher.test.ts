@@ -153,4 +153,33 @@ describe.runIf(NFS.existsSync("/proc/self/task"))("Hasher workers start on deman
       })
     )
   )
+
+  // The CLI gives V8 its default flags while a worker starts (Node's code cache for its modules),
+  // so `after` must come once the worker has loaded, before its first answer.
+  it.effect("workerStart brackets the start-ups: before when one begins, after once all have loaded", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const calls: Array<string> = []
+        const hasher = yield* Hasher.make({
+          threads: 2,
+          workerStart: { before: () => calls.push("before"), after: () => calls.push("after") }
+        })
+        assert.deepStrictEqual(calls, [], "no worker yet, no call")
+        const data = random(64 * 1024, 3)
+        assert.deepStrictEqual((yield* hasher.digest([data])).digest, sha1(data))
+        assert.deepStrictEqual(calls, ["before", "after"])
+        // A second worker under load: the calls still pair up, never two starts without an end.
+        yield* Effect.forEach(
+          Array.from({ length: 12 }, (_, i) => random(256 * 1024, i + 30)),
+          (d) => hasher.digest([d]),
+          { concurrency: "unbounded" }
+        )
+        assert.isAtLeast(calls.length, 4)
+        assert.deepStrictEqual(
+          calls,
+          calls.map((_, i) => (i % 2 === 0 ? "before" : "after"))
+        )
+      })
+    )
+  )
 })

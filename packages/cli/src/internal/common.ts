@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { FileError, UsageError } from "./errors.js"
 import { parseSize } from "./format.js"
+import * as Heap from "./heap.js"
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -41,7 +42,10 @@ export const sizeHelp = `binary units: 1KB = 1KiB = 1024 bytes, 1GB = 1GiB; e.g.
 // The disk engine: one pool shared by DiskIo, its hashing workers and every session.
 
 export const engineWith = <E>(name: string, pool: Layer.Layer<BufferPool.BufferPool, E>) =>
-  DiskIo.layer({ name }).pipe(Layer.provideMerge(Hasher.layer()), Layer.provideMerge(pool))
+  DiskIo.layer({ name }).pipe(
+    Layer.provideMerge(Hasher.layer({ workerStart: Heap.workerStart })),
+    Layer.provideMerge(pool)
+  )
 
 /** The engine of a command with a `--pool-size` option. */
 export const engine = (poolSizeText: string) =>

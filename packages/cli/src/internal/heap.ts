@@ -13,9 +13,33 @@
  * @internal
  */
 import * as NV8 from "node:v8"
+import type { Hasher } from "@ezio/storage"
+
+let percent = 0
+
+const set = (value: number) => NV8.setFlagsFromString(`--heap-growing-percent=${value}`)
 
 /** Sets the policy from EZIO_V8_HEAP_GROWING_PERCENT (default 100). @internal */
 export const apply = (): void => {
-  const percent = Number(process.env.EZIO_V8_HEAP_GROWING_PERCENT ?? 100)
-  if (Number.isInteger(percent) && percent > 0) NV8.setFlagsFromString(`--heap-growing-percent=${percent}`)
+  const wanted = Number(process.env.EZIO_V8_HEAP_GROWING_PERCENT ?? 100)
+  percent = Number.isInteger(wanted) && wanted > 0 ? wanted : 0
+  if (percent > 0) set(percent)
+}
+
+/**
+ * For the hashing workers (`Hasher.make`'s `workerStart`): V8's default policy while one starts.
+ * The flag is process-wide, and a worker checks Node's built-in code cache for its own modules
+ * against the flags of the moment: with any flag changed it rejects the cache and compiles them
+ * (~25 ms of CPU per worker start here, more for a larger worker). 0 is V8's default value, and
+ * with it the cache is accepted again; the policy is back once the worker has loaded.
+ *
+ * @internal
+ */
+export const workerStart: Hasher.WorkerStartHooks = {
+  before: () => {
+    if (percent > 0) set(0)
+  },
+  after: () => {
+    if (percent > 0) set(percent)
+  }
 }

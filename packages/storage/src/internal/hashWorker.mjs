@@ -104,3 +104,6 @@ const hashRanges = (id, ranges, pieceLength, algorithm) => {
     parentPort.postMessage({ id, error: String(error && error.message ? error.message : error) })
   }
 }
+
+// Loaded: the main thread may restore what it changed for the start-up (Hasher's `workerStart`).
+parentPort.postMessage({ id: -1 })

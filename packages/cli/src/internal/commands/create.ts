@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { emit, json, progressLine, readText, trackers, writeFile } from "../common.js"
 import { formatBytes, parseSize } from "../format.js"
+import * as Heap from "../heap.js"
 
 export const create = Command.make(
   "create",
@@ -88,5 +89,5 @@ export const create = Command.make(
         },
         `created ${output}: ${meta.name}, ${formatBytes(meta.totalLength)} in ${meta.pieceCount} pieces of ${formatBytes(meta.pieceLength)}, info-hash ${meta.infoHashHex} (${seconds.toFixed(1)} s)`
       )
-    }).pipe(Effect.provide(Hasher.layer()))
+    }).pipe(Effect.provide(Hasher.layer({ workerStart: Heap.workerStart })))
 ).pipe(Command.withDescription("Create a .torrent from a file, a directory, or a raw disk image"))
