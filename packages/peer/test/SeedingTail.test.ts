@@ -25,28 +25,30 @@ const env = DiskIo.layer().pipe(
   Layer.provideMerge(BufferPool.layer({ capacity: 4 * 1024 * 1024 }))
 )
 
-/** A seeder doing initial seeding of `PIECES` random pieces on 127.0.0.1. */
-const seeder = Effect.gen(function* () {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-tail-"))),
-    (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
-  )
-  const file = NPath.join(dir, "disk.img")
-  NFS.writeFileSync(file, NCrypto.randomBytes(PIECES * PIECE))
-  const meta = yield* Create.fromPath(file, { pieceLength: PIECE })
-  const have = Bitfield.make(meta.pieceCount)
-  Bitfield.setAll(have)
-  const layout = Either.getOrThrow(Layout.fromMetainfo(meta))
-  const storage = yield* Storage.makeDirectory({ layout, root: dir, mode: "read" })
-  const session = yield* Session.make({ host: "127.0.0.1", port: 0 })
-  const swarm = yield* session.add({ metainfo: meta, storage, have, initialSeeding: true })
-  return { meta, port: session.port, swarm }
-})
+/** A seeder doing initial seeding of `PIECES` random pieces of `pieceLength` on 127.0.0.1. */
+const seederOf = (pieceLength: number) =>
+  Effect.gen(function* () {
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => NFS.mkdtempSync(NPath.join(NOS.tmpdir(), "ezio-tail-"))),
+      (dir) => Effect.sync(() => NFS.rmSync(dir, { recursive: true, force: true }))
+    )
+    const file = NPath.join(dir, "disk.img")
+    NFS.writeFileSync(file, NCrypto.randomBytes(PIECES * pieceLength))
+    const meta = yield* Create.fromPath(file, { pieceLength })
+    const have = Bitfield.make(meta.pieceCount)
+    Bitfield.setAll(have)
+    const layout = Either.getOrThrow(Layout.fromMetainfo(meta))
+    const storage = yield* Storage.makeDirectory({ layout, root: dir, mode: "read" })
+    const session = yield* Session.make({ host: "127.0.0.1", port: 0 })
+    const swarm = yield* session.add({ metainfo: meta, storage, have, initialSeeding: true })
+    return { meta, port: session.port, swarm }
+  })
+const seeder = seederOf(PIECE)
 
 interface Peer {
   readonly socket: Net.Socket
   readonly unchoked: Promise<void>
-  /** Resolves once pieces and rejects together reach `count`. */
+  /** Resolves once the blocks and rejects received together reach `count`. */
   readonly answered: (count: number) => Promise<void>
   /** Resolves once `count` suggestions have arrived. */
   readonly suggestions: (count: number) => Promise<void>
@@ -62,11 +64,13 @@ const ezioPeer = (port: number, infoHash: Uint8Array): Effect.Effect<Peer, never
       const pieces = new Set<number>()
       const rejected = new Set<number>()
       const suggested: Array<number> = []
+      let blocks = 0
+      let rejects = 0
       let unchoked: () => void = () => {}
       const waiting: Array<{ count: number; suggestions: boolean; resolve: () => void }> = []
       const check = () => {
         for (const w of waiting.splice(0))
-          if ((w.suggestions ? suggested.length : pieces.size + rejected.size) >= w.count) w.resolve()
+          if ((w.suggestions ? suggested.length : blocks + rejects) >= w.count) w.resolve()
           else waiting.push(w)
       }
       const wait = (count: number, suggestions: boolean) =>
@@ -78,9 +82,13 @@ const ezioPeer = (port: number, infoHash: Uint8Array): Effect.Effect<Peer, never
         {
           onMessage: (m) => {
             if (m._tag === "Unchoke") unchoked()
-            else if (m._tag === "Piece") pieces.add(m.index)
-            else if (m._tag === "RejectRequest") rejected.add(m.index)
-            else if (m._tag === "Suggest") suggested.push(m.index)
+            else if (m._tag === "Piece") {
+              pieces.add(m.index)
+              blocks++
+            } else if (m._tag === "RejectRequest") {
+              rejected.add(m.index)
+              rejects++
+            } else if (m._tag === "Suggest") suggested.push(m.index)
             check()
           }
         },
@@ -111,8 +119,8 @@ const ezioPeer = (port: number, infoHash: Uint8Array): Effect.Effect<Peer, never
     (peer) => Effect.sync(() => peer.socket.destroy())
   )
 
-const ask = (peer: Peer, pieces: ReadonlyArray<number>) =>
-  peer.socket.write(Buffer.concat(pieces.map((piece) => Wire.encodeRequest(piece, 0, PIECE))))
+const ask = (peer: Peer, pieces: ReadonlyArray<number>, begin = 0) =>
+  peer.socket.write(Buffer.concat(pieces.map((piece) => Wire.encodeRequest(piece, begin, PIECE))))
 
 describe("initial seeding's tail", () => {
   it.live(
@@ -143,6 +151,37 @@ describe("initial seeding's tail", () => {
         assert.strictEqual(b.pieces.size, budget, "served up to the tail's share")
         assert.strictEqual(b.rejected.size, 1, "then refused as before: a has it")
         assert.isTrue(b.rejected.has(asked[budget]!))
+      }).pipe(Effect.provide(env), Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "not before every piece has left whole: while the last ones are on their way, the peer behind is refused",
+    () =>
+      Effect.gen(function* () {
+        // Two blocks a piece: a asks for the first block of each, so every piece is asked for once
+        // but none has left whole.
+        const { meta, port } = yield* seederOf(2 * PIECE)
+        const all = Array.from({ length: PIECES }, (_, i) => i)
+        const a = yield* ezioPeer(port, meta.infoHash)
+        yield* Effect.promise(() => a.unchoked)
+        ask(a, all)
+        yield* Effect.promise(() => a.answered(PIECES)).pipe(Effect.timeout("30 seconds"))
+        a.socket.write(Buffer.concat(all.map((piece) => Wire.encodeHave(piece))))
+        yield* Effect.sleep("300 millis")
+        const b = yield* ezioPeer(port, meta.infoHash)
+        yield* Effect.promise(() => b.unchoked)
+        ask(b, [0])
+        yield* Effect.promise(() => b.answered(1)).pipe(Effect.timeout("10 seconds"))
+        assert.isTrue(b.rejected.has(0), "the link is the last pieces' until they are out")
+        assert.strictEqual(b.pieces.size, 0)
+        // The second halves: now every piece is out whole, and the tail serves b.
+        ask(a, all, PIECE)
+        yield* Effect.promise(() => a.answered(2 * PIECES)).pipe(Effect.timeout("30 seconds"))
+        yield* Effect.sleep("600 millis")
+        ask(b, [1])
+        yield* Effect.promise(() => b.answered(2)).pipe(Effect.timeout("10 seconds"))
+        assert.isTrue(b.pieces.has(1), "served in the tail")
       }).pipe(Effect.provide(env), Effect.scoped),
     60_000
   )

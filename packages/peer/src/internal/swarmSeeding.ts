@@ -77,7 +77,13 @@ export const serves = (core: SeedingCore, c: Connection, piece: number): boolean
   if (core.superSeeding !== undefined && !core.superSeeding.allows(c, piece)) return false
   const strict = playsAlong(c)
   const before = seeding.unsent
-  const tail = strict && !seeding.active && seeding.tail > 0 && behind(core, seeding).has(c)
+  // The tail only once every piece has left whole: until then the link is the last pieces'.
+  const tail =
+    strict &&
+    !seeding.active &&
+    core.firstSends?.allOut === true &&
+    seeding.tail > 0 &&
+    behind(core, seeding).has(c)
   if (!seeding.serve(c, piece, strict, core.now(), tail)) {
     // A peer refused may have no unsent piece suggested to it (the last ones went to others).
     if (strict && seeding.active) refusedTopUp(core, c)
