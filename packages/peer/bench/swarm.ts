@@ -455,7 +455,7 @@ const timeline = (r: Result, size: number, linkBytesPerSecond: number) => {
   startupMarks(r)
   if (process.env.EZIO_SWARM_TRACE !== "1") return
   console.log(
-    "      t s   seeder wire / payload   targets down mean / min   up mean   pieces min / mean   drops"
+    "      t s   seeder wire   pieces out   targets down mean / min   up mean   pieces min / mean   drops"
   )
   const step = 2
   for (let t = step; t <= r.last + step; t += step) {
@@ -463,13 +463,13 @@ const timeline = (r: Result, size: number, linkBytesPerSecond: number) => {
     const w0 = at(r.wire, t - step, NO_WIRE)
     const dt = Math.max(0.001, w1.t - w0.t)
     const seeder = ((w1.up.get(0) ?? 0) - (w0.up.get(0) ?? 0)) / dt
-    const payload =
-      (at(r.seederSamples, t, NO_SAMPLE).uploaded - at(r.seederSamples, t - step, NO_SAMPLE).uploaded) / step
+    // Pieces handed whole to its sockets (its own count; kernel and Node buffers run ahead of the wire).
+    const out = String(at(r.seederSamples, t, NO_SAMPLE).out ?? "-")
     const down = targetDown(w1).map((d, i) => (d - (targetDown(w0)[i] ?? 0)) / dt)
     const have = r.targetSamples.map((s) => at(s, t, NO_SAMPLE).have)
     const up = r.targetSamples.map((_, i) => ((w1.up.get(i + 1) ?? 0) - (w0.up.get(i + 1) ?? 0)) / dt)
     console.log(
-      `    ${t.toFixed(0).padStart(5)}   ${mib(seeder).padStart(11)} / ${mib(payload).padStart(7)}   ${mib(mean(down)).padStart(13)} / ${mib(down.length === 0 ? 0 : Math.min(...down)).padStart(5)}   ${mib(mean(up)).padStart(7)}   ${String(have.length === 0 ? 0 : Math.min(...have)).padStart(9)} / ${mean(have).toFixed(0).padStart(4)}   ${String(w1.drops - w0.drops).padStart(5)}`
+      `    ${t.toFixed(0).padStart(5)}   ${mib(seeder).padStart(11)}   ${out.padStart(10)}   ${mib(mean(down)).padStart(13)} / ${mib(down.length === 0 ? 0 : Math.min(...down)).padStart(5)}   ${mib(mean(up)).padStart(7)}   ${String(have.length === 0 ? 0 : Math.min(...have)).padStart(9)} / ${mean(have).toFixed(0).padStart(4)}   ${String(w1.drops - w0.drops).padStart(5)}`
     )
   }
 }
