@@ -60,12 +60,15 @@ describe("CutThrough bookkeeping", () => {
   })
 })
 
-/** An upload of piece 0 (promised, not had) whose blocks come in as the test says. */
+/**
+ * An upload whose pieces 0 and 3 are promised (not had) and come in block by block as the test
+ * says, piece 2 is had, piece 1 neither; each piece's waiters are woken by its own blocks only.
+ */
 const promisedUpload = () => {
   let now = 0
-  const written = new Set<number>()
-  const waiters: Array<() => void> = []
-  const reads: Array<{ begin: number; length: number }> = []
+  const written = new Set<string>()
+  const waiters = new Map<number, Array<() => void>>()
+  const reads: Array<{ piece: number; begin: number; length: number }> = []
   const rejected: Array<{ piece: number; begin: number }> = []
   const socket = {
     writableLength: 0,
@@ -76,11 +79,12 @@ const promisedUpload = () => {
       return true
     }
   }
+  const promised = (piece: number) => piece === 0 || piece === 3
   const peer = fakeUploadPeer({
     socket,
     now: () => now,
-    read: (_piece, begin, length, done) => {
-      reads.push({ begin, length })
+    read: (piece, begin, length, done) => {
+      reads.push({ piece, begin, length })
       done(fakeRead(length, (b) => b.bytes))
     },
     pieceCount: 4,
@@ -88,14 +92,19 @@ const promisedUpload = () => {
     requestQueue: 500,
     sendBufferBytes: 4 * MIB,
     perPeer: 64 * MIB,
-    has: (piece) => piece !== 0 && piece !== 1,
-    promised: (piece) => piece === 0,
+    has: (piece) => piece === 2,
+    promised,
     readable: (piece, begin, length) => {
-      if (piece !== 0) return piece !== 1
-      for (let b = begin / BLOCK; b < (begin + length) / BLOCK; b++) if (!written.has(b)) return false
+      if (!promised(piece)) return piece === 2
+      for (let b = begin / BLOCK; b < (begin + length) / BLOCK; b++)
+        if (!written.has(`${piece}:${b}`)) return false
       return true
     },
-    whenReadable: (_piece, f) => void waiters.push(f),
+    whenReadable: (piece, f) => {
+      const list = waiters.get(piece) ?? []
+      list.push(f)
+      waiters.set(piece, list)
+    },
     send: (bytes) => {
       // <len 13><id><index><begin><length>
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -108,9 +117,11 @@ const promisedUpload = () => {
     upload,
     reads,
     rejected,
-    arrive: (...blocks: Array<number>) => {
-      for (const b of blocks) written.add(b)
-      for (const f of waiters.splice(0)) f()
+    arrive: (piece: number, ...blocks: Array<number>) => {
+      for (const b of blocks) written.add(`${piece}:${b}`)
+      const list = waiters.get(piece) ?? []
+      waiters.delete(piece)
+      for (const f of list) f()
     },
     advance: (ms: number) => {
       now += ms
@@ -124,16 +135,27 @@ describe("Upload of a promised piece", () => {
     for (let b = 0; b < 4; b++) t.upload.request(0, b * BLOCK, BLOCK)
     t.upload.pump()
     assert.deepStrictEqual(t.reads, [])
-    t.arrive(0, 1)
-    assert.deepStrictEqual(t.reads, [{ begin: 0, length: 2 * BLOCK }])
-    t.arrive(2)
-    t.arrive(3)
+    t.arrive(0, 0, 1)
+    assert.deepStrictEqual(t.reads, [{ piece: 0, begin: 0, length: 2 * BLOCK }])
+    t.arrive(0, 2)
+    t.arrive(0, 3)
     assert.deepStrictEqual(t.reads, [
-      { begin: 0, length: 2 * BLOCK },
-      { begin: 2 * BLOCK, length: BLOCK },
-      { begin: 3 * BLOCK, length: BLOCK }
+      { piece: 0, begin: 0, length: 2 * BLOCK },
+      { piece: 0, begin: 2 * BLOCK, length: BLOCK },
+      { piece: 0, begin: 3 * BLOCK, length: BLOCK }
     ])
     assert.strictEqual(t.upload.queued, 0)
+  })
+
+  it("a wait moves to the piece now first: its blocks wake the upload", () => {
+    const t = promisedUpload()
+    t.upload.request(0, 0, BLOCK)
+    t.upload.pump()
+    t.upload.cancel(0, 0, BLOCK)
+    t.upload.request(3, 0, BLOCK)
+    t.upload.pump()
+    t.arrive(3, 0)
+    assert.deepStrictEqual(t.reads, [{ piece: 3, begin: 0, length: BLOCK }])
   })
 
   it("refuses a piece neither had nor promised, and a promise kept waiting too long", () => {
@@ -153,7 +175,7 @@ describe("Upload of a promised piece", () => {
       { piece: 0, begin: BLOCK }
     ])
     // What was behind the stuck piece goes on.
-    assert.deepStrictEqual(t.reads, [{ begin: 0, length: BLOCK }])
+    assert.deepStrictEqual(t.reads, [{ piece: 2, begin: 0, length: BLOCK }])
     assert.strictEqual(t.upload.queued, 0)
   })
 })

@@ -144,7 +144,8 @@ export class Upload<C extends UploadPeer<C>> {
   /** The promised piece whose next block the first request waits for (-1: none), and since when. */
   private awaiting = -1
   private awaitingSince = 0
-  private awaitRegistered = false
+  /** The piece whose blocks will wake `pump` (-1: none). */
+  private awaitRegistered = -1
   /** Bytes sent since the peer's message at `heardAt` (its `lastHeard` then). */
   private sentSinceHeard = 0
   private heardAt = -1
@@ -331,14 +332,13 @@ export class Upload<C extends UploadPeer<C>> {
       this.awaiting = piece
       this.awaitingSince = swarm.now()
     }
-    if (this.awaitRegistered) return
-    this.awaitRegistered = true
-    swarm.whenReadable(piece, this.blocksIn)
-  }
-
-  private readonly blocksIn = (): void => {
-    this.awaitRegistered = false
-    this.pump()
+    // One wake-up per piece waited for (one left for a piece no longer first only pumps once more).
+    if (this.awaitRegistered === piece) return
+    this.awaitRegistered = piece
+    swarm.whenReadable(piece, () => {
+      if (this.awaitRegistered === piece) this.awaitRegistered = -1
+      this.pump()
+    })
   }
 
   /** Once a second: a peer held at the quiet limit may have `TRICKLE_BYTES` more. */
