@@ -154,6 +154,27 @@ describe.runIf(NFS.existsSync("/proc/self/task"))("Hasher workers start on deman
     )
   )
 
+  // A download's pieces hash where they were received: jobs answer on the calling thread (no
+  // worker), the bulk requests still go to a worker.
+  it.effect('jobs: "caller" hashes jobs on the calling thread, digestPieces on a worker', () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const before = threadCount()
+        const hasher = yield* Hasher.make({ threads: 2, jobs: "caller" })
+        const data = random(3 * 16384 + 5, 11)
+        let answered: Hasher.Digest | Hasher.HashError | undefined
+        hasher.begin().unsafeFinal([data.subarray(0, 16384), data.subarray(16384)], (r) => (answered = r))
+        assert.isDefined(answered, "answered before unsafeFinal returned")
+        assert.deepStrictEqual((answered as Hasher.Digest).digest, sha1(data))
+        assert.deepStrictEqual((yield* hasher.digest([data])).digest, sha1(data))
+        assert.strictEqual(threadCount(), before, "no worker for jobs")
+        const pieces = yield* hasher.digestPieces(data, 16384)
+        assert.deepStrictEqual(pieces.subarray(0, 20), sha1(data.subarray(0, 16384)))
+        assert.strictEqual(threadCount(), before + 1, "a worker for digestPieces")
+      })
+    )
+  )
+
   // The CLI gives V8 its default flags while a worker starts (Node's code cache for its modules),
   // so `after` must come once the worker has loaded, before its first answer.
   it.effect("workerStart brackets the start-ups: before when one begins, after once all have loaded", () =>
