@@ -58,6 +58,11 @@ export interface JobOptions {
   /** Also return SHA-256 of each `blockSize` run of the data (v2 torrents). */
   readonly blockHashes?: boolean
   readonly blockSize?: number
+  /**
+   * The caller has just written these bytes (they are in its cache): with the hasher's
+   * `hotJobs: "caller"` the job runs on the calling thread.
+   */
+  readonly hot?: boolean
 }
 
 /**
@@ -249,13 +254,13 @@ export interface Options {
   readonly threads?: number
   readonly workerStart?: WorkerStartHooks
   /**
-   * Where jobs (`begin`, `digest`: bytes the caller already holds) hash: on the workers (default)
-   * or on the calling thread. A download's pieces were just copied into pool blocks on the calling
-   * thread, so its cache holds them: SHA-1 there costs 0.56 CPU-s per GiB against 0.70 on a worker
-   * reading them from the other core's cache, with no message each way and no worker to start.
-   * `digestPieces` and `digestRanges` (bulk, creation) stay on the workers.
+   * Where `hot` jobs hash: on the workers (default) or on the calling thread. A download's pieces
+   * were just copied into pool blocks on the calling thread, so its cache holds them: SHA-1 there
+   * costs ~0.56 CPU-s per GiB against ~0.70 on a worker reading them from the other core's cache,
+   * with no message each way and no worker to start. Everything else (a check reading storage,
+   * `digestPieces`, `digestRanges`) stays on the workers, in parallel.
    */
-  readonly jobs?: "workers" | "caller"
+  readonly hotJobs?: "workers" | "caller"
 }
 
 /**
@@ -429,11 +434,13 @@ export const make = (options: Options = {}): Effect.Effect<HasherService, never,
       }
     }
 
-    const onCaller = options.jobs === "caller" ? makeInline() : undefined
+    const onCaller = options.hotJobs === "caller" ? makeInline() : undefined
+    const beginWhere = (jobOptions: JobOptions = {}): Job =>
+      onCaller !== undefined && jobOptions.hot === true ? onCaller.begin(jobOptions) : begin(jobOptions)
     return {
       threads,
-      begin: onCaller?.begin ?? begin,
-      digest: onCaller?.digest ?? ((views, jobOptions) => begin(jobOptions).final(views)),
+      begin: beginWhere,
+      digest: (views, jobOptions) => beginWhere(jobOptions).final(views),
       digestPieces: (view, pieceLength, algorithm = "sha1") =>
         Effect.map(
           request(leastBusy, nextId++, [view], { algorithm }, true, pieceLength),

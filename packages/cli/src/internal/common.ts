@@ -44,18 +44,18 @@ export const sizeHelp = `binary units: 1KB = 1KiB = 1024 bytes, 1GB = 1GiB; e.g.
 export const engineWith = <E>(
   name: string,
   pool: Layer.Layer<BufferPool.BufferPool, E>,
-  hashJobs: "workers" | "caller" = "workers"
+  hotJobs: "workers" | "caller" = "workers"
 ) =>
   DiskIo.layer({ name }).pipe(
-    Layer.provideMerge(Hasher.layer({ workerStart: Heap.workerStart, jobs: hashJobs })),
+    Layer.provideMerge(Hasher.layer({ workerStart: Heap.workerStart, hotJobs })),
     Layer.provideMerge(pool)
   )
 
 /**
- * The engine of a command with a `--pool-size` option. `hashJobs: "caller"` (a download) hashes
- * received pieces on the main thread, where they are in the cache (Hasher's `jobs`).
+ * The engine of a command with a `--pool-size` option. `hotJobs: "caller"` (a download) hashes
+ * received pieces on the main thread, where they are in the cache (Hasher's `hotJobs`).
  */
-export const engine = (poolSizeText: string, hashJobs: "workers" | "caller" = "workers") =>
+export const engine = (poolSizeText: string, hotJobs: "workers" | "caller" = "workers") =>
   engineWith(
     "ezio",
     Layer.unwrapEffect(
@@ -67,7 +67,7 @@ export const engine = (poolSizeText: string, hashJobs: "workers" | "caller" = "w
         )
       )
     ),
-    hashJobs
+    hotJobs
   )
 
 // ---------------------------------------------------------------------------------------------
