@@ -255,9 +255,9 @@ export interface Options {
   readonly workerStart?: WorkerStartHooks
   /**
    * Where `hot` jobs hash: on the workers (default) or on the calling thread. A download's pieces
-   * were just copied into pool blocks on the calling thread, so its cache holds them: SHA-1 there
-   * costs ~0.56 CPU-s per GiB against ~0.70 on a worker reading them from the other core's cache,
-   * with no message each way and no worker to start. Everything else (a check reading storage,
+   * were just copied into pool blocks on the calling thread, so its cache holds them: hashing them
+   * there costs ~0.5 CPU-s per GiB against ~0.7 on a worker reading them from the other core's
+   * cache, with no message each way and no worker to start. Everything else (a check reading storage,
    * `digestPieces`, `digestRanges`) stays on the workers, in parallel.
    */
   readonly hotJobs?: "workers" | "caller"
