@@ -220,7 +220,12 @@ const downloadRun = (source: Source, root: string, variant: Variant) =>
             at = { ...at, ready: performance.now(), cpuReady: cpuOf(pid) ?? noCpu, ltReady: lt.cpu() }
             threadsReady = threadCpu(pid)
           } else if (event === "complete") {
-            at = { ...at, complete: performance.now(), cpuComplete: cpuOf(pid) ?? noCpu, ltComplete: lt.cpu() }
+            at = {
+              ...at,
+              complete: performance.now(),
+              cpuComplete: cpuOf(pid) ?? noCpu,
+              ltComplete: lt.cpu()
+            }
             threads = threadLine(threadsReady, threadCpu(pid))
           }
         }
@@ -330,7 +335,9 @@ const main = Effect.gen(function* () {
         for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
           const warmSys = warmMemory(root, warmMiB)
           const r = {
-            ...(yield* kind === "download" ? downloadRun(source, root, variant) : seedRun(source, root, variant)),
+            ...(yield* kind === "download"
+              ? downloadRun(source, root, variant)
+              : seedRun(source, root, variant)),
             warmSys
           }
           const key = `${kind}\t${variant.label}`
