@@ -125,6 +125,32 @@ describe("DiskIo.unsafeHash", () => {
     )
   )
 
+  // A download's hasher may hash hot jobs on the calling thread (Hasher's `hotJobs`): only the
+  // in-place hash of blocks this thread just wrote is hot, never a piece read back from storage.
+  it.live("marks the in-place hash hot and a hash read back from storage not", () => {
+    const inline = Hasher.makeInline()
+    const hot: Array<boolean | undefined> = []
+    const recording: Hasher.HasherService = {
+      ...inline,
+      begin: (options) => {
+        hot.push(options?.hot)
+        return inline.begin(options)
+      }
+    }
+    return withTorrent(
+      ({ disk, pool, t }) =>
+        Effect.gen(function* () {
+          writePiece(disk, pool, t, 1)
+          assert.ok(Exit.isSuccess(yield* unsafeHash(disk, t, 1)))
+          assert.deepStrictEqual(hot, [true], "in the store buffer: hot")
+          yield* disk.flush(t)
+          yield* disk.hash(t, 1)
+          assert.deepStrictEqual(hot, [true, undefined], "read back: not hot")
+        }),
+      recording
+    )
+  })
+
   it.live("fails with the piece's write error", () =>
     withTorrent(({ disk, pool, storage, t }) =>
       Effect.gen(function* () {

@@ -7,9 +7,16 @@
  *   seed:     `ezio seed` → a libtorrent downloader
  *
  * For every run it prints each process's CPU seconds per GiB (utime + stime of /proc/PID/stat, all
- * threads, plus cutime + cstime of waited-for children) over the transfer, ezio's over its whole
- * life too, and each process's peak RssAnon (polled every 50 ms); then medians over the rounds.
- * Every download is checked byte-identical to the source.
+ * threads, plus cutime + cstime of waited-for children) over the transfer, with its system part
+ * ("sys": kernel copies and page faults), ezio's over its whole life too, and each process's peak
+ * RssAnon (polled every 50 ms); then medians and ranges over the rounds. Every download is checked
+ * byte-identical to the source.
+ *
+ * Before every run the bench writes and deletes a file of the transfer's size + 256 MiB in the
+ * bench directory (EZIO_CPU_WARM_MIB, 0: off): on a VM that hands freed memory back to its host,
+ * a round landing on handed-back pages paid ~2.9 s of system time per GiB written, to whichever
+ * process wrote them, and that was most of the spread between rounds. The round line shows the
+ * warm-up's own system seconds ("warm-up sys", ~0.35 per GiB when memory was already backed).
  *
  * ezio runs as the installed command does: the one-file bundle (`node scripts/bundle.mjs`, which
  * this script runs first, then `node packages/cli/bin/run-bundle.cjs`), so tsx's compiling is not
@@ -29,7 +36,7 @@ import * as NFS from "node:fs"
 import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { Deferred, Effect } from "effect"
-import { ezioSeedArgs, identical, makeSource, median } from "./support.js"
+import { ezioSeedArgs, identical, makeSource, median, warmMemory } from "./support.js"
 import { hasLibtorrent, libtorrentDownload, libtorrentSeed, spawnScoped } from "@ezio/test-support/clients"
 
 const mib = Number(process.env.EZIO_CPU_MIB ?? 1024)
@@ -40,6 +47,7 @@ const useTsx = process.env.EZIO_CPU_CLI === "tsx"
 const prebuilt = process.env.EZIO_CPU_BUNDLE?.split(" ").filter((a) => a !== "") ?? []
 const baseDir = process.env.EZIO_CPU_DIR ?? (NFS.existsSync("/dev/shm") ? "/dev/shm" : NOS.tmpdir())
 const nodeArgs = process.env.EZIO_CPU_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? []
+const warmMiB = Number(process.env.EZIO_CPU_WARM_MIB ?? mib + 256)
 const repo = NPath.resolve(import.meta.dirname, "../../..")
 const timeoutMs = 120_000 + mib * 500
 const gib = mib / 1024
@@ -49,12 +57,21 @@ const clockTicks = (() => {
   return Number.isFinite(n) && n > 0 ? n : 100
 })()
 
-/** utime + stime (+ cutime + cstime) of a process, in seconds; undefined once it is gone. */
-const cpuOf = (pid: number): number | undefined => {
+interface Cpu {
+  readonly cpu: number
+  readonly sys: number
+}
+const noCpu: Cpu = { cpu: 0, sys: 0 }
+
+/** utime + stime (+ cutime + cstime) of a process and its system part, in seconds; undefined once it is gone. */
+const cpuOf = (pid: number): Cpu | undefined => {
   try {
     const stat = NFS.readFileSync(`/proc/${pid}/stat`, "utf8")
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / clockTicks
+    return {
+      cpu: (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / clockTicks,
+      sys: (Number(f[12]) + Number(f[14])) / clockTicks
+    }
   } catch {
     return undefined
   }
@@ -101,7 +118,7 @@ const threadLine = (before: Map<string, number>, after: Map<string, number>) =>
 /** Polls a process every 50 ms: its peak RssAnon and its CPU when last seen alive. */
 const watch = (pid: number) => {
   let peak = 0
-  let lastCpu = cpuOf(pid) ?? 0
+  let lastCpu = cpuOf(pid) ?? noCpu
   const poll = () => {
     peak = Math.max(peak, anonMiBOf(pid) ?? 0)
     lastCpu = cpuOf(pid) ?? lastCpu
@@ -142,13 +159,17 @@ const jsonEvent = (line: string): Record<string, unknown> | undefined => {
 
 interface Run {
   readonly ezioCpuPerGiB: number
+  readonly ezioSysPerGiB: number
   readonly ezioTotalCpuPerGiB: number
   readonly libtorrentCpuPerGiB: number
+  readonly libtorrentSysPerGiB: number
   readonly ezioAnonMiB: number
   readonly libtorrentAnonMiB: number
   readonly seconds: number
   /** ezio's CPU seconds per GiB by thread over the transfer. */
   readonly threads: string
+  /** The warm-up's system seconds before this run. */
+  readonly warmSys: number
 }
 
 interface Source {
@@ -172,7 +193,7 @@ const downloadRun = (source: Source, root: string, variant: Variant) =>
     yield* Effect.addFinalizer(() => Effect.sync(() => NFS.rmSync(out, { recursive: true, force: true })))
     const copy = NPath.join(out, NPath.basename(source.data))
     let pid = 0
-    let at = { ready: 0, complete: 0, cpuReady: 0, cpuComplete: 0, ltReady: 0, ltComplete: 0 }
+    let at = { ready: 0, complete: 0, cpuReady: noCpu, cpuComplete: noCpu, ltReady: noCpu, ltComplete: noCpu }
     let threadsReady = new Map<string, number>()
     let threads = ""
     const child = yield* spawnScoped(
@@ -196,10 +217,15 @@ const downloadRun = (source: Source, root: string, variant: Variant) =>
         onLine: (line) => {
           const event = jsonEvent(line)?.["event"]
           if (event === "ready") {
-            at = { ...at, ready: performance.now(), cpuReady: cpuOf(pid) ?? 0, ltReady: lt.cpu() }
+            at = { ...at, ready: performance.now(), cpuReady: cpuOf(pid) ?? noCpu, ltReady: lt.cpu() }
             threadsReady = threadCpu(pid)
           } else if (event === "complete") {
-            at = { ...at, complete: performance.now(), cpuComplete: cpuOf(pid) ?? 0, ltComplete: lt.cpu() }
+            at = {
+              ...at,
+              complete: performance.now(),
+              cpuComplete: cpuOf(pid) ?? noCpu,
+              ltComplete: lt.cpu()
+            }
             threads = threadLine(threadsReady, threadCpu(pid))
           }
         }
@@ -213,13 +239,16 @@ const downloadRun = (source: Source, root: string, variant: Variant) =>
     if (code !== 0 || at.complete === 0 || !identical(copy, source.data))
       return yield* Effect.fail(new Error(`ezio download exited with ${code}: ${child.stderr()}`))
     return {
-      ezioCpuPerGiB: (at.cpuComplete - at.cpuReady) / gib,
-      ezioTotalCpuPerGiB: e.lastCpu / gib,
-      libtorrentCpuPerGiB: (at.ltComplete - at.ltReady) / gib,
+      ezioCpuPerGiB: (at.cpuComplete.cpu - at.cpuReady.cpu) / gib,
+      ezioSysPerGiB: (at.cpuComplete.sys - at.cpuReady.sys) / gib,
+      ezioTotalCpuPerGiB: e.lastCpu.cpu / gib,
+      libtorrentCpuPerGiB: (at.ltComplete.cpu - at.ltReady.cpu) / gib,
+      libtorrentSysPerGiB: (at.ltComplete.sys - at.ltReady.sys) / gib,
       ezioAnonMiB: e.peakAnonMiB,
       libtorrentAnonMiB: l.peakAnonMiB,
       seconds: (at.complete - at.ready) / 1000,
-      threads
+      threads,
+      warmSys: 0
     } satisfies Run
   }).pipe(Effect.scoped)
 
@@ -271,19 +300,23 @@ const seedRun = (source: Source, root: string, variant: Variant) =>
     if (!identical(NPath.join(out, NPath.basename(source.data)), source.data))
       return yield* Effect.fail(new Error("libtorrent's copy differs from the source"))
     return {
-      ezioCpuPerGiB: (cpuAfter - cpuBefore) / gib,
-      ezioTotalCpuPerGiB: e.lastCpu / gib,
+      ezioCpuPerGiB: (cpuAfter.cpu - cpuBefore.cpu) / gib,
+      ezioSysPerGiB: (cpuAfter.sys - cpuBefore.sys) / gib,
+      ezioTotalCpuPerGiB: e.lastCpu.cpu / gib,
       libtorrentCpuPerGiB: summary.cpu_seconds / gib,
+      libtorrentSysPerGiB: (summary.cpu_system_seconds ?? NaN) / gib,
       ezioAnonMiB: e.peakAnonMiB,
       libtorrentAnonMiB: l?.peakAnonMiB ?? NaN,
       seconds: summary.seconds,
-      threads
+      threads,
+      warmSys: 0
     } satisfies Run
   }).pipe(Effect.scoped)
 
 const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "–")
 const line = (name: string, r: Run) =>
-  `${name}: ezio ${f(r.ezioCpuPerGiB)} CPU-s/GiB (whole process ${f(r.ezioTotalCpuPerGiB)}), libtorrent ${f(r.libtorrentCpuPerGiB)}; peak RssAnon ezio ${f(r.ezioAnonMiB, 0)} MiB, libtorrent ${f(r.libtorrentAnonMiB, 0)} MiB; ${f(r.seconds, 1)} s${r.threads === "" ? "" : `; ezio by thread: ${r.threads}`}`
+  `${name}: ezio ${f(r.ezioCpuPerGiB)} CPU-s/GiB (sys ${f(r.ezioSysPerGiB)}; whole process ${f(r.ezioTotalCpuPerGiB)}), libtorrent ${f(r.libtorrentCpuPerGiB)} (sys ${f(r.libtorrentSysPerGiB)}); peak RssAnon ezio ${f(r.ezioAnonMiB, 0)} MiB, libtorrent ${f(r.libtorrentAnonMiB, 0)} MiB; ${f(r.seconds, 1)} s${r.threads === "" ? "" : `; ezio by thread: ${r.threads}`}${warmMiB > 0 && r.warmSys > 0 ? `; warm-up sys ${f(r.warmSys)} s` : ""}`
+const range = (xs: ReadonlyArray<number>) => `${f(Math.min(...xs))}–${f(Math.max(...xs))}`
 
 const main = Effect.gen(function* () {
   if (!hasLibtorrent) {
@@ -300,16 +333,20 @@ const main = Effect.gen(function* () {
     for (let round = 0; round < rounds; round++)
       for (const kind of round % 2 === 0 ? kinds : [...kinds].reverse())
         for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
-          const r = yield* kind === "download"
-            ? downloadRun(source, root, variant)
-            : seedRun(source, root, variant)
+          const warmSys = warmMemory(root, warmMiB)
+          const r = {
+            ...(yield* kind === "download"
+              ? downloadRun(source, root, variant)
+              : seedRun(source, root, variant)),
+            warmSys
+          }
           const key = `${kind}\t${variant.label}`
           runs.set(key, [...(runs.get(key) ?? []), r])
           const name = variants.length > 1 ? `${kind} ${variant.label}` : kind
           console.error(line(`round ${round + 1} ${name}`, r))
         }
     console.log(
-      `\n${mib} MiB, 1 MiB pieces, 127.0.0.1, libtorrent default settings, ezio pool ${poolSize}, ${variants.map((v) => v.label).join(" vs ")}, files in ${baseDir}; median of ${rounds}${variants.length > 1 ? ", interleaved" : ""}`
+      `\n${mib} MiB, 1 MiB pieces, 127.0.0.1, libtorrent default settings, ezio pool ${poolSize}, ${variants.map((v) => v.label).join(" vs ")}, files in ${baseDir}, ${warmMiB > 0 ? `${warmMiB} MiB warm-up before each run` : "no warm-up"}; median of ${rounds}${variants.length > 1 ? ", interleaved" : ""}`
     )
     for (const kind of kinds)
       for (const variant of variants) {
@@ -319,13 +356,19 @@ const main = Effect.gen(function* () {
         console.log(
           line(variants.length > 1 ? `${name} [${variant.label}]` : name, {
             ezioCpuPerGiB: med((r) => r.ezioCpuPerGiB),
+            ezioSysPerGiB: med((r) => r.ezioSysPerGiB),
             ezioTotalCpuPerGiB: med((r) => r.ezioTotalCpuPerGiB),
             libtorrentCpuPerGiB: med((r) => r.libtorrentCpuPerGiB),
+            libtorrentSysPerGiB: med((r) => r.libtorrentSysPerGiB),
             ezioAnonMiB: Math.max(...rs.map((r) => r.ezioAnonMiB)),
             libtorrentAnonMiB: Math.max(...rs.map((r) => r.libtorrentAnonMiB)),
             seconds: med((r) => r.seconds),
-            threads: ""
+            threads: "",
+            warmSys: 0
           })
+        )
+        console.log(
+          `  ranges: ezio ${range(rs.map((r) => r.ezioCpuPerGiB))} (sys ${range(rs.map((r) => r.ezioSysPerGiB))}), libtorrent ${range(rs.map((r) => r.libtorrentCpuPerGiB))} (sys ${range(rs.map((r) => r.libtorrentSysPerGiB))})`
         )
       }
   } finally {

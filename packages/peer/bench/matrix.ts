@@ -9,10 +9,12 @@
  * preset, as users run it (the tests' tuned downloader stays out). Rounds are interleaved: each
  * round visits every cell, starting one cell further on. For every cell the bench prints the median
  * MiB/s and its range, CPU seconds per GiB of each process (utime + stime of /proc/PID/stat, all
- * threads, over the transfer) and each process's peak RssAnon; then a transmission row (each seeder
+ * threads, over the transfer) with its system part, and each process's peak RssAnon; then a transmission row (each seeder
  * dials transmission-cli, which cannot dial out: its steady rate from the seeder's byte counter),
  * and the goals beside the figures. Every download is checked byte-identical to the source outside
- * the timing.
+ * the timing. Before every cell the bench writes and deletes a file of the transfer's size + 256 MiB
+ * (EZIO_BENCH_WARM_MIB, 0: off): on a VM that hands freed memory back to its host, a cell landing on
+ * handed-back pages paid ~2.9 s of system time per GiB written, to whichever process wrote them.
  *
  *   pnpm --filter @ezio/peer bench
  *     EZIO_BENCH_MIB=1024  EZIO_BENCH_ROUNDS=3  EZIO_BENCH_POOL=64MiB  EZIO_BENCH_TRANSMISSION_MIB=256 (0: skip)
@@ -34,7 +36,17 @@ import * as NFS from "node:fs"
 import * as NOS from "node:os"
 import * as NPath from "node:path"
 import { Deferred, Duration, Effect, Fiber, type Scope } from "effect"
-import { cpuSeconds, ezioSeedArgs, identical, listening, makeSource, median, sampler } from "./support.js"
+import {
+  cpuSeconds,
+  cpuSplit,
+  ezioSeedArgs,
+  identical,
+  listening,
+  makeSource,
+  median,
+  sampler,
+  warmMemory
+} from "./support.js"
 import {
   freePort,
   hasLibtorrent,
@@ -59,6 +71,7 @@ const only = process.env.EZIO_BENCH_ONLY?.split(",")
   .map((a) => a.trim())
   .filter((a) => a !== "")
 const timeoutMs = 120_000 + mib * 250
+const warmMiB = Number(process.env.EZIO_BENCH_WARM_MIB ?? mib + 256)
 
 function parsePoolMiB(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(k|m|g)?i?b?$/i.exec(text.trim())
@@ -111,6 +124,9 @@ interface Run {
   readonly mibps: number
   readonly seederCpuPerGiB: number
   readonly downloaderCpuPerGiB: number
+  /** The system parts of the two above. */
+  readonly seederSysPerGiB: number
+  readonly downloaderSysPerGiB: number
   readonly seederAnonMiB: number
   readonly downloaderAnonMiB: number
   /** A libtorrent downloader's seconds from adding the torrent to the first payload byte. */
@@ -210,12 +226,18 @@ const download = (kind: Downloader, ezio: Ezio, source: Source, port: number) =>
       if (!summary.done || summary.hash_failures !== 0 || !identical(copy, source.data))
         return yield* Effect.fail(new Error(`libtorrent download failed: ${JSON.stringify(summary)}`))
       const firstByte = summary.seconds - (summary.transfer_seconds ?? summary.seconds)
-      return { seconds: summary.seconds, cpu: summary.cpu_seconds, anon, firstByte }
+      return {
+        seconds: summary.seconds,
+        cpu: summary.cpu_seconds,
+        sys: summary.cpu_system_seconds ?? NaN,
+        anon,
+        firstByte
+      }
     }
     let readyAt = 0
     let completeAt = 0
-    let cpuAtReady = 0
-    let cpuAtComplete = 0
+    let cpuAtReady = { user: 0, sys: 0 }
+    let cpuAtComplete = { user: 0, sys: 0 }
     let pid = 0
     const child = yield* ezioProcess(
       ezio,
@@ -237,10 +259,10 @@ const download = (kind: Downloader, ezio: Ezio, source: Source, port: number) =>
       (line) => {
         if (line.includes('"event":"ready"')) {
           readyAt = performance.now()
-          cpuAtReady = cpuSeconds(pid) ?? 0
+          cpuAtReady = cpuSplit(pid) ?? cpuAtReady
         } else if (line.includes('"event":"complete"')) {
           completeAt = performance.now()
-          cpuAtComplete = cpuSeconds(pid) ?? 0
+          cpuAtComplete = cpuSplit(pid) ?? cpuAtComplete
         }
       }
     )
@@ -250,7 +272,13 @@ const download = (kind: Downloader, ezio: Ezio, source: Source, port: number) =>
     const anon = memory.stop()
     if (code !== 0 || completeAt === 0 || !identical(copy, source.data))
       return yield* Effect.fail(new Error(`ezio download exited with ${code}: ${child.stderr()}`))
-    return { seconds: (completeAt - readyAt) / 1000, cpu: cpuAtComplete - cpuAtReady, anon, firstByte: NaN }
+    return {
+      seconds: (completeAt - readyAt) / 1000,
+      cpu: cpuAtComplete.user + cpuAtComplete.sys - cpuAtReady.user - cpuAtReady.sys,
+      sys: cpuAtComplete.sys - cpuAtReady.sys,
+      anon,
+      firstByte: NaN
+    }
   }).pipe(Effect.scoped)
 
 const cell = (
@@ -260,16 +288,19 @@ const cell = (
   source: Source
 ): Effect.Effect<Run, Error> =>
   Effect.gen(function* () {
+    warmMemory(root, warmMiB)
     const running = yield* startSeeder(seeder, ezio, source)
     const memory = sampler(running.pid)
-    const cpuBefore = cpuSeconds(running.pid) ?? 0
+    const before = cpuSplit(running.pid) ?? { user: 0, sys: 0 }
     const d = yield* download(downloader, ezio, source, running.port)
-    const seederCpu = (cpuSeconds(running.pid) ?? 0) - cpuBefore
+    const after = cpuSplit(running.pid) ?? before
     const gib = source.mib / 1024
     return {
       mibps: source.mib / d.seconds,
-      seederCpuPerGiB: seederCpu / gib,
+      seederCpuPerGiB: (after.user + after.sys - before.user - before.sys) / gib,
       downloaderCpuPerGiB: d.cpu / gib,
+      seederSysPerGiB: (after.sys - before.sys) / gib,
+      downloaderSysPerGiB: d.sys / gib,
       seederAnonMiB: memory.stop(),
       downloaderAnonMiB: d.anon,
       firstByteSeconds: d.firstByte
@@ -287,6 +318,7 @@ const transmissionCell = (
   source: Source
 ): Effect.Effect<Run, Error> =>
   Effect.gen(function* () {
+    if (warmMiB > 0) warmMemory(root, source.mib + 256)
     const listenPort = yield* freePort
     const out = freshDir()
     yield* Effect.addFinalizer(() => Effect.sync(() => NFS.rmSync(out, { recursive: true, force: true })))
@@ -320,6 +352,8 @@ const transmissionCell = (
       mibps,
       seederCpuPerGiB: seederCpu / (source.mib / 1024),
       downloaderCpuPerGiB: NaN,
+      seederSysPerGiB: NaN,
+      downloaderSysPerGiB: NaN,
       seederAnonMiB: memory.stop(),
       downloaderAnonMiB: NaN,
       firstByteSeconds: NaN
@@ -415,13 +449,18 @@ const goalsOf = (ezio: Ezio): Array<[string, number, number, boolean]> => {
 
 const report = () => {
   console.log(
-    `\n${mib} MiB file, 1 MiB pieces, 127.0.0.1, ${rounds} interleaved round(s), ezio pool ${poolSize}, files in ${baseDir}; median (range)`
+    `\n${mib} MiB file, 1 MiB pieces, 127.0.0.1, ${rounds} interleaved round(s), ezio pool ${poolSize}, files in ${baseDir}, ${warmMiB > 0 ? `${warmMiB} MiB warm-up before each cell` : "no warm-up"}; median (range)`
   )
   table("MiB/s", (runs) => spread(runs.map((r) => r.mibps)))
   table("CPU seconds per GiB: seeder / downloader", (runs) =>
     runs.length === 0
       ? "–"
       : `${fmt(median(runs.map((r) => r.seederCpuPerGiB)), 1)} / ${fmt(median(runs.map((r) => r.downloaderCpuPerGiB)), 1)}`
+  )
+  table("of which system (kernel copies, page faults): seeder / downloader", (runs) =>
+    runs.length === 0
+      ? "–"
+      : `${fmt(median(runs.map((r) => r.seederSysPerGiB)), 2)} / ${fmt(median(runs.map((r) => r.downloaderSysPerGiB)), 2)}`
   )
   table("peak RssAnon MiB: seeder / downloader", (runs) =>
     runs.length === 0

@@ -154,6 +154,30 @@ describe.runIf(NFS.existsSync("/proc/self/task"))("Hasher workers start on deman
     )
   )
 
+  // A download's pieces hash where they were received: hot jobs answer on the calling thread (no
+  // worker); other jobs (a check reading storage) and the bulk requests still go to a worker.
+  it.effect('hotJobs: "caller" hashes hot jobs on the calling thread, the rest on a worker', () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const before = threadCount()
+        const hasher = yield* Hasher.make({ threads: 2, hotJobs: "caller" })
+        const data = random(3 * 16384 + 5, 11)
+        let answered: Hasher.Digest | Hasher.HashError | undefined
+        hasher
+          .begin({ hot: true })
+          .unsafeFinal([data.subarray(0, 16384), data.subarray(16384)], (r) => (answered = r))
+        assert.isDefined(answered, "answered before unsafeFinal returned")
+        assert.deepStrictEqual((answered as Hasher.Digest).digest, sha1(data))
+        assert.deepStrictEqual((yield* hasher.digest([data], { hot: true })).digest, sha1(data))
+        assert.strictEqual(threadCount(), before, "no worker for hot jobs")
+        assert.deepStrictEqual((yield* hasher.digest([data])).digest, sha1(data))
+        assert.strictEqual(threadCount(), before + 1, "a worker for the others")
+        const pieces = yield* hasher.digestPieces(data, 16384)
+        assert.deepStrictEqual(pieces.subarray(0, 20), sha1(data.subarray(0, 16384)))
+      })
+    )
+  )
+
   // The CLI gives V8 its default flags while a worker starts (Node's code cache for its modules),
   // so `after` must come once the worker has loaded, before its first answer.
   it.effect("workerStart brackets the start-ups: before when one begins, after once all have loaded", () =>

@@ -94,6 +94,8 @@ export interface DownloadSummary {
   readonly peak_rss_kib: number
   /** User + system CPU seconds of the process (all threads) from adding the torrent to the end. */
   readonly cpu_seconds: number
+  /** The system part of `cpu_seconds` (the kernel: socket and file copies, page faults). */
+  readonly cpu_system_seconds?: number
   /** Every peer seen past its handshake, and how its connection is encrypted (peer_info's flags). */
   readonly peers: ReadonlyArray<{
     readonly address: string

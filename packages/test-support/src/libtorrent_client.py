@@ -24,6 +24,7 @@ download: one status line per second, then a final line
   {"done": bool, "seconds": s (from add_torrent), "transfer_seconds": s (from the first payload byte),
    "bytes": n, "mib_per_s": x, "hash_failures": n, "error": str|null, "peak_rss_kib": n,
    "cpu_seconds": user+system CPU of the process (all threads) from add_torrent to the end,
+   "cpu_system_seconds": its system part (page faults on fresh memory show here),
    "peers": [{"address": "ip:port", "encryption": "none"|"plaintext_encrypted"|"rc4_encrypted"}]
    (every peer seen past its handshake, as peer_info's flags last showed it)}
   exit 0 when finished/seeding, 1 on timeout or error.
@@ -61,11 +62,11 @@ def peak_rss_kib():
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds():
-    """utime + stime of this process, all threads, from /proc/self/stat."""
+def cpu_times():
+    """(utime + stime, stime) of this process, all threads, from /proc/self/stat."""
     with open("/proc/self/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def preset_settings(preset):
@@ -304,7 +305,7 @@ def cmd_download(args):
     )
     h = ses.add_torrent(atp)
     added = time.monotonic()
-    cpu_at_add = cpu_seconds()
+    cpu_at_add, sys_at_add = cpu_times()
     total = ti.total_size() if ti is not None else 0
     if ti is not None:
         log("downloading %s (%d bytes, %d pieces) on port %d from %s" % (
@@ -365,7 +366,9 @@ def cmd_download(args):
             break
 
     end = time.monotonic()
-    cpu = cpu_seconds() - cpu_at_add
+    cpu_now, sys_now = cpu_times()
+    cpu = cpu_now - cpu_at_add
+    cpu_sys = sys_now - sys_at_add
     # drain remaining alerts for a last count of hash failures
     for a in ses.pop_alerts():
         if isinstance(a, lt.hash_failed_alert):
@@ -389,6 +392,7 @@ def cmd_download(args):
         "error": None if done else (error or "not finished"),
         "peak_rss_kib": peak_rss_kib(),
         "cpu_seconds": round(cpu, 3),
+        "cpu_system_seconds": round(cpu_sys, 3),
         "peers": [{"address": a, "encryption": e} for a, e in sorted(seen_peers.items())],
     })
     # Best effort: flush files before exiting

@@ -41,14 +41,21 @@ export const sizeHelp = `binary units: 1KB = 1KiB = 1024 bytes, 1GB = 1GiB; e.g.
 // ---------------------------------------------------------------------------------------------
 // The disk engine: one pool shared by DiskIo, its hashing workers and every session.
 
-export const engineWith = <E>(name: string, pool: Layer.Layer<BufferPool.BufferPool, E>) =>
+export const engineWith = <E>(
+  name: string,
+  pool: Layer.Layer<BufferPool.BufferPool, E>,
+  hotJobs: "workers" | "caller" = "workers"
+) =>
   DiskIo.layer({ name }).pipe(
-    Layer.provideMerge(Hasher.layer({ workerStart: Heap.workerStart })),
+    Layer.provideMerge(Hasher.layer({ workerStart: Heap.workerStart, hotJobs })),
     Layer.provideMerge(pool)
   )
 
-/** The engine of a command with a `--pool-size` option. */
-export const engine = (poolSizeText: string) =>
+/**
+ * The engine of a command with a `--pool-size` option. `hotJobs: "caller"` (a download) hashes
+ * received pieces on the main thread, where they are in the cache (Hasher's `hotJobs`).
+ */
+export const engine = (poolSizeText: string, hotJobs: "workers" | "caller" = "workers") =>
   engineWith(
     "ezio",
     Layer.unwrapEffect(
@@ -59,7 +66,8 @@ export const engine = (poolSizeText: string) =>
           )
         )
       )
-    )
+    ),
+    hotJobs
   )
 
 // ---------------------------------------------------------------------------------------------

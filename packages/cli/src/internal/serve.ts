@@ -319,5 +319,9 @@ export const serve = (
 ) =>
   Effect.zipRight(
     StartupTrace.markEffect("command"),
-    loop(args, mode, trust, exitWhenDone, extra).pipe(Effect.scoped, Effect.provide(engine(args.poolSize)))
+    loop(args, mode, trust, exitWhenDone, extra).pipe(
+      Effect.scoped,
+      // A download hashes what it receives on the main thread, where the bytes are in the cache.
+      Effect.provide(engine(args.poolSize, mode === "download" ? "caller" : "workers"))
+    )
   )

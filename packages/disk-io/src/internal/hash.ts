@@ -50,7 +50,8 @@ export const makeHashes = (engine: Engine, runtime: Runtime.Runtime<never>) => {
       const views = entries.map((e) =>
         e.length === bs ? e.block.bytes : e.block.bytes.subarray(0, e.length)
       )
-      const hashing = hasher.begin({ algorithm: "sha1", blockHashes: v2, blockSize: V2_BLOCK })
+      // Hot: the blocks were just written by this thread (a hasher may hash them here, see Hasher).
+      const hashing = hasher.begin({ algorithm: "sha1", blockHashes: v2, blockSize: V2_BLOCK, hot: true })
       const result = yield* Effect.mapError(hashing.final(views), failHash(t, piece))
       engine.bytesHashed += Layout.pieceSize(t.layout, piece)
       // Hashed: the pins and the permit go back before waiting for storage.
@@ -192,7 +193,9 @@ export const makeHashes = (engine: Engine, runtime: Runtime.Runtime<never>) => {
       const views = entries.map((e) =>
         e.length === bs ? e.block.bytes : e.block.bytes.subarray(0, e.length)
       )
-      hasher.begin({ algorithm: "sha1", blockHashes: v2, blockSize: V2_BLOCK }).unsafeFinal(views, answered)
+      hasher
+        .begin({ algorithm: "sha1", blockHashes: v2, blockSize: V2_BLOCK, hot: true })
+        .unsafeFinal(views, answered)
     }
     if (job.tryPermit(hashGate)) return go()
     hashGate.enqueue().wake = () => {
