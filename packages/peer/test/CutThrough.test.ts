@@ -147,6 +147,22 @@ describe("Upload of a promised piece", () => {
     assert.strictEqual(t.upload.queued, 0)
   })
 
+  it("what is queued behind blocks not in yet is served meanwhile", () => {
+    const t = promisedUpload()
+    t.upload.request(0, 0, BLOCK)
+    t.upload.request(2, 0, BLOCK)
+    t.upload.request(2, BLOCK, BLOCK)
+    t.upload.pump()
+    assert.deepStrictEqual(t.reads, [{ piece: 2, begin: 0, length: 2 * BLOCK }])
+    assert.strictEqual(t.upload.queued, 1)
+    t.arrive(0, 0)
+    assert.deepStrictEqual(t.reads, [
+      { piece: 2, begin: 0, length: 2 * BLOCK },
+      { piece: 0, begin: 0, length: BLOCK }
+    ])
+    assert.strictEqual(t.upload.queued, 0)
+  })
+
   it("a wait moves to the piece now first: its blocks wake the upload", () => {
     const t = promisedUpload()
     t.upload.request(0, 0, BLOCK)

@@ -99,6 +99,8 @@ export const QUIET_MS = 1_000
 /** What a silent peer past its quiet limit is sent a second. */
 export const TRICKLE_BYTES = 64 * 1024
 
+/** Queued requests looked through for one to serve while the first waits for its blocks. */
+const READY_SCAN = 512
 /** Longest a request waits for a block of a piece announced before it was in (cutThrough.ts). */
 export const PROMISE_WAIT_MS = 20_000
 
@@ -277,17 +279,23 @@ export class Upload<C extends UploadPeer<C>> {
       }
       if (quota <= 0) quota = MAX_BATCH_BYTES
       // A run of contiguous requests within one piece becomes one read; of a piece we announced
-      // before having it (cutThrough.ts), only the blocks already in, and we wait for the next.
-      const first = this.requests[0]!
-      const whole = swarm.picker.has(first.piece)
-      if (!whole && !swarm.readable(first.piece, first.begin, first.length))
-        return this.awaitBlocks(first.piece)
-      this.awaiting = -1
+      // before having it (cutThrough.ts), only the blocks already in. Blocks not in yet are waited
+      // for, and what is behind them is served meanwhile (a peer behind asks for older pieces too).
+      let at = 0
+      let first = this.requests[0]!
+      let whole = swarm.picker.has(first.piece)
+      if (!whole && !swarm.readable(first.piece, first.begin, first.length)) {
+        this.awaitBlocks(first.piece)
+        at = this.readyBehind()
+        if (at < 0) return
+        first = this.requests[at]!
+        whole = swarm.picker.has(first.piece)
+      } else this.awaiting = -1
       let end = first.begin + first.length
       let count = 1
       const most = Math.min(MAX_BATCH_BYTES, quota, Math.max(first.length, Math.min(cap - held, room)))
-      while (count < this.requests.length) {
-        const next = this.requests[count]!
+      while (at + count < this.requests.length) {
+        const next = this.requests[at + count]!
         if (next.piece !== first.piece || next.begin !== end || end - first.begin + next.length > most) break
         if (!whole && !swarm.readable(next.piece, next.begin, next.length)) break
         end += next.length
@@ -299,7 +307,7 @@ export class Upload<C extends UploadPeer<C>> {
         swarm.wakeUpload(delay, () => this.pump())
         return
       }
-      const batch = this.requests.splice(0, count)
+      const batch = this.requests.splice(at, count)
       this.sentSinceHeard += bytes
       const blocks = Math.ceil(bytes / BLOCK) + (first.begin % BLOCK === 0 ? 0 : 1)
       this.readsInFlight++
@@ -323,6 +331,17 @@ export class Upload<C extends UploadPeer<C>> {
         this.pump()
       })
     }
+  }
+
+  /** The first queued request that can be served now (within `READY_SCAN`), -1 if none. */
+  private readyBehind(): number {
+    const swarm = this.peer.swarm
+    const n = Math.min(this.requests.length, READY_SCAN)
+    for (let i = 1; i < n; i++) {
+      const r = this.requests[i]!
+      if (swarm.picker.has(r.piece) || swarm.readable(r.piece, r.begin, r.length)) return i
+    }
+    return -1
   }
 
   /** Waits for more blocks of `piece`, promised and not all in (the first request's). */
