@@ -375,6 +375,13 @@ export interface AnnouncerOptions {
    * idle for seconds after the tracker is up. Default: none.
    */
   readonly startRetry?: { readonly delay: Duration.DurationInput; readonly rounds: number }
+  /**
+   * Until a tracker has answered once, a request with no answer after this long is sent once more
+   * beside it, and the first to finish wins. On a link already busy with the swarm a lost SYN
+   * would otherwise cost the kernel's 1 s retransmission timeout at every target that lost one.
+   * Default: none.
+   */
+  readonly startHedge?: Duration.DurationInput
   /** How long the `stopped` announce may take when the scope closes. Default 5 s. */
   readonly stopTimeout?: Duration.DurationInput
   /** Peers queue bound; the oldest are dropped past it. Default 2000. */
@@ -445,6 +452,7 @@ export const makeAnnouncer = (
     const maxRetryDelay = Duration.toMillis(options.maxRetryDelay ?? "30 minutes")
     const startRetryDelay = Duration.toMillis(options.startRetry?.delay ?? 0)
     const startRetryRounds = options.startRetry?.rounds ?? 0
+    const startHedge = options.startHedge === undefined ? undefined : Duration.decode(options.startHedge)
     const stopTimeout = options.stopTimeout ?? "5 seconds"
     const peers = yield* Queue.sliding<PeerAddress>(options.peerQueueCapacity ?? 2000)
     const signals = yield* Queue.unbounded<Signal>()
@@ -490,7 +498,12 @@ export const makeAnnouncer = (
         for (const tier of tiers) {
           for (const url of [...tier]) {
             const request = yield* requestFor(event, url)
-            const result = yield* Effect.either(tracker.announce(url, request))
+            const attempt = tracker.announce(url, request)
+            const result = yield* Effect.either(
+              started || startHedge === undefined
+                ? attempt
+                : Effect.raceFirst(attempt, Effect.delay(attempt, startHedge))
+            )
             if (Either.isRight(result)) {
               promote(tiers, url)
               if (result.right.trackerId !== undefined) trackerIds.set(url, result.right.trackerId)

@@ -461,6 +461,38 @@ describe("Announcer start-up retries", () => {
       })
   )
 
+  it.scoped(
+    "with `startHedge`, a first request left unanswered is sent again beside it, and that one's answer wins",
+    () =>
+      Effect.gen(function* () {
+        const times: Array<number> = []
+        // The first request hangs (its SYN lost), every later one answers.
+        const lossy: Tracker.TrackerService = {
+          announce: () =>
+            Effect.flatMap(Clock.currentTimeMillis, (now) => {
+              times.push(now)
+              return times.length === 1
+                ? Effect.never
+                : Effect.succeed({ interval: 60, peers: [{ ip: "10.0.0.3", port: 6881 }] })
+            }),
+          scrape: () => Effect.die("unused")
+        }
+        const announcer = yield* Tracker.makeAnnouncer(lossy, {
+          tiers: [["http://10.0.0.1:6969/announce"]],
+          infoHash: bytes20(52),
+          peerId: bytes20(53),
+          port: 6881,
+          startHedge: "300 millis",
+          progress: Effect.succeed({ uploaded: 0, downloaded: 0, left: 1 })
+        })
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(times, [0, 300])
+        assert.deepStrictEqual(yield* Queue.take(announcer.peers), { ip: "10.0.0.3", port: 6881 })
+        assert.strictEqual((yield* announcer.state).announces, 1)
+        yield* announcer.stop
+      })
+  )
+
   it.scoped("a tracker up 1.1 s late is reached at 1.25 s, not after the doubling waits (at 3 s)", () =>
     Effect.gen(function* () {
       const quick: Array<number> = []

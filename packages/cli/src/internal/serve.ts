@@ -203,6 +203,8 @@ const loop = (
           maxRetryDelay: "60 seconds",
           // Targets start with their seeder: its tracker may be a moment from listening.
           startRetry: { delay: "100 millis", rounds: 50 },
+          // The targets start together: a first announce whose SYN was lost is sent again.
+          startHedge: "300 millis",
           onResponse: () => StartupTrace.markEffect("announced"),
           onFailure: (errors) =>
             Effect.zipRight(
