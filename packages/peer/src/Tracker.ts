@@ -375,12 +375,7 @@ export interface AnnouncerOptions {
    * idle for seconds after the tracker is up. Default: none.
    */
   readonly startRetry?: { readonly delay: Duration.DurationInput; readonly rounds: number }
-  /**
-   * Until a tracker has answered once, a request with no answer after this long is sent once more
-   * beside it, and the first to finish wins. On a link already busy with the swarm a lost SYN
-   * would otherwise cost the kernel's 1 s retransmission timeout at every target that lost one.
-   * Default: none.
-   */
+  /** Until a tracker answered once, a request unanswered this long is sent again beside it (first wins). */
   readonly startHedge?: Duration.DurationInput
   /** How long the `stopped` announce may take when the scope closes. Default 5 s. */
   readonly stopTimeout?: Duration.DurationInput
@@ -499,11 +494,11 @@ export const makeAnnouncer = (
           for (const url of [...tier]) {
             const request = yield* requestFor(event, url)
             const attempt = tracker.announce(url, request)
-            const result = yield* Effect.either(
+            const hedged =
               started || startHedge === undefined
                 ? attempt
                 : Effect.raceFirst(attempt, Effect.delay(attempt, startHedge))
-            )
+            const result = yield* Effect.either(hedged)
             if (Either.isRight(result)) {
               promote(tiers, url)
               if (result.right.trackerId !== undefined) trackerIds.set(url, result.right.trackerId)
