@@ -8,14 +8,13 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { DiskIo } from "@ezio/disk-io"
 import { Session, Wire } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
-import { Bitfield, Hasher, Layout, Storage } from "@ezio/storage"
-import type { Metainfo } from "@ezio/torrent"
+import { Hasher, Layout, Storage } from "@ezio/storage"
 import { Effect, Either, Layer, Schedule } from "effect"
 import { CutThrough } from "../src/internal/cutThrough.js"
 import { BLOCK } from "../src/internal/picker.js"
 import { PROMISE_WAIT_MS, Upload } from "../src/internal/upload.js"
 import { type FakePeer, fakeRead, fakeUploadPeer } from "./fakeUploadPeer.js"
-import { makeTorrent, random } from "./torrentSupport.js"
+import { full, makeTorrent, random } from "./torrentSupport.js"
 
 const MIB = 1024 * 1024
 
@@ -195,12 +194,6 @@ describe("Upload of a promised piece", () => {
     assert.strictEqual(t.upload.queued, 0)
   })
 })
-
-const full = (meta: Metainfo.Metainfo) => {
-  const have = Bitfield.make(meta.pieceCount)
-  for (let i = 0; i < meta.pieceCount; i++) Bitfield.set(have, i)
-  return have
-}
 
 const env = DiskIo.layer().pipe(
   Layer.provideMerge(Hasher.layer({ threads: 2 })),

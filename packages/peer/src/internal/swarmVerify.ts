@@ -39,6 +39,8 @@ export interface VerifyCore {
   readonly handle: DiskIo.TorrentHandle
   readonly smartBan: SmartBan
   readonly cutThrough: CutThrough
+  /** A received block is to be fetched again (the picker's and cut-through's records of it). */
+  readonly unreceive: (piece: number, begin: number) => void
   readonly periodicSync: PeriodicSync
   readonly connections: ReadonlySet<Connection>
   /** Peer ids (hex) of banned peers. */
@@ -101,7 +103,6 @@ export const maybeHash = (core: VerifyCore, piece: number): void => {
         }),
         () => {
           core.picker.reset(piece)
-          core.cutThrough.reset(piece)
           if (!core.closed) for (const c of core.connections) c.fill()
         }
       )
@@ -167,10 +168,7 @@ const judge = (core: VerifyCore, verdicts: ReadonlyArray<Verdict>): void => {
         c.close(`banned: ${reason}`)
       }
     // What it sent of pieces not yet hashing is fetched again from others (overwriting it).
-    for (const { block, piece } of core.smartBan.blocksOf(peer)) {
-      core.picker.unreceive(piece, block * BLOCK)
-      core.cutThrough.forget(piece, block * BLOCK)
-    }
+    for (const { block, piece } of core.smartBan.blocksOf(peer)) core.unreceive(piece, block * BLOCK)
   }
   if (verdicts.length > 0 && !core.closed) for (const c of core.connections) c.fill()
 }

@@ -339,7 +339,7 @@ export class Upload<C extends UploadPeer<C>> {
     const n = Math.min(this.requests.length, READY_SCAN)
     for (let i = 1; i < n; i++) {
       const r = this.requests[i]!
-      if (swarm.picker.has(r.piece) || swarm.readable(r.piece, r.begin, r.length)) return i
+      if (swarm.readable(r.piece, r.begin, r.length)) return i
     }
     return -1
   }
