@@ -258,6 +258,7 @@ const status = (s: Partial<Session.Status>): Session.Status => ({
   complete: false,
   downloading: true,
   hashFailures: 0,
+  retracted: 0,
   banned: [],
   errors: [],
   seeds: 0,

@@ -225,6 +225,8 @@ export interface Status {
   readonly complete: boolean
   readonly downloading: boolean
   readonly hashFailures: number
+  /** Pieces peers passed on before verifying them and then retracted as bad (forgiven: no strike). */
+  readonly retracted: number
   /** Peers banned for sending bad data ("address: why"): with no peers left, why nothing moves. */
   readonly banned: ReadonlyArray<string>
   readonly errors: ReadonlyArray<string>

@@ -239,4 +239,47 @@ describe("cut-through between sessions", () => {
       }).pipe(Effect.scoped, Effect.provide(env)),
     60_000
   )
+
+  it.live(
+    "a piece A passed on and then failed is retracted: B fetches it again, holds nothing against A, and completes",
+    () =>
+      Effect.gen(function* () {
+        const data = random(4 * MIB)
+        const meta = makeTorrent(data, MIB)
+        const layout = Either.getOrThrow(Layout.fromMetainfo(meta))
+        // The seeder's first piece read comes out wrong until A has failed it (a flaky disk).
+        const source = yield* Storage.makeMemory({ layout, bytes: Buffer.from(data) })
+        let bad: number | undefined
+        let healed = false
+        const flaky: Storage.StorageService = {
+          ...source,
+          read: (piece, offset, buffers) =>
+            Effect.tap(source.read(piece, offset, buffers), () => {
+              bad ??= piece
+              if (piece === bad && !healed) for (const b of buffers) b.fill(0x5a)
+            })
+        }
+        const seeder = yield* Session.make({ host: "127.0.0.1", port: 0 })
+        const a = yield* Session.make({ host: "127.0.0.1", port: 0 })
+        const b = yield* Session.make({ host: "127.0.0.1", port: 0, listen: false })
+        yield* seeder.add({ metainfo: meta, storage: flaky, have: full(meta), uploadRateLimit: 1024 * 1024 })
+        const aSwarm = yield* a.add({ metainfo: meta, storage: yield* Storage.makeMemory({ layout }) })
+        const bStorage = yield* Storage.makeMemory({ layout })
+        const bSwarm = yield* b.add({ metainfo: meta, storage: bStorage })
+        yield* aSwarm.connect("127.0.0.1", seeder.port)
+        yield* bSwarm.connect("127.0.0.1", a.port)
+        yield* Effect.sync(() => aSwarm.unsafeStatus().hashFailures > 0).pipe(
+          Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: (failed) => failed }),
+          Effect.timeout("20 seconds")
+        )
+        healed = true
+        yield* bSwarm.complete.pipe(Effect.timeout("40 seconds"))
+        yield* DiskIo.DiskIo.pipe(Effect.flatMap((disk) => disk.flush(bSwarm.disk)))
+        expect(Buffer.compare(bStorage.bytes, data)).toBe(0)
+        const status = bSwarm.unsafeStatus()
+        expect(status.retracted).toBe(1)
+        expect(status.banned).toEqual([])
+      }).pipe(Effect.scoped, Effect.provide(env)),
+    60_000
+  )
 })

@@ -42,6 +42,7 @@ export const total = (statuses: ReadonlyArray<Session.Status>): Session.Status =
     complete: statuses.every((s) => s.complete),
     downloading: statuses.some((s) => s.downloading),
     hashFailures: sum(statuses, "hashFailures"),
+    retracted: sum(statuses, "retracted"),
     banned: statuses.flatMap((s) => s.banned),
     errors: statuses.flatMap((s) => s.errors),
     seeds: sum(statuses, "seeds"),
@@ -118,6 +119,7 @@ export const statusJson = (
     pieces: s.pieces,
     ...poolBytes(pool),
     hashFailures: s.hashFailures,
+    retracted: s.retracted,
     errors: s.errors.length,
     torrents: parts.map((p, i) => ({
       ...torrentOf(p.swarm.metainfo),

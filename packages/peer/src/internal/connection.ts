@@ -9,6 +9,7 @@ import type { BufferPool } from "@ezio/pool"
 import { Bitfield } from "@ezio/storage"
 import * as Wire from "../Wire.js"
 import * as Metadata from "./metadata.js"
+import * as Retract from "./retract.js"
 import { BLOCK, type Pick as PickedBlock } from "./picker.js"
 import type * as Link from "./swarmLink.js"
 import { Upload } from "./upload.js"
@@ -33,6 +34,8 @@ export class Connection {
   remoteReqq = 250
   /** The peer's id for ut_metadata (BEP 9); 0 if it does not speak it. */
   remoteMetadataId = 0
+  /** The peer's id for ezio_retract (retract.ts); 0 if it does not speak it. */
+  remoteRetractId = 0
   /** The peer is ezio (its extension handshake says so) and follows ezio's piece flow. */
   remoteEzio = false
 
@@ -295,6 +298,7 @@ export class Connection {
             if (decoded.right.reqq !== undefined && decoded.right.reqq > 0)
               this.remoteReqq = Math.min(decoded.right.reqq, 2000)
             this.remoteMetadataId = decoded.right.m[Wire.UT_METADATA] ?? 0
+            this.remoteRetractId = decoded.right.m[Retract.EZIO_RETRACT] ?? 0
             this.swarm.extensionHandshake(this, decoded.right)
             if (decoded.right.ezio !== undefined && !this.remoteEzio) {
               this.remoteEzio = true

@@ -37,6 +37,8 @@ interface Failed {
   readonly sole: Map<Peer, { until: number; count: number }>
   owner: Peer | undefined
   ownerUntil: number
+  /** The peer that got a strike from the last failure (it alone sent the piece). */
+  struck: Peer | undefined
 }
 
 /** Records kept per block: enough for a few failed attempts from different peers. */
@@ -52,6 +54,10 @@ export class SmartBan {
   private readonly senders = new Map<number, Array<Peer | undefined>>()
   private readonly failed = new Map<number, Failed>()
   private readonly strikeCount = new Map<Peer, number>()
+  /** Peers whose copy of a piece now being hashed is not to be held against them (retracted). */
+  private readonly forgiven = new Map<number, Set<Peer>>()
+  /** Retractions honoured, per peer. */
+  private readonly retractions = new Map<Peer, number>()
   /** Banned peers and why. */
   readonly banned = new Map<Peer, string>()
 
@@ -60,6 +66,13 @@ export class SmartBan {
   /** Some piece failed and is not yet resolved: `allows` may say no. */
   get suspicious(): boolean {
     return this.failed.size > 0
+  }
+
+  /** Retractions honoured so far (retract.ts). */
+  get retractedCount(): number {
+    let n = 0
+    for (const count of this.retractions.values()) n += count
+    return n
   }
 
   isBanned(peer: Peer): boolean {
@@ -108,14 +121,17 @@ export class SmartBan {
     this.senders.delete(piece)
     let f = this.failed.get(piece)
     if (f === undefined) {
-      f = { records: [], sole: new Map(), owner: undefined, ownerUntil: 0 }
+      f = { records: [], sole: new Map(), owner: undefined, ownerUntil: 0, struck: undefined }
       this.failed.set(piece, f)
     }
     f.owner = undefined
+    f.struck = undefined
+    const forgiven = this.forgiven.get(piece)
+    this.forgiven.delete(piece)
     const distinct = new Set<Peer>()
     for (let b = 0; b < senders.length; b++) {
       const peer = senders[b]
-      if (peer === undefined) continue
+      if (peer === undefined || forgiven?.has(peer) === true) continue
       distinct.add(peer)
       const digest = digests?.[b]
       if (digest === undefined) continue
@@ -133,6 +149,7 @@ export class SmartBan {
     })
     const strikes = this.strikes(peer) + 1
     this.strikeCount.set(peer, strikes)
+    f.struck = peer
     if (strikes < this.options.strikes || this.banned.has(peer)) return []
     return [this.ban(peer, `${strikes} pieces it alone sent failed their hash check`)]
   }
@@ -148,6 +165,7 @@ export class SmartBan {
    */
   passedPiece(piece: number, digests?: ReadonlyArray<string>): Array<Verdict> {
     this.senders.delete(piece)
+    this.forgiven.delete(piece)
     const f = this.failed.get(piece)
     if (f === undefined) return []
     this.failed.delete(piece)
@@ -159,6 +177,45 @@ export class SmartBan {
     for (const peer of culprits)
       if (!this.banned.has(peer)) out.push(this.ban(peer, `sent bad data for piece ${piece}`))
     return out
+  }
+
+  /**
+   * `peer` says its copy of `piece` was bad (it passed the blocks on before verifying them, and
+   * they failed its hash: retract.ts). What it sent of the piece is not held against it: a
+   * failure already counted loses its records of `peer` and the strike it gave `peer`, a copy
+   * being hashed now (`hashing`) will fail without them. Returns the blocks of the current attempt
+   * it sent, to fetch again (none while `hashing`); undefined, and nothing forgiven, once `peer`
+   * has retracted as many pieces as `strikes`: an honest forwarder retracts only until its bad
+   * source is banned, a peer sending bad data of its own would retract for ever.
+   */
+  retracted(piece: number, peer: Peer, hashing: boolean): ReadonlyArray<number> | undefined {
+    const count = (this.retractions.get(peer) ?? 0) + 1
+    if (count > this.options.strikes) return undefined
+    this.retractions.set(peer, count)
+    const f = this.failed.get(piece)
+    if (f !== undefined) {
+      for (let b = 0; b < f.records.length; b++) f.records[b] = f.records[b]?.filter((r) => r.peer !== peer)
+      f.sole.delete(peer)
+      if (f.struck === peer) {
+        f.struck = undefined
+        this.strikeCount.set(peer, this.strikes(peer) - 1)
+      }
+    }
+    if (hashing) {
+      let set = this.forgiven.get(piece)
+      if (set === undefined) this.forgiven.set(piece, (set = new Set()))
+      set.add(peer)
+      return []
+    }
+    const senders = this.senders.get(piece)
+    const blocks: Array<number> = []
+    if (senders !== undefined)
+      for (let b = 0; b < senders.length; b++)
+        if (senders[b] === peer) {
+          senders[b] = undefined
+          blocks.push(b)
+        }
+    return blocks
   }
 
   /**

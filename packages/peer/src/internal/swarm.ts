@@ -30,6 +30,7 @@ import * as Metadata from "./metadata.js"
 import * as MseDial from "./mseDial.js"
 import * as PeriodicSync from "./periodicSync.js"
 import * as Pex from "./pex.js"
+import * as Retract from "./retract.js"
 import { InitialSeeding } from "./initialSeeding.js"
 import { BLOCK, type Pick, Picker } from "./picker.js"
 import * as RateLimiter from "./rateLimiter.js"
@@ -267,6 +268,7 @@ export class SwarmCore implements SwarmLink<Connection> {
     // Every swarm serves its metadata (BEP 9); PEX only where it is allowed.
     this.extensionMap = {
       [Wire.UT_METADATA]: Metadata.LOCAL_METADATA_ID,
+      [Retract.EZIO_RETRACT]: Retract.LOCAL_RETRACT_ID,
       ...(params.options.pex ? { ut_pex: Pex.UT_PEX_ID } : {})
     }
     this.handshakeBytes = Wire.encodeHandshake({
@@ -570,6 +572,7 @@ export class SwarmCore implements SwarmLink<Connection> {
   /** An extended message other than the handshake, under one of the ids in `extensionMap`. */
   extended(c: Connection, id: number, payload: Uint8Array): void {
     if (id === Pex.UT_PEX_ID && this.options.pex) Peers.pexReceived(this, c, payload)
+    else if (id === Retract.LOCAL_RETRACT_ID && c.remoteEzio) Retract.received(this, c, payload)
   }
 
   /** Closes every peer, then waits for the disk batches in flight. */

@@ -113,6 +113,7 @@ export const monitor = (core: SwarmCore) =>
         complete: core.picker.complete,
         downloading: core.downloading,
         hashFailures: core.hashFailures,
+        retracted: core.smartBan.retractedCount,
         banned: core.banned,
         errors: core.errors,
         seeds,

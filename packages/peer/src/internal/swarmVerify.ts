@@ -12,6 +12,7 @@ import * as Wire from "../Wire.js"
 import type { Connection } from "./connection.js"
 import type { CutThrough } from "./cutThrough.js"
 import type { PeriodicSync } from "./periodicSync.js"
+import * as Retract from "./retract.js"
 import { BLOCK, type Picker } from "./picker.js"
 import { blockDigests, type SmartBan, type Verdict } from "./smartBan.js"
 
@@ -93,6 +94,8 @@ export const maybeHash = (core: VerifyCore, piece: number): void => {
     if (Exit.isSuccess(exit) && Buffer.compare(exit.value.sha1, expected) === 0) passed(core, piece)
     else if (Exit.isSuccess(exit)) {
       core.hashFailures++
+      // Passed on before it was verified: its receivers hold the same bad blocks from us.
+      if (core.cutThrough.isPromised(piece)) Retract.send(core, piece)
       core.cutThrough.reset(piece)
       core.log(`piece ${piece} failed its hash check; fetching it again`)
       // Remember what each peer sent before the bad data is dropped (smartBan.ts).
