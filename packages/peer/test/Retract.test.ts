@@ -44,6 +44,18 @@ describe("SmartBan and a forwarder's retraction", () => {
     assert.strictEqual(ban.strikes("fwd"), 1)
   })
 
+  it("a retraction from a peer that sent nothing of the piece changes nothing and uses none of its allowance", () => {
+    const ban = new SmartBan(options)
+    fail(ban, 0, ["other", "other", "other"], ["other"])
+    for (let i = 0; i < 5; i++) assert.deepStrictEqual(ban.retracted(0, "fwd", false), [])
+    assert.strictEqual(ban.strikes("other"), 1)
+    assert.strictEqual(ban.retractedCount, 0)
+    fail(ban, 1, ["fwd", "fwd", "fwd"], ["fwd"])
+    assert.isDefined(ban.retracted(1, "fwd", false))
+    assert.strictEqual(ban.strikes("fwd"), 0)
+    assert.strictEqual(ban.retractedCount, 1)
+  })
+
   it("a mixed failure retracted before the pass convicts nobody; unretracted, the forwarder is banned", () => {
     for (const retract of [true, false]) {
       const ban = new SmartBan(options)

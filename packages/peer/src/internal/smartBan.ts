@@ -189,10 +189,16 @@ export class SmartBan {
    * source is banned, a peer sending bad data of its own would retract for ever.
    */
   retracted(piece: number, peer: Peer, hashing: boolean): ReadonlyArray<number> | undefined {
+    const senders = this.senders.get(piece)
+    const f = this.failed.get(piece)
+    // Told to every ezio peer: one that got nothing of the piece from `peer` has nothing to forgive.
+    const involved =
+      senders?.includes(peer) === true ||
+      (f !== undefined && (f.sole.has(peer) || f.records.some((rs) => rs?.some((r) => r.peer === peer))))
+    if (!involved) return []
     const count = (this.retractions.get(peer) ?? 0) + 1
     if (count > this.options.strikes) return undefined
     this.retractions.set(peer, count)
-    const f = this.failed.get(piece)
     if (f !== undefined) {
       for (let b = 0; b < f.records.length; b++) f.records[b] = f.records[b]?.filter((r) => r.peer !== peer)
       f.sole.delete(peer)
@@ -207,7 +213,6 @@ export class SmartBan {
       set.add(peer)
       return []
     }
-    const senders = this.senders.get(piece)
     const blocks: Array<number> = []
     if (senders !== undefined)
       for (let b = 0; b < senders.length; b++)
