@@ -130,6 +130,21 @@ describe("InitialSeeding", () => {
     assert.isTrue(seeding.serve(b, 1, true, 0))
   })
 
+  it("a piece is sent elsewhere only while a peer it went to is connected, or a peer has it", () => {
+    const { availability, seeding } = make(3)
+    const a = peer(1)
+    const b = peer(2)
+    assert.isFalse(seeding.sentElsewhere(0, b), "it never left")
+    seeding.serve(a, 0, false, 0)
+    seeding.serve(a, 1, false, 0)
+    assert.isFalse(seeding.sentElsewhere(0, a))
+    assert.isTrue(seeding.sentElsewhere(0, b), "it went to a")
+    seeding.removed(a)
+    assert.isFalse(seeding.sentElsewhere(0, b), "a left with it: it is nowhere")
+    availability[1] = 1
+    assert.isTrue(seeding.sentElsewhere(1, b), "a left, but a connected peer has it")
+  })
+
   it("suggests unsent pieces, each to one peer, topped up as they go", () => {
     const { seeding } = make(6)
     const a = peer(1)

@@ -166,6 +166,26 @@ describe("SuperSeeding", () => {
     assert.isTrue(asks(a, x), "every piece is out: served as usual")
   })
 
+  // Refused a piece it was told we have, libtorrent asks for it again at once, and for no other
+  // piece, until its request timeout (60 s by default) gives up on us.
+  it("a client served as usual gets a piece whose only recipient left", () => {
+    const { availability, seeding, superSeeding, asks, peer } = make(4)
+    // Alone, a flooder is told of every piece; it is sent pieces 0 and 1, then dropped for flooding.
+    const flooder = peer(1)
+    superSeeding.handshake(flooder, false, 0)
+    assert.isTrue(asks(flooder, 0))
+    assert.isTrue(asks(flooder, 1))
+    flooder.closed = true
+    seeding.removed(flooder)
+    superSeeding.removed(flooder)
+    const client = peer(2)
+    superSeeding.handshake(client, false, 10)
+    assert.deepStrictEqual(client.told, ["all"])
+    assert.isTrue(asks(client, 0), "nobody connected has it or is getting it")
+    availability[1] = 1
+    assert.isFalse(asks(client, 1), "a connected peer has it (from the flooder)")
+  })
+
   it("a client that has only part of an offered piece is waited for", () => {
     const { superSeeding, peer, downloader } = make(10)
     downloader()

@@ -248,11 +248,17 @@ export class InitialSeeding<R extends Holder> {
     return by !== undefined && by !== who && this.everSent[piece] === 0
   }
 
-  /** `piece` has left the seeder, and not (or not only) to `who`, or it is not ours to send. */
+  /**
+   * `piece` has left the seeder, and not (or not only) to `who`, or it is not ours to send. Not
+   * once every peer it went to has left and no connected peer has it: it is nowhere (refused, a
+   * libtorrent client asks for it again at once, and for no other piece, for a minute).
+   */
   sentElsewhere(piece: number, who: R): boolean {
     if (this.everSent[piece] === 0) return false
     const sent = this.sentTo[piece]
-    return sent === undefined || sent.length !== 1 || sent[0] !== who
+    if (sent === undefined) return true
+    if (sent.length === 0) return this.availability[piece]! > 0
+    return sent.length !== 1 || sent[0] !== who
   }
 
   /** `who` left: the pieces sent to it count as out no more, its suggestions are free again. */

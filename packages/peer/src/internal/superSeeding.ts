@@ -11,7 +11,8 @@
 // the only peer lacking pieces, or one that does not announce what it got from us (its slots
 // would never free), is told of every piece at once ("usual"). Until every piece is out it is
 // still served only pieces no other peer was sent or offered (refused the rest), so a downloader
-// that comes later is offered pieces as before and no piece leaves twice.
+// that comes later is offered pieces as before and no piece leaves twice; a piece sent only to
+// peers that have left, and that no connected peer has, is nowhere: it is served.
 //
 // `FirstSends` counts what leaves the seeder until every piece has left it once: when that is,
 // and whether some piece went twice before. Plain JS: it runs per HAVE and per request.
