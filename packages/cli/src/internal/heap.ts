@@ -10,36 +10,117 @@
  * at about the live heap and costs far less per byte.
  * EZIO_V8_HEAP_GROWING_PERCENT overrides it (0 restores V8's default policy).
  *
+ * The young generation is capped too (EZIO_V8_SEMI_SPACE_MIB, default 4: the size V8 has grown it
+ * to by the time the CLI has started; 0: V8's default). V8 doubles a semi-space each time the bytes that
+ * survived scavenges since the last doubling pass its size, so the longer a transfer runs the
+ * larger it gets, up to 16 MiB here, two of them resident: a 4 GiB seed ended with 17 MiB more
+ * anonymous memory than a 1 GiB one for the same live data, and a download reached the 16 MiB
+ * within its first GiB (the peer README's "Memory at 4 GiB"). At 4 MiB neither spent more CPU per
+ * GiB (more scavenges, each as cheap: the surviving objects are the same few).
+ * `--max-semi-space-size` is read only when the heap is made, and on a command line it would make
+ * V8 reject the bundle's code cache; the growth factor is read at every doubling, so after each
+ * scavenge the semi-space is let grow (V8's factor 2) while it is below the cap and held
+ * (factor 1) once it is there. It grows by doubling from 1 MiB, so a cap that is not a power of
+ * two is rounded up.
+ *
  * @internal
  */
+import * as NPerf from "node:perf_hooks"
 import * as NV8 from "node:v8"
 import type { Hasher } from "@ezio/storage"
 
 let percent = 0
+/** The semi-space cap in bytes (0: none) and whether its growth is held now. */
+let semiCap = 0
+let held = false
 
-const set = (value: number) => NV8.setFlagsFromString(`--heap-growing-percent=${value}`)
+/** V8's own value of `--semi-space-growth-factor`. */
+const V8_GROWTH_FACTOR = 2
 
-/** Sets the policy from EZIO_V8_HEAP_GROWING_PERCENT (default 100). @internal */
+const setPercent = (value: number) => NV8.setFlagsFromString(`--heap-growing-percent=${value}`)
+const setGrowth = (factor: number) => NV8.setFlagsFromString(`--semi-space-growth-factor=${factor}`)
+
+/**
+ * A semi-space's usable bytes now: new space's used + available bytes (its reported size counts
+ * both semi-spaces, and only once the second is committed).
+ *
+ * @internal
+ */
+export const semiSpaceBytes = (): number => {
+  for (const s of NV8.getHeapSpaceStatistics()) {
+    if (s.space_name === "new_space") return s.space_used_size + s.space_available_size
+  }
+  return 0
+}
+
+/**
+ * Holds or lets go of the young generation's growth for a semi-space of `bytes` usable bytes
+ * (a page's header is not usable: 8 MiB of pages hold about 7.9 MiB). Returns whether it is held.
+ *
+ * @internal
+ */
+export const steer = (bytes: number): boolean => {
+  const hold = semiCap > 0 && bytes >= semiCap * 0.95
+  if (hold !== held) {
+    held = hold
+    setGrowth(hold ? 1 : V8_GROWTH_FACTOR)
+  }
+  return held
+}
+
+/** Sets the policy from EZIO_V8_HEAP_GROWING_PERCENT (default 100) and EZIO_V8_SEMI_SPACE_MIB (default 4). @internal */
 export const apply = (): void => {
   const wanted = Number(process.env.EZIO_V8_HEAP_GROWING_PERCENT ?? 100)
   percent = Number.isInteger(wanted) && wanted > 0 ? wanted : 0
-  if (percent > 0) set(percent)
+  if (percent > 0) setPercent(percent)
+  const semi = Number(process.env.EZIO_V8_SEMI_SPACE_MIB ?? 4)
+  capSemiSpace(Number.isInteger(semi) && semi > 0 ? semi : 0)
+}
+
+let observer: NPerf.PerformanceObserver | undefined
+
+/**
+ * Caps the semi-space at `mib` MiB (0: V8's own policy again): checked after every scavenge, the
+ * only collection that grows it. A scavenge costs far more than the check (~2 µs).
+ *
+ * @internal
+ */
+export const capSemiSpace = (mib: number): void => {
+  observer?.disconnect()
+  observer = undefined
+  semiCap = mib * 1024 * 1024
+  steer(semiSpaceBytes())
+  if (semiCap === 0) return
+  // Entries come in batches, after the collections: one check covers the batch's scavenges.
+  observer = new NPerf.PerformanceObserver((list) => {
+    const scavenged = list
+      .getEntries()
+      .some(
+        (entry) =>
+          (entry as unknown as { readonly detail?: { readonly kind?: number } }).detail?.kind ===
+          NPerf.constants.NODE_PERFORMANCE_GC_MINOR
+      )
+    if (scavenged) steer(semiSpaceBytes())
+  })
+  observer.observe({ entryTypes: ["gc"] })
 }
 
 /**
  * For the hashing workers (`Hasher.make`'s `workerStart`): V8's default policy while one starts.
- * The flag is process-wide, and a worker checks Node's built-in code cache for its own modules
+ * The flags are process-wide, and a worker checks Node's built-in code cache for its own modules
  * against the flags of the moment: with any flag changed it rejects the cache and compiles them
- * (~25 ms of CPU per worker start here, more for a larger worker). 0 is V8's default value, and
- * with it the cache is accepted again; the policy is back once the worker has loaded.
+ * (~25 ms of CPU per worker start here, more for a larger worker). 0 and 2 are V8's default
+ * values, and with them the cache is accepted again; the policy is back once the worker has loaded.
  *
  * @internal
  */
 export const workerStart: Hasher.WorkerStartHooks = {
   before: () => {
-    if (percent > 0) set(0)
+    if (percent > 0) setPercent(0)
+    if (held) setGrowth(V8_GROWTH_FACTOR)
   },
   after: () => {
-    if (percent > 0) set(percent)
+    if (percent > 0) setPercent(percent)
+    if (held) setGrowth(1)
   }
 }
