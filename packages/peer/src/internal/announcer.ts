@@ -13,7 +13,6 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
-import type { TrackerService } from "../Tracker.js"
 import type {
   AnnounceEvent,
   AnnounceRequest,
@@ -49,6 +48,11 @@ export const promote = (tiers: Array<Array<string>>, url: string): void => {
     }
     if (i >= 0) return
   }
+}
+
+/** What the announcer needs of a tracker client (`Tracker`'s service has it). */
+export interface AnnounceClient {
+  readonly announce: (url: string, request: AnnounceRequest) => Effect.Effect<AnnounceResponse, TrackerError>
 }
 
 /**
@@ -158,7 +162,7 @@ type Signal = "completed" | "reannounce"
  * @category constructors
  */
 export const makeAnnouncer = (
-  tracker: TrackerService,
+  tracker: AnnounceClient,
   options: AnnouncerOptions
 ): Effect.Effect<Announcer, never, Scope.Scope> =>
   Effect.gen(function* () {

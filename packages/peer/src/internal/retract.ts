@@ -8,8 +8,7 @@
 // as often as its smart-ban allows (a peer cannot launder its own bad data this way for long).
 // Per failed piece, never per block.
 import * as Wire from "../Wire.js"
-import type { Connection } from "./connection.js"
-import { BLOCK, type Picker } from "./picker.js"
+import { BLOCK } from "./picker.js"
 import type { SmartBan } from "./smartBan.js"
 
 /** The extension's name in the BEP 10 handshake's `m`. */
@@ -17,11 +16,27 @@ export const EZIO_RETRACT = "ezio_retract"
 /** Our id for it: what peers send their retractions to us with. */
 export const LOCAL_RETRACT_ID = 3
 
+/** A connection, as retractions see it. */
+export interface RetractPeer {
+  readonly address: string
+  readonly handshaken: boolean
+  readonly remoteEzio: boolean
+  /** The peer's id for ezio_retract; 0 if it does not speak it. */
+  readonly remoteRetractId: number
+  readonly send: (bytes: Uint8Array) => void
+  readonly close: (why: string) => void
+  readonly fill: () => void
+}
+
 /** The part of the swarm these functions use. */
 export interface RetractCore {
-  readonly connections: ReadonlySet<Connection>
+  readonly connections: ReadonlySet<RetractPeer>
   readonly smartBan: SmartBan
-  readonly picker: Picker<Connection>
+  readonly picker: {
+    has(piece: number): boolean
+    readonly pieceCount: number
+    readonly partial: ReadonlyMap<number, { readonly hashing: boolean }>
+  }
   readonly unreceive: (piece: number, begin: number) => void
   readonly log: (message: string) => void
 }
@@ -45,7 +60,7 @@ export const send = (core: RetractCore, piece: number): void => {
  * passed already here, in which case what we kept was good) and `c` is not held to them. A
  * malformed message closes the connection.
  */
-export const received = (core: RetractCore, c: Connection, payload: Uint8Array): void => {
+export const received = (core: RetractCore, c: RetractPeer, payload: Uint8Array): void => {
   if (payload.length !== 4) return c.close(`an ${EZIO_RETRACT} message of ${payload.length} bytes`)
   const piece = Buffer.from(payload.buffer, payload.byteOffset, 4).readUInt32BE(0)
   if (piece >= core.picker.pieceCount)
