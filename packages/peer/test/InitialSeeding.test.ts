@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { IN_TRANSIT_RETRY_MS, InitialSeeding, RETRY_MS, TAIL_SHARE } from "../src/internal/initialSeeding.js"
+import { QUIET_MS } from "../src/internal/upload.js"
 
 const peer = (id: number) => ({ id })
 const everything = () => true
@@ -143,6 +144,18 @@ describe("InitialSeeding", () => {
     assert.isFalse(seeding.sentElsewhere(0, b), "a left with it: it is nowhere")
     availability[1] = 1
     assert.isTrue(seeding.sentElsewhere(1, b), "a left, but a connected peer has it")
+  })
+
+  it("a piece that went only to a client silent past QUIET_MS, owed nothing, is nowhere", () => {
+    const { seeding } = make(2)
+    const quiet = { id: 1, lastHeard: 0, owed: false }
+    const b = peer(2)
+    seeding.serve(quiet, 0, false, 0)
+    assert.isTrue(seeding.sentElsewhere(0, b, QUIET_MS - 1), "heard from lately: it may be reading")
+    assert.isFalse(seeding.sentElsewhere(0, b, QUIET_MS), "silent, nothing owed: it does not read")
+    assert.isTrue(seeding.sentElsewhere(0, b), "without the time, as before")
+    quiet.owed = true
+    assert.isTrue(seeding.sentElsewhere(0, b, 10 * QUIET_MS), "waiting on us (our upload limit), not silent")
   })
 
   it("suggests unsent pieces, each to one peer, topped up as they go", () => {

@@ -320,7 +320,9 @@ describe("interop with real clients", () => {
         const hardLimit = pool.unsafeStats().hardLimitBlocks
         // Their queues are capped and the blocks they can pin are bounded by their send buffers;
         // the pool never passes its hard limit.
-        const flooders = yield* hostilePeers(session.port, meta).flood(3)
+        // Flooders past the queue depth are dropped at once; peers within it that never read stay.
+        const hostile = hostilePeers(session.port, meta)
+        const flooders = [...(yield* hostile.flood(3)), ...(yield* hostile.neverRead(3, 50)).sockets]
         const sampler = yield* samplePeak(pool)
         const out = NPath.join(dir, "out")
         NFS.mkdirSync(out)

@@ -10,11 +10,14 @@ import {
   UNANNOUNCED_MS,
   UNCLAIMED_MS
 } from "../src/internal/superSeeding.js"
+import { QUIET_MS } from "../src/internal/upload.js"
 
 /** A peer: what it has, and what it was told (have_none, have_all, the HAVEs, in order). */
 class Peer {
   closed = false
   isSeed = false
+  lastHeard?: number
+  owed = false
   readonly bits = new Set<number>()
   told: Array<string> = []
   readonly haves: Array<number> = []
@@ -97,6 +100,21 @@ describe("SuperSeeding", () => {
     assert.deepStrictEqual(a.told, ["all"], "no have_none, no offers: nobody to spread pieces to")
     assert.strictEqual(superSeeding.clients, 0)
     for (let piece = 0; piece < 10; piece++) assert.isTrue(asks(a, piece), `piece ${piece}`)
+  })
+
+  it("beside peers silent past QUIET_MS and owed nothing (they do not read), a client is served as usual", () => {
+    const { superSeeding, asks, peer } = make(10)
+    const mute = peer(1)
+    mute.lastHeard = 0
+    const a = peer(2)
+    superSeeding.handshake(a, false, QUIET_MS)
+    assert.deepStrictEqual(a.told, ["all"], "nobody to spread pieces to")
+    for (let piece = 0; piece < 10; piece++) assert.isTrue(asks(a, piece), `piece ${piece}`)
+    // One we still owe requests to takes part: a later client is super-seeded.
+    mute.owed = true
+    const b = peer(3)
+    superSeeding.handshake(b, false, 10 * QUIET_MS)
+    assert.strictEqual(b.told[0], "none")
   })
 
   it("a downloader that comes later is offered only what the first has not been sent, and no piece leaves twice", () => {

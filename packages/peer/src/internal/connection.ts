@@ -389,6 +389,11 @@ export class Connection {
   // Download: requests from the picker; received blocks (already in pool blocks) go to DiskIo as
   // one batch per socket read; a piece is hashed once all its blocks are in the store buffer.
 
+  /** We have requests of this peer not answered yet (initialSeeding.ts's `Holder`). */
+  get owed(): boolean {
+    return this.upload.owed
+  }
+
   fill(): void {
     if (this.closed || this.peerChoking || !this.amInterested || !this.swarm.downloading) return
     const depth = Math.min(this.requestDepth, this.remoteReqq)

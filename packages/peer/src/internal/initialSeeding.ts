@@ -21,6 +21,8 @@ export interface Holder {
   readonly id: number
   /** When its last message other than a keep-alive came (ms, as `now`). */
   readonly lastHeard?: number
+  /** We have requests of it not answered yet (it is waiting on us, not silent of its own). */
+  readonly owed?: boolean
 }
 
 /** A peer asking again this long after a refusal is served: nobody else gave it the piece. */
@@ -169,7 +171,12 @@ export class InitialSeeding<R extends Holder> {
 
   /** What was sent to `who` may still reach it: it plays along, or it is still talking to us. */
   private underway(who: R, now: number): boolean {
-    return this.peer(who).strict || who.lastHeard === undefined || now - who.lastHeard < QUIET_MS
+    return (
+      this.peer(who).strict ||
+      who.owed === true ||
+      who.lastHeard === undefined ||
+      now - who.lastHeard < QUIET_MS
+    )
   }
 
   private record(who: R, piece: number): void {
@@ -253,12 +260,14 @@ export class InitialSeeding<R extends Holder> {
    * once every peer it went to has left and no connected peer has it: it is nowhere (refused, a
    * libtorrent client asks for it again at once, and for no other piece, for a minute).
    */
-  sentElsewhere(piece: number, who: R): boolean {
+  sentElsewhere(piece: number, who: R, now?: number): boolean {
     if (this.everSent[piece] === 0) return false
     const sent = this.sentTo[piece]
     if (sent === undefined) return true
-    if (sent.length === 0) return this.availability[piece]! > 0
-    return sent.length !== 1 || sent[0] !== who
+    if (this.availability[piece]! > 0) return sent.length !== 1 || sent[0] !== who
+    // Nobody has it: only a peer it went to that may still pass it on holds it (with `now`, a
+    // client silent past `QUIET_MS` with nothing owed by us is not reading: it holds nothing).
+    return sent.some((p) => p !== who && (now === undefined || this.underway(p, now)))
   }
 
   /** `who` left: the pieces sent to it count as out no more, its suggestions are free again. */

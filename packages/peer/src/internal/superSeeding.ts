@@ -17,6 +17,15 @@
 // `FirstSends` counts what leaves the seeder until every piece has left it once: when that is,
 // and whether some piece went twice before. Plain JS: it runs per HAVE and per request.
 import type { InitialSeeding } from "./initialSeeding.js"
+import { QUIET_MS } from "./upload.js"
+
+/**
+ * A peer that could take pieces from another: not one silent past `QUIET_MS` that we owe nothing
+ * (it does not read what it asked for, or asks for nothing): super-seeding a client beside such
+ * peers only holds that client to two pieces at a time, with nobody to pass them to.
+ */
+const takesPart = (p: SuperPeer, now: number): boolean =>
+  p.owed === true || p.lastHeard === undefined || now - p.lastHeard < QUIET_MS
 
 /** Pieces offered to a client at a time. */
 export const SLOTS = 2
@@ -40,6 +49,10 @@ export interface SuperPeer {
   /** It has every piece: it lacks nothing we could send. */
   readonly isSeed: boolean
   readonly peerHas: (piece: number) => boolean
+  /** When its last message other than a keep-alive came (ms, as `now`). */
+  readonly lastHeard?: number
+  /** We have requests of it not answered yet. */
+  readonly owed?: boolean
 }
 
 /** How super-seeding tells a peer what we have (the swarm sends the messages). */
@@ -127,12 +140,12 @@ export class SuperSeeding<P extends SuperPeer> {
   }
 
   /** False if `peer` may not have `piece` from us now (it was not offered to it, or went to another). */
-  allows(peer: P, piece: number): boolean {
+  allows(peer: P, piece: number, now?: number): boolean {
     if (this.finished) return true
     const state = this.peers.get(peer)
     if (state === undefined) return true
     if (state._tag === "Usual")
-      return !this.seeding.sentElsewhere(piece, peer) && !this.seeding.reservedElsewhere(piece, peer)
+      return !this.seeding.sentElsewhere(piece, peer, now) && !this.seeding.reservedElsewhere(piece, peer)
     if (state._tag === "Pending" || !state.offered.has(piece)) return false
     if (this.seeding.sentElsewhere(piece, peer)) return false
     for (const slot of state.slots) if (slot.piece === piece) slot.asked = true
@@ -196,7 +209,7 @@ export class SuperSeeding<P extends SuperPeer> {
   }
 
   private start(peer: P, now: number): void {
-    if (this.alone(peer)) {
+    if (this.alone(peer, now)) {
       this.peers.set(peer, { _tag: "Usual" })
       this.out.all(peer)
       return
@@ -211,7 +224,7 @@ export class SuperSeeding<P extends SuperPeer> {
     const state = this.peers.get(peer)
     if (state === undefined || state._tag !== "Super" || peer.closed) return
     if (
-      this.alone(peer) ||
+      this.alone(peer, now) ||
       state.slots.some(
         (slot) =>
           slot.sentAt !== undefined && !peer.peerHas(slot.piece) && now - slot.sentAt >= UNANNOUNCED_MS
@@ -259,8 +272,9 @@ export class SuperSeeding<P extends SuperPeer> {
   }
 
   /** No connected peer but `peer` lacks pieces: offering them one by one would spread nothing. */
-  private alone(peer: P): boolean {
-    for (const other of this.connected()) if (other !== peer && !other.closed && !other.isSeed) return false
+  private alone(peer: P, now: number): boolean {
+    for (const other of this.connected())
+      if (other !== peer && !other.closed && !other.isSeed && takesPart(other, now)) return false
     return true
   }
 

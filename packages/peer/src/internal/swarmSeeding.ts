@@ -74,7 +74,7 @@ const STUCK_MS = 10_000
 export const serves = (core: SeedingCore, c: Connection, piece: number): boolean => {
   const seeding = core.seeding
   if (seeding === undefined) return true
-  if (core.superSeeding !== undefined && !core.superSeeding.allows(c, piece)) return false
+  if (core.superSeeding !== undefined && !core.superSeeding.allows(c, piece, core.now())) return false
   const strict = playsAlong(c)
   const before = seeding.unsent
   // The tail only once every piece has left whole: until then the link is the last pieces'.

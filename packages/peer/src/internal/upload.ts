@@ -168,6 +168,11 @@ export class Upload<C extends UploadPeer<C>> {
     this.minRoom = MAX_BATCH_BYTES
   }
 
+  /** Requests of the peer we have not answered yet: it is waiting on us. */
+  get owed(): boolean {
+    return this.requests.length > 0 || this.readBytes > 0
+  }
+
   /** What this connection has queued: bytes its socket holds and bytes being read for it. */
   get backlog(): number {
     return this.peer.socket.writableLength + this.readBytes
