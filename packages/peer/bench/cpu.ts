@@ -24,7 +24,9 @@
  * bundle built elsewhere (another commit's). EZIO_CPU_BUNDLE="A.cjs B.cjs" (several files, space
  * separated) is an A/B: every round runs each bundle in turn, the order alternating from round to
  * round, and the medians are printed per bundle, so a before/after shares the machine's state.
- * Copy a bundle away (cp packages/cli/build/bundle/ezio.cjs /tmp/before.cjs) to keep it.
+ * Copy a bundle away (cp packages/cli/build/bundle/ezio.cjs /tmp/before.cjs) to keep it. A file
+ * may carry node flags of its own after commas, so one bundle with and without a V8 flag is an
+ * A/B too: EZIO_CPU_BUNDLE="A.cjs A.cjs,--max-semi-space-size=32".
  *
  *   npx tsx packages/peer/bench/cpu.ts
  *     EZIO_CPU_MIB=1024  EZIO_CPU_ROUNDS=3  EZIO_CPU_POOL=64MiB  EZIO_CPU_ONLY=download|seed
@@ -138,15 +140,25 @@ const watch = (pid: number) => {
 interface Variant {
   readonly label: string
   readonly script: string
+  /** Node flags of this variant alone, after EZIO_CPU_NODE_ARGS. */
+  readonly flags: ReadonlyArray<string>
 }
 
 const variants: ReadonlyArray<Variant> = useTsx
-  ? [{ label: "tsx sources", script: NPath.join(repo, "packages/cli/bin/ezio.mjs") }]
+  ? [{ label: "tsx sources", script: NPath.join(repo, "packages/cli/bin/ezio.mjs"), flags: [] }]
   : prebuilt.length > 0
-    ? prebuilt.map((file) => ({ label: file, script: NPath.resolve(file) }))
-    : [{ label: "bundle", script: NPath.join(repo, "packages/cli/bin/run-bundle.cjs") }]
+    ? prebuilt.map((entry) => {
+        const [file, ...flags] = entry.split(",")
+        return { label: entry, script: NPath.resolve(file!), flags }
+      })
+    : [{ label: "bundle", script: NPath.join(repo, "packages/cli/bin/run-bundle.cjs"), flags: [] }]
 
-const ezioArgs = (variant: Variant, args: ReadonlyArray<string>) => [...nodeArgs, variant.script, ...args]
+const ezioArgs = (variant: Variant, args: ReadonlyArray<string>) => [
+  ...nodeArgs,
+  ...variant.flags,
+  variant.script,
+  ...args
+]
 
 const jsonEvent = (line: string): Record<string, unknown> | undefined => {
   if (!line.startsWith("{")) return undefined
