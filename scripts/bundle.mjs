@@ -63,7 +63,12 @@ const common = { bundle: true, platform: "node", format: "cjs", target: "node20"
 
 const runBundle = NPath.join(root, "packages/cli/bin/run-bundle.cjs")
 /** V8's default heap policy: the cache's flags must match a run's when the bundle is compiled. */
-const cacheEnv = { ...process.env, EZIO_WRITE_CODE_CACHE: "1", EZIO_V8_HEAP_GROWING_PERCENT: "0" }
+const cacheEnv = {
+  ...process.env,
+  EZIO_WRITE_CODE_CACHE: "1",
+  EZIO_V8_HEAP_GROWING_PERCENT: "0",
+  EZIO_V8_SEMI_SPACE_MIB: "0"
+}
 
 /** Runs `ezio args...` from the bundle to its end (`env`: the download that writes the cache). */
 const runEzio = (args, env = process.env) =>
