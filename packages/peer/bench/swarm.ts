@@ -646,6 +646,15 @@ const main = async () => {
   } catch {
     // not Linux: makeLan says so
   }
+  if (congestion !== undefined) {
+    // A namespace may set only what the root namespace allows: say so before any LAN is made.
+    const allowed = NFS.readFileSync("/proc/sys/net/ipv4/tcp_allowed_congestion_control", "utf8").trim()
+    if (!allowed.split(" ").includes(congestion)) {
+      console.log(`swarm bench: EZIO_SWARM_CC=${congestion} is not allowed here (allowed: ${allowed})`)
+      process.exitCode = 2
+      return
+    }
+  }
   console.log(
     `swarm bench: ${swarms.map((s) => `1 seeder + ${s.n} targets at ${s.mbit} Mbit/s`).join("; ")}, ` +
       `TCP congestion control ${congestion ?? machineCc}`
@@ -659,8 +668,9 @@ const main = async () => {
     const ideal = (size * 8) / (mbit * 1_000_000)
     const root = NFS.mkdtempSync(NPath.join(process.env.EZIO_BENCH_DIR ?? NOS.tmpdir(), "ezio-bench-swarm-"))
     NFS.chmodSync(root, 0o755)
-    const lan = makeLan(n + 1, mbit, congestion)
+    let lan: Lan | undefined
     try {
+      lan = makeLan(n + 1, mbit, congestion)
       const source = await Effect.runPromise(
         makeSource(root, sizeMiB, {
           tracker: `http://${lan.hosts[0]!.ip}:6969/announce`,
@@ -697,7 +707,8 @@ const main = async () => {
         goals.push(line)
       }
     } finally {
-      lan.destroy()
+      // Also when the LAN could not be made (say, a congestion control the namespaces refuse).
+      lan?.destroy()
       NFS.rmSync(root, { recursive: true, force: true })
     }
   }
