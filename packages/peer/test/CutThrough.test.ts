@@ -9,6 +9,7 @@ import { DiskIo } from "@ezio/disk-io"
 import { Session, Wire } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Hasher, Layout, Storage } from "@ezio/storage"
+import type { Metainfo } from "@ezio/torrent"
 import { Effect, Either, Layer, Schedule } from "effect"
 import { CutThrough } from "../src/internal/cutThrough.js"
 import { BLOCK } from "../src/internal/picker.js"
@@ -200,6 +201,25 @@ const env = DiskIo.layer().pipe(
   Layer.provideMerge(BufferPool.layer({ capacity: 32 * MIB }))
 )
 
+/**
+ * Three sessions in a chain: a seeder serving `source` at `rate` bytes a second, A downloading
+ * from it, and B, which knows only A.
+ */
+const chain = (meta: Metainfo.Metainfo, source: Storage.StorageService, rate: number) =>
+  Effect.gen(function* () {
+    const layout = Either.getOrThrow(Layout.fromMetainfo(meta))
+    const seeder = yield* Session.make({ host: "127.0.0.1", port: 0 })
+    const a = yield* Session.make({ host: "127.0.0.1", port: 0 })
+    const b = yield* Session.make({ host: "127.0.0.1", port: 0, listen: false })
+    yield* seeder.add({ metainfo: meta, storage: source, have: full(meta), uploadRateLimit: rate })
+    const aSwarm = yield* a.add({ metainfo: meta, storage: yield* Storage.makeMemory({ layout }) })
+    const bStorage = yield* Storage.makeMemory({ layout })
+    const bSwarm = yield* b.add({ metainfo: meta, storage: bStorage })
+    yield* aSwarm.connect("127.0.0.1", seeder.port)
+    yield* bSwarm.connect("127.0.0.1", a.port)
+    return { aSwarm, bSwarm, bStorage }
+  })
+
 describe("cut-through between sessions", () => {
   it.live(
     "B, which knows only A, gets a piece's bytes from A before A has verified it, and a byte-identical copy",
@@ -208,21 +228,12 @@ describe("cut-through between sessions", () => {
         const data = random(3 * MIB)
         const meta = makeTorrent(data, MIB)
         const layout = Either.getOrThrow(Layout.fromMetainfo(meta))
-        const seeder = yield* Session.make({ host: "127.0.0.1", port: 0 })
-        const a = yield* Session.make({ host: "127.0.0.1", port: 0 })
-        const b = yield* Session.make({ host: "127.0.0.1", port: 0, listen: false })
-        yield* seeder.add({
-          metainfo: meta,
-          storage: yield* Storage.makeMemory({ layout, bytes: data }),
-          have: full(meta),
-          // A piece takes about two seconds to reach A.
-          uploadRateLimit: 512 * 1024
-        })
-        const aSwarm = yield* a.add({ metainfo: meta, storage: yield* Storage.makeMemory({ layout }) })
-        const bStorage = yield* Storage.makeMemory({ layout })
-        const bSwarm = yield* b.add({ metainfo: meta, storage: bStorage })
-        yield* aSwarm.connect("127.0.0.1", seeder.port)
-        yield* bSwarm.connect("127.0.0.1", a.port)
+        // A piece takes about two seconds to reach A.
+        const { aSwarm, bSwarm, bStorage } = yield* chain(
+          meta,
+          yield* Storage.makeMemory({ layout, bytes: data }),
+          512 * 1024
+        )
         // The moment B has its first bytes, A has verified nothing yet.
         const aHadThen = yield* Effect.sync(() =>
           bSwarm.unsafeStatus().downloaded > 0 ? aSwarm.unsafeStatus().have : undefined
@@ -259,15 +270,7 @@ describe("cut-through between sessions", () => {
               if (piece === bad && !healed) for (const b of buffers) b.fill(0x5a)
             })
         }
-        const seeder = yield* Session.make({ host: "127.0.0.1", port: 0 })
-        const a = yield* Session.make({ host: "127.0.0.1", port: 0 })
-        const b = yield* Session.make({ host: "127.0.0.1", port: 0, listen: false })
-        yield* seeder.add({ metainfo: meta, storage: flaky, have: full(meta), uploadRateLimit: 1024 * 1024 })
-        const aSwarm = yield* a.add({ metainfo: meta, storage: yield* Storage.makeMemory({ layout }) })
-        const bStorage = yield* Storage.makeMemory({ layout })
-        const bSwarm = yield* b.add({ metainfo: meta, storage: bStorage })
-        yield* aSwarm.connect("127.0.0.1", seeder.port)
-        yield* bSwarm.connect("127.0.0.1", a.port)
+        const { aSwarm, bSwarm, bStorage } = yield* chain(meta, flaky, 1024 * 1024)
         yield* Effect.sync(() => aSwarm.unsafeStatus().hashFailures > 0).pipe(
           Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: (failed) => failed }),
           Effect.timeout("20 seconds")

@@ -25,6 +25,16 @@ export interface Holder {
   readonly owed?: boolean
 }
 
+/**
+ * Whether a peer may still be reading what we send it: heard from within `QUIET_MS`, or waiting on
+ * us (requests not answered yet). One silent past that, owed nothing, does not read what it asked
+ * for, or asks for nothing (also superSeeding.ts).
+ */
+export const listening = (
+  who: { readonly lastHeard?: number; readonly owed?: boolean },
+  now: number
+): boolean => who.owed === true || who.lastHeard === undefined || now - who.lastHeard < QUIET_MS
+
 /** A peer asking again this long after a refusal is served: nobody else gave it the piece. */
 export const RETRY_MS = 4_000
 /**
@@ -171,12 +181,7 @@ export class InitialSeeding<R extends Holder> {
 
   /** What was sent to `who` may still reach it: it plays along, or it is still talking to us. */
   private underway(who: R, now: number): boolean {
-    return (
-      this.peer(who).strict ||
-      who.owed === true ||
-      who.lastHeard === undefined ||
-      now - who.lastHeard < QUIET_MS
-    )
+    return this.peer(who).strict || listening(who, now)
   }
 
   private record(who: R, piece: number): void {

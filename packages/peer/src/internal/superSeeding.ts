@@ -16,16 +16,7 @@
 //
 // `FirstSends` counts what leaves the seeder until every piece has left it once: when that is,
 // and whether some piece went twice before. Plain JS: it runs per HAVE and per request.
-import type { InitialSeeding } from "./initialSeeding.js"
-import { QUIET_MS } from "./upload.js"
-
-/**
- * A peer that could take pieces from another: not one silent past `QUIET_MS` that we owe nothing
- * (it does not read what it asked for, or asks for nothing): super-seeding a client beside such
- * peers only holds that client to two pieces at a time, with nobody to pass them to.
- */
-const takesPart = (p: SuperPeer, now: number): boolean =>
-  p.owed === true || p.lastHeard === undefined || now - p.lastHeard < QUIET_MS
+import { type InitialSeeding, listening } from "./initialSeeding.js"
 
 /** Pieces offered to a client at a time. */
 export const SLOTS = 2
@@ -271,10 +262,13 @@ export class SuperSeeding<P extends SuperPeer> {
     this.announceRest(peer, offered)
   }
 
-  /** No connected peer but `peer` lacks pieces: offering them one by one would spread nothing. */
+  /**
+   * No connected peer but `peer` lacks pieces, or only peers that do not read (`listening`):
+   * offering them one by one would spread nothing, and hold `peer` to two pieces at a time.
+   */
   private alone(peer: P, now: number): boolean {
     for (const other of this.connected())
-      if (other !== peer && !other.closed && !other.isSeed && takesPart(other, now)) return false
+      if (other !== peer && !other.closed && !other.isSeed && listening(other, now)) return false
     return true
   }
 
