@@ -67,7 +67,8 @@ const cacheEnv = {
   ...process.env,
   EZIO_WRITE_CODE_CACHE: "1",
   EZIO_V8_HEAP_GROWING_PERCENT: "0",
-  EZIO_V8_SEMI_SPACE_MIB: "0"
+  EZIO_V8_SEMI_SPACE_MIB: "0",
+  EZIO_V8_OLD_SPACE_SLACK_MIB: "0"
 }
 
 /** Runs `ezio args...` from the bundle to its end (`env`: the download that writes the cache). */

@@ -1,9 +1,10 @@
-/** The CLI's cap on V8's young generation (src/internal/heap.ts), each case in a process of its own. */
+/** The CLI's caps on V8's young and old generations (src/internal/heap.ts), each case in a process of its own. */
 import * as NChild from "node:child_process"
 import * as NPath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 
 const fixture = NPath.resolve(import.meta.dirname, "fixtures/youngGeneration.ts")
+const oldFixture = NPath.resolve(import.meta.dirname, "fixtures/oldGeneration.ts")
 const MiB = 1024 * 1024
 
 const largestSemiSpace = (capMiB: number): number => {
@@ -19,5 +20,23 @@ describe("Heap.capSemiSpace", () => {
     // what holds it.
     assert.isAbove(largestSemiSpace(0), 8 * MiB)
     assert.isAtMost(largestSemiSpace(2), 2 * MiB)
+  }, 60_000)
+})
+
+const oldGeneration = (slackMiB: number): { live: number; largest: number } =>
+  JSON.parse(
+    NChild.execFileSync(process.execPath, ["--import", "tsx", oldFixture, String(slackMiB)], {
+      encoding: "utf8"
+    })
+  ) as { live: number; largest: number }
+
+describe("Heap.boundOldSpace", () => {
+  it("collects the warm old space once it holds its live size plus the slack", () => {
+    const free = oldGeneration(0)
+    const bounded = oldGeneration(2)
+    // The bound: live + max(slack, live / 4); a turn's promotions may pass it before the check.
+    assert.isAtMost(bounded.largest, bounded.live * 1.25 + 2 * MiB + 4 * MiB)
+    // Without it V8 let the same garbage pile up to several times the live size.
+    assert.isAbove(free.largest, 2 * bounded.largest)
   }, 60_000)
 })

@@ -23,16 +23,32 @@
  * (factor 1) once it is there. It grows by doubling from 1 MiB, so a cap that is not a power of
  * two is rounded up.
  *
+ * The old generation is bounded once it is warm (EZIO_V8_OLD_SPACE_SLACK_MIB, default 3; 0: off).
+ * After a mark-compact V8 lets it grow by at least 8 MiB (V8's minimum step, whatever the growing
+ * percent) plus the young generation before the next: with ~9.4 MiB live a download's old space
+ * went from 11.5 MiB at the end of 1 GiB (before V8's first mark-compact) to 20-22 MiB from 4 GiB
+ * on. From V8's first mark-compact on, the CLI checks after each scavenge and collects the whole
+ * heap itself once the old space holds more than its live size after the last full collection
+ * plus the slack (or a quarter of the live size, if more: the cost per byte promoted stays bounded
+ * however large the heap). The first is left to V8, so a short run (and the start) pays nothing.
+ *
  * @internal
  */
 import * as NPerf from "node:perf_hooks"
 import * as NV8 from "node:v8"
+import * as NVm from "node:vm"
 import type { Hasher } from "@ezio/storage"
 
 let percent = 0
 /** The semi-space cap in bytes (0: none) and whether its growth is held now. */
 let semiCap = 0
 let held = false
+
+/** The old space's slack in bytes (0: V8's own policy), and its bound now (0: not warm yet). */
+let oldSlack = 0
+let oldBound = 0
+/** A full, synchronous collection (V8's `gc`, taken while `--expose-gc` was on for a moment). */
+let collect: (() => void) | undefined
 
 /** V8's own value of `--semi-space-growth-factor`. */
 const V8_GROWTH_FACTOR = 2
@@ -51,6 +67,30 @@ export const semiSpaceBytes = (): number => {
     if (s.space_name === "new_space") return s.space_used_size + s.space_available_size
   }
   return 0
+}
+
+/** The old space's used bytes now. @internal */
+export const oldSpaceBytes = (): number => {
+  for (const s of NV8.getHeapSpaceStatistics()) {
+    if (s.space_name === "old_space") return s.space_used_size
+  }
+  return 0
+}
+
+/** Where the old space is collected next, after a full collection left `live` bytes in it. */
+const boundAfter = (live: number): number => live + Math.max(oldSlack, live / 4)
+
+/**
+ * After a scavenge: once warm, a full collection when the old space holds `used` bytes, above the
+ * bound. Returns whether it collected.
+ *
+ * @internal
+ */
+export const bound = (used: number): boolean => {
+  if (oldBound === 0 || used <= oldBound || collect === undefined) return false
+  collect()
+  oldBound = boundAfter(oldSpaceBytes())
+  return true
 }
 
 /**
@@ -74,7 +114,29 @@ export const apply = (): void => {
   percent = Number.isInteger(wanted) && wanted > 0 ? wanted : 0
   if (percent > 0) setPercent(percent)
   const semi = Number(process.env.EZIO_V8_SEMI_SPACE_MIB ?? 4)
+  const slack = Number(process.env.EZIO_V8_OLD_SPACE_SLACK_MIB ?? 3)
+  boundOldSpace(Number.isInteger(slack) && slack > 0 ? slack : 0)
   capSemiSpace(Number.isInteger(semi) && semi > 0 ? semi : 0)
+}
+
+/**
+ * Bounds the warm old space at its live size plus `mib` MiB (0: V8's own policy again). Takes
+ * effect with the next `capSemiSpace` (its observer does the checks).
+ *
+ * @internal
+ */
+export const boundOldSpace = (mib: number): void => {
+  oldSlack = mib * 1024 * 1024
+  oldBound = 0
+  if (oldSlack === 0 || collect !== undefined) return
+  // `gc` is installed in contexts made while the flag is on; the flag goes back at once, so the
+  // flags are V8's again for a code cache or a worker's start.
+  NV8.setFlagsFromString("--expose-gc")
+  try {
+    collect = NVm.runInNewContext("gc") as () => void
+  } finally {
+    NV8.setFlagsFromString("--no-expose-gc")
+  }
 }
 
 let observer: NPerf.PerformanceObserver | undefined
@@ -90,17 +152,28 @@ export const capSemiSpace = (mib: number): void => {
   observer = undefined
   semiCap = mib * 1024 * 1024
   steer(semiSpaceBytes())
-  if (semiCap === 0) return
-  // Entries come in batches, after the collections: one check covers the batch's scavenges.
+  if (semiCap === 0 && oldSlack === 0) return
+  // Entries come in batches, after the collections: one check covers the batch's collections.
   observer = new NPerf.PerformanceObserver((list) => {
-    const scavenged = list
-      .getEntries()
-      .some(
-        (entry) =>
-          (entry as unknown as { readonly detail?: { readonly kind?: number } }).detail?.kind ===
-          NPerf.constants.NODE_PERFORMANCE_GC_MINOR
-      )
-    if (scavenged) steer(semiSpaceBytes())
+    let scavenged = false
+    let major = false
+    for (const entry of list.getEntries()) {
+      const kind = (entry as unknown as { readonly detail?: { readonly kind?: number } }).detail?.kind
+      if (kind === NPerf.constants.NODE_PERFORMANCE_GC_MINOR) scavenged = true
+      else if (kind === NPerf.constants.NODE_PERFORMANCE_GC_MAJOR) major = true
+    }
+    if (!scavenged && !major) return
+    let semi = 0
+    let old = 0
+    for (const s of NV8.getHeapSpaceStatistics()) {
+      if (s.space_name === "new_space") semi = s.space_used_size + s.space_available_size
+      else if (s.space_name === "old_space") old = s.space_used_size
+    }
+    if (semiCap > 0 && scavenged) steer(semi)
+    if (oldSlack === 0) return
+    // V8's own mark-compact (the first warms the bound), or ours: what it left is about the live size.
+    if (major) oldBound = boundAfter(old)
+    else bound(old)
   })
   observer.observe({ entryTypes: ["gc"] })
 }
