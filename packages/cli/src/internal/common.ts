@@ -41,12 +41,24 @@ export const sizeHelp = `binary units: 1KB = 1KiB = 1024 bytes, 1GB = 1GiB; e.g.
 // ---------------------------------------------------------------------------------------------
 // The disk engine: one pool shared by DiskIo, its hashing workers and every session.
 
+/**
+ * Bytes of received blocks the engine holds (waiting to be written or hashed) before a download
+ * pauses its peers: EZIO_DISK_QUEUED_MIB, default 8 (DiskIo's own default is 16). Reached within
+ * the first GiB of a download, so its pool's high-water is the same at any size (the peer
+ * README's "Memory at 4 GiB").
+ */
+const maxQueuedBytes = (): number => {
+  const mib = Number(process.env.EZIO_DISK_QUEUED_MIB ?? 8)
+  return (Number.isInteger(mib) && mib > 0 ? mib : 8) * 1024 * 1024
+}
+
 export const engineWith = <E>(
   name: string,
   pool: Layer.Layer<BufferPool.BufferPool, E>,
   hotJobs: "workers" | "caller" = "workers"
 ) =>
-  DiskIo.layer({ name }).pipe(
+  // The environment is read when the layer is built, never at evaluation (a startup snapshot).
+  Layer.unwrapEffect(Effect.sync(() => DiskIo.layer({ name, maxQueuedBytes: maxQueuedBytes() }))).pipe(
     Layer.provideMerge(Hasher.layer({ workerStart: Heap.workerStart, hotJobs })),
     Layer.provideMerge(pool)
   )
