@@ -671,5 +671,26 @@ describe("DiskIo", () => {
         { writeCoalesceBlocks: 16, writeDelay: "20 millis" }
       )
     )
+
+    it.effect("syncStored syncs what is on storage and leaves held-back writes held; sync sends them", () =>
+      withTorrent(
+        layout,
+        ({ disk, pool, storage, t }) =>
+          Effect.gen(function* () {
+            yield* writeBlocks(disk, pool, t, 0, 0, part(0, 16))
+            yield* eventually(() => storage.calls.writes === 1, "the whole piece goes")
+            yield* writeBlocks(disk, pool, t, 1, 0, part(16, 19))
+            yield* disk.syncStored(t)
+            assert.strictEqual(disk.unsafeStats().syncs, 1)
+            yield* Effect.repeatN(Effect.yieldNow(), 50)
+            assert.strictEqual(storage.calls.writes, 1, "3 blocks of 16 still held")
+            yield* disk.sync(t)
+            assert.strictEqual(disk.unsafeStats().syncs, 2)
+            assert.strictEqual(storage.calls.writes, 2)
+            assert.strictEqual(hex(storage.bytes.subarray(16 * BLOCK, 19 * BLOCK)), hex(part(16, 19)))
+          }).pipe(Effect.scoped),
+        { writeCoalesceBlocks: 16, writeDelay: "1 hour" }
+      )
+    )
   })
 })
