@@ -231,6 +231,12 @@ export interface DiskIoService {
   readonly flush: (torrent: TorrentHandle) => Effect.Effect<void, DiskIoError>
   /** `flush`, then the storage's `sync` (forces written data to stable storage). */
   readonly sync: (torrent: TorrentHandle) => Effect.Effect<void, DiskIoError>
+  /**
+   * The storage's `sync` alone: what already reached storage becomes durable; writes still in
+   * the store buffer stay there, unforced. For data known to be on storage, such as pieces that
+   * passed their hash (a hash answers once its piece's writes are on storage).
+   */
+  readonly syncStored: (torrent: TorrentHandle) => Effect.Effect<void, DiskIoError>
   /** libtorrent's `stop_torrent`: `flush`, then `releaseFiles` (also if the flush failed). */
   readonly stopTorrent: (torrent: TorrentHandle) => Effect.Effect<void, DiskIoError>
   /** Closes the torrent's open files; they reopen on demand. */

@@ -648,5 +648,49 @@ describe("DiskIo", () => {
         { writeCoalesceBlocks: 16, writeDelay: "20 millis" }
       )
     )
+
+    it.effect("a piece still arriving is held past the delay, and goes once nothing came for it", () =>
+      withTorrent(
+        layout,
+        ({ disk, pool, storage, t }) =>
+          Effect.gen(function* () {
+            // A block every 9 millis for 54 millis, past twice the delay: the piece is never half
+            // the delay without one (the timer ticks every half).
+            for (let i = 0; i < 6; i++) {
+              yield* writeBlocks(disk, pool, t, 1, i * BLOCK, part(16 + i, 17 + i))
+              yield* TestClock.adjust("9 millis")
+              yield* Effect.repeatN(Effect.yieldNow(), 50)
+              assert.strictEqual(storage.calls.writes, 0, `held while it arrives (block ${i})`)
+            }
+            // Then nothing more: written within one delay, as one run of all six.
+            yield* TestClock.adjust("20 millis")
+            yield* eventually(() => storage.calls.writes === 1, "the idle piece goes")
+            assert.strictEqual(storage.calls.writeBuffers, 6)
+            assert.strictEqual(hex(storage.bytes.subarray(16 * BLOCK, 22 * BLOCK)), hex(part(16, 22)))
+          }).pipe(Effect.scoped),
+        { writeCoalesceBlocks: 16, writeDelay: "20 millis" }
+      )
+    )
+
+    it.effect("syncStored syncs what is on storage and leaves held-back writes held; sync sends them", () =>
+      withTorrent(
+        layout,
+        ({ disk, pool, storage, t }) =>
+          Effect.gen(function* () {
+            yield* writeBlocks(disk, pool, t, 0, 0, part(0, 16))
+            yield* eventually(() => storage.calls.writes === 1, "the whole piece goes")
+            yield* writeBlocks(disk, pool, t, 1, 0, part(16, 19))
+            yield* disk.syncStored(t)
+            assert.strictEqual(disk.unsafeStats().syncs, 1)
+            yield* Effect.repeatN(Effect.yieldNow(), 50)
+            assert.strictEqual(storage.calls.writes, 1, "3 blocks of 16 still held")
+            yield* disk.sync(t)
+            assert.strictEqual(disk.unsafeStats().syncs, 2)
+            assert.strictEqual(storage.calls.writes, 2)
+            assert.strictEqual(hex(storage.bytes.subarray(16 * BLOCK, 19 * BLOCK)), hex(part(16, 19)))
+          }).pipe(Effect.scoped),
+        { writeCoalesceBlocks: 16, writeDelay: "1 hour" }
+      )
+    )
   })
 })

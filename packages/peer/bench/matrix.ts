@@ -455,7 +455,7 @@ const report = () => {
   table("CPU seconds per GiB: seeder / downloader", (runs) =>
     runs.length === 0
       ? "–"
-      : `${fmt(median(runs.map((r) => r.seederCpuPerGiB)), 1)} / ${fmt(median(runs.map((r) => r.downloaderCpuPerGiB)), 1)}`
+      : `${fmt(median(runs.map((r) => r.seederCpuPerGiB)), 2)} / ${fmt(median(runs.map((r) => r.downloaderCpuPerGiB)), 2)}`
   )
   table("of which system (kernel copies, page faults): seeder / downloader", (runs) =>
     runs.length === 0
@@ -500,7 +500,7 @@ const report = () => {
     console.log("| --- | ---: | ---: | ---: | :---: |")
     for (const [name, ours, theirs, met] of goals)
       console.log(
-        `| ${name} | ${fmt(ours, 1)} | ${fmt(theirs, 1)} | ${fmt(ours / theirs, 2)} | ${met ? "yes" : "NO"} |`
+        `| ${name} | ${fmt(ours, 2)} | ${fmt(theirs, 2)} | ${fmt(ours / theirs, 2)} | ${met ? "yes" : "NO"} |`
       )
   }
 }
@@ -511,7 +511,10 @@ const record = (s: Seeder, d: Downloader | "transmission", ezio: Ezio, run: Run,
   const name = (k: Seeder | Downloader) => (k === "ezio" ? ezioName(ezio) : NAME[k])
   const digits = d === "transmission" ? 1 : 0
   console.error(
-    `round ${round + 1}: ${name(s)} → ${d === "transmission" ? d : name(d)}: ${fmt(run.mibps, digits)} MiB/s`
+    `round ${round + 1}: ${name(s)} → ${d === "transmission" ? d : name(d)}: ${fmt(run.mibps, digits)} MiB/s` +
+      (d === "transmission"
+        ? ""
+        : `, CPU-s/GiB seeder ${fmt(run.seederCpuPerGiB, 2)} (sys ${fmt(run.seederSysPerGiB, 2)}), downloader ${fmt(run.downloaderCpuPerGiB, 2)} (sys ${fmt(run.downloaderSysPerGiB, 2)})`)
   )
 }
 

@@ -32,12 +32,16 @@ export interface Options {
    * A piece's writes wait in the store buffer until this many are queued (or the piece is whole),
    * so blocks arriving one by one reach storage as a few large vectored writes. They go at once
    * when anyone waits for them (a hash, `clearPiece`, `flush`, closing), when the pool is past its
-   * high watermark, and after at most `writeDelay` otherwise. 1 writes every block at once.
+   * high watermark, and otherwise once no block of their piece came in for `writeDelay` (half
+   * of it at least: the timer ticks every half). 1 writes every block at once.
    * Default 64 (1 MiB): a piece of up to 1 MiB is written at once, whole, and its hash reads
    * the blocks in place from the store buffer instead of reading the piece back.
    */
   readonly writeCoalesceBlocks?: number
-  /** The longest a held-back write waits. Default 100 millis. */
+  /**
+   * How long a held-back piece may go without a new block before its writes go (a piece still
+   * arriving is written once whole). Default 100 millis.
+   */
   readonly writeDelay?: Duration.DurationInput
   /**
    * Bytes of written blocks the engine may hold (waiting for storage, or kept for a hash) before

@@ -80,6 +80,8 @@ export class PieceState {
   readonly fence = new Fence()
   /** The first failed write since the last `clearPiece`. */
   error: RecordedError | undefined = undefined
+  /** The store buffer's `ticks` when a block last came in (`urgeStale`). */
+  insertedAt = 0
 
   constructor(
     readonly torrent: TorrentState,
@@ -237,12 +239,30 @@ export class StoreBuffer {
     this.schedule(piece, true)
   }
 
-  /** Every held-back write goes now: a flush, the engine closing, memory pressure, the timer. */
+  /** Every held-back write goes now: a flush, the engine closing, memory pressure. */
   urgeAll(): void {
     if (this.deferred.size === 0) return
     const pieces = Array.from(this.deferred)
     this.deferred.clear()
     for (const piece of pieces) this.schedule(piece, true)
+  }
+
+  /** Timer ticks so far (`urgeStale`); an insert stamps its piece with it. */
+  private ticks = 0
+
+  /**
+   * The timer's tick, every half `writeDelay`: the held-back writes of pieces no block came in for
+   * since the tick before last go now (a peer went away mid-piece), between half a `writeDelay`
+   * and one after the last block. A piece still arriving stays held until it is whole: written
+   * in part, its blocks would leave the store buffer and its hash would read it back from storage
+   * (on a hashing worker, started for it) instead of in place.
+   */
+  urgeStale(): void {
+    this.ticks++
+    if (this.deferred.size === 0) return
+    const stale: Array<PieceState> = []
+    for (const piece of this.deferred) if (this.ticks - piece.insertedAt >= 2) stale.push(piece)
+    for (const piece of stale) this.urge(piece)
   }
 
   piece(torrent: TorrentState, index: number): PieceState {
@@ -267,6 +287,7 @@ export class StoreBuffer {
   /** Puts a written block in the store buffer and queues it for storage. */
   insert(piece: PieceState, offset: number, length: number, block: BufferPool.Block): Entry {
     const entry = new Entry(piece, offset, length, block, ++this.seq)
+    piece.insertedAt = this.ticks
     piece.log.push(entry)
     piece.queued++
     // A newer write of the same block supersedes the older one for readers; both still reach

@@ -90,20 +90,28 @@ export const makeTorrents = (engine: Engine) => {
       return t instanceof DiskIoError ? Effect.fail(t) : flushTorrent(t, "flush")
     })
 
+  const storageSync = (t: TorrentState): Effect.Effect<void, DiskIoError> =>
+    Effect.mapBoth(t.storage.sync, {
+      onFailure: (cause) => errorOf(t, "Storage", "sync", { cause }),
+      onSuccess: () => {
+        engine.syncs++
+      }
+    })
+
   const sync = (handle: TorrentHandle): Effect.Effect<void, DiskIoError> =>
     Effect.suspend(() => {
       const t = engine.lookup(handle, "sync")
       if (t instanceof DiskIoError) return Effect.fail(t)
-      return Effect.zipRight(
-        flushTorrent(t, "sync"),
-        Effect.mapBoth(t.storage.sync, {
-          onFailure: (cause) => errorOf(t, "Storage", "sync", { cause }),
-          onSuccess: () => {
-            engine.syncs++
-          }
-        })
-      )
+      return Effect.zipRight(flushTorrent(t, "sync"), storageSync(t))
     })
 
-  return { addTorrent, removeTorrent, stopTorrent, releaseFiles, flush, sync }
+  // No flush: held-back writes stay held, so a piece still arriving is not written in part (its
+  // hash would then read it back from storage instead of hashing it in the store buffer).
+  const syncStored = (handle: TorrentHandle): Effect.Effect<void, DiskIoError> =>
+    Effect.suspend(() => {
+      const t = engine.lookup(handle, "sync")
+      return t instanceof DiskIoError ? Effect.fail(t) : storageSync(t)
+    })
+
+  return { addTorrent, removeTorrent, stopTorrent, releaseFiles, flush, sync, syncStored }
 }

@@ -8,6 +8,7 @@
 import type { BufferPool } from "@ezio/pool"
 import { Layout } from "@ezio/storage"
 import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Runtime from "effect/Runtime"
@@ -233,8 +234,8 @@ export const startWriters = (engine: Engine, scope: Scope.Scope): Effect.Effect<
 
     for (let i = 0; i < engine.config.aioThreads; i++) writer()
     // On Effect's Clock, so tests drive it with TestClock.
-    yield* Effect.sleep(engine.config.writeDelay).pipe(
-      Effect.zipRight(Effect.sync(() => store.urgeAll())),
+    yield* Effect.sleep(Duration.times(engine.config.writeDelay, 0.5)).pipe(
+      Effect.zipRight(Effect.sync(() => store.urgeStale())),
       Effect.forever,
       Effect.forkIn(scope)
     )

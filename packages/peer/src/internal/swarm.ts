@@ -152,8 +152,8 @@ export class SwarmCore implements SwarmLink<Connection> {
   readonly completed: Deferred.Deferred<void>
   readonly now: () => number
   readonly choker: Choker.Choker<Connection>
-  /** Where outgoing connections' socket reads land (see `connect`). */
-  readonly readBuffer = Buffer.allocUnsafe(256 * 1024)
+  /** Where outgoing connections' socket reads land (`connect`); 1 MiB, since 256 KiB made more reads. */
+  readonly readBuffer = Buffer.allocUnsafe(1024 * 1024)
   readonly peerIds = new Map<string, Connection>()
   /** The peers we know of and when to dial them. */
   readonly dialer: Dialer.Dialer

@@ -75,7 +75,9 @@ export const wakeIdle = (core: Pick<VerifyCore, "connections" | "downloading">):
 export const syncIfDue = (core: VerifyCore): void => {
   if (core.closed || !core.downloading || !core.periodicSync.due(core.now())) return
   core.periodicSync.start()
-  core.runThen(core.disk.sync(core.handle), (synced) => {
+  // What was verified is on storage already (a hash answers once its writes are): no flush, which
+  // would write the pieces still arriving in part and have their hashes read them back.
+  core.runThen(core.disk.syncStored(core.handle), (synced) => {
     core.periodicSync.done()
     if (core.closed || Exit.isSuccess(synced) || Cause.isInterruptedOnly(synced.cause)) return
     core.fail(`syncing the verified pieces: ${messageOf(synced.cause)}`)
