@@ -106,6 +106,26 @@ const run = (command: string, args: ReadonlyArray<string>) =>
   NChild.execFileSync(command, args, { stdio: ["ignore", "ignore", "pipe"], timeout: 10_000 })
 
 /**
+ * Deletes a namespace, again for a while if it is busy: a `tc` the wire sampling started inside it
+ * may be running still (seen: the bridge's namespace left behind after a run).
+ */
+const removeNamespace = (ns: string) => {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      run(IP, ["netns", "del", ns])
+      return
+    } catch (error) {
+      if (!NFS.existsSync(`/run/netns/${ns}`)) return
+      if (attempt === 20) {
+        console.error(`netns: could not remove ${ns} (remove it with ip netns del ${ns}): ${String(error)}`)
+        return
+      }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100)
+    }
+  }
+}
+
+/**
  * `hosts` namespaces on one bridge, addresses 10.201.0.1.. (a range used only inside them), each
  * link shaped to `mbit` Mbit/s both ways (undefined: unshaped).
  */
@@ -117,21 +137,20 @@ export const makeLan = (hosts: number, mbit: number | undefined, congestion?: st
   const destroy = () => {
     if (destroyed) return
     destroyed = true
-    for (const ns of made.reverse()) {
-      try {
-        run(IP, ["netns", "del", ns])
-      } catch {
-        // already gone
-      }
-    }
+    for (const ns of made.reverse()) removeNamespace(ns)
   }
+  // Ctrl-C and `timeout` signal the whole process group, and tsx relays the signal again: the
+  // second one must not end the process halfway through (a `once` listener is gone by then), so
+  // the listener stays until the namespaces are removed, then the signal is raised again.
   const onSignal = (signal: NodeJS.Signals) => {
     destroy()
+    process.off("SIGINT", onSignal)
+    process.off("SIGTERM", onSignal)
     process.kill(process.pid, signal)
   }
   process.once("exit", destroy)
-  process.once("SIGINT", onSignal)
-  process.once("SIGTERM", onSignal)
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
 
   const shape = (ns: string, dev: string) => {
     if (mbit === undefined) return

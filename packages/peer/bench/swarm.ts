@@ -101,6 +101,31 @@ const withoutExtraCaCerts = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
   return rest
 }
 
+/**
+ * What a run has started and made, for SIGINT and SIGTERM (Ctrl-C, `timeout`): its processes are
+ * killed by PID and its files removed; netns.ts then removes the namespaces and raises it again.
+ * Without this an interrupted run left its targets running (in namespaces already gone) and up to
+ * a GiB in the bench directory.
+ */
+const started = new Set<NChild.ChildProcess>()
+const madeDirs = new Set<string>()
+const onSignal = (signal: NodeJS.Signals) => {
+  for (const child of started) if (child.exitCode === null && child.pid !== undefined) child.kill("SIGKILL")
+  // The killed may still be writing: retry, and never throw (netns.ts's handler runs next).
+  for (const dir of madeDirs)
+    try {
+      NFS.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })
+    } catch (error) {
+      console.error(`swarm bench: could not remove ${dir}: ${String(error)}`)
+    }
+  process.off("SIGINT", onSignal)
+  process.off("SIGTERM", onSignal)
+  // Alone (no LAN made yet), end as the signal would have; else netns.ts does, after its cleanup.
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+}
+process.on("SIGINT", onSignal)
+process.on("SIGTERM", onSignal)
+
 const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<string>, launch: number): Peer => {
   const [command, args] = lan.exec(host, argv[0]!, argv.slice(1))
   const child = NChild.spawn(command, args, {
@@ -110,6 +135,8 @@ const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<strin
     // setting, and ezio's peers and trackers here use no TLS.
     env: { ...withoutExtraCaCerts(process.env), EZIO_STARTUP_TRACE: "1" }
   })
+  started.add(child)
+  child.once("exit", () => started.delete(child))
   const peer: Peer = {
     marks: new Map(),
     name,
@@ -668,6 +695,7 @@ const main = async () => {
     const ideal = (size * 8) / (mbit * 1_000_000)
     const root = NFS.mkdtempSync(NPath.join(process.env.EZIO_BENCH_DIR ?? NOS.tmpdir(), "ezio-bench-swarm-"))
     NFS.chmodSync(root, 0o755)
+    madeDirs.add(root)
     let lan: Lan | undefined
     try {
       lan = makeLan(n + 1, mbit, congestion)
@@ -710,6 +738,7 @@ const main = async () => {
       // Also when the LAN could not be made (say, a congestion control the namespaces refuse).
       lan?.destroy()
       NFS.rmSync(root, { recursive: true, force: true })
+      madeDirs.delete(root)
     }
   }
   if (goals.length > 1) console.log(`\nsummary\n${goals.join("\n")}`)
