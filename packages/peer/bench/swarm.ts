@@ -14,7 +14,9 @@
  * how much of its link the seeder used, the share of TCP segments retransmitted and the packets
  * the shapers dropped (on uploads, on downloads), and where the seconds from the first block to
  * the last target done went (`emission`: the seeder's emission against its link's capacity,
- * pieces sent twice, retransmissions, the tail after its last unique piece, the targets' lag).
+ * pieces sent twice, retransmissions, the tail after its last unique piece, the targets' lag),
+ * and CPU per GiB: each target's CPU seconds over the payload it moved, the seeder's over what it
+ * sent, and all processes together (on a machine with few cores every host shares them).
  * Needs root and iproute2; skips with a reason otherwise.
  *
  * Run `pnpm build:sea` first so the targets run dist/ezio (else they compile the sources at start).
@@ -92,8 +94,40 @@ interface Peer {
   readonly marks: Map<string, readonly [number, number]>
   /** The last status line (with EZIO_SWARM_DUMP). */
   lastStatus?: unknown
+  /** CPU seconds the process had used (all its threads), read about once a second while it ran. */
+  cpu: Cpu
   /** An ezio seeder's initial seeding (its last status line), if any. */
   firstSends?: FirstSendsStatus
+}
+
+/** CPU seconds in user mode and in the kernel (which runs much of the network stack for the sender). */
+interface Cpu {
+  readonly user: number
+  readonly system: number
+}
+
+let ticksPerSecond: number | undefined
+/** A live process's CPU time from /proc/PID/stat (utime, stime: fields 14 and 15), or undefined. */
+const readCpu = (pid: number | undefined): Cpu | undefined => {
+  if (pid === undefined) return undefined
+  ticksPerSecond ??= Number(NChild.execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
+  try {
+    const stat = NFS.readFileSync(`/proc/${pid}/stat`, "utf8")
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return { user: Number(fields[11]) / ticksPerSecond, system: Number(fields[12]) / ticksPerSecond }
+  } catch {
+    return undefined // it has exited
+  }
+}
+
+/** Reads each process's CPU time while it runs (`ip netns exec` execs the command: same PID). */
+const sampleCpu = (peers: ReadonlyArray<Peer>) => {
+  for (const p of peers) {
+    if (p.child.exitCode !== null) continue
+    const cpu = readCpu(p.child.pid)
+    if (cpu !== undefined) p.cpu = cpu
+  }
 }
 
 const withoutExtraCaCerts = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
@@ -138,6 +172,7 @@ const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<strin
   started.add(child)
   child.once("exit", () => started.delete(child))
   const peer: Peer = {
+    cpu: { user: 0, system: 0 },
     marks: new Map(),
     name,
     samples: [],
@@ -230,6 +265,9 @@ interface Result {
   readonly tcp: TcpCounts
   /** TCP counters this run added on the seeder's host: its retransmissions take its link. */
   readonly seederTcp: TcpCounts
+  /** CPU time each process used until the last target was done (or the deadline). */
+  readonly seederCpu: Cpu
+  readonly targetCpu: ReadonlyArray<Cpu>
 }
 
 const runSwarm = async (
@@ -257,6 +295,7 @@ const runSwarm = async (
   const launch = Date.now()
   let sampling = false
   const wireTimer = setInterval(() => {
+    sampleCpu(peers)
     if (sampling) return
     sampling = true
     void lan.wire([0]).then((w) => {
@@ -383,6 +422,7 @@ const runSwarm = async (
       await new Promise((r) => setTimeout(r, 100))
     }
     clearInterval(wireTimer)
+    sampleCpu(peers)
     const tcpAfter = lan.tcp()
     const seederTcpAfter = lan.tcp(0)
     const wireEnd = await lan.wire(allHosts)
@@ -415,6 +455,8 @@ const runSwarm = async (
       },
       tcp: tcpDelta(tcpBefore, tcpAfter),
       seederTcp: tcpDelta(seederTcpBefore, seederTcpAfter),
+      seederCpu: seeder.cpu,
+      targetCpu: targets.map((t) => t.cpu),
       last: done.length === rows.length ? Math.max(...done) : undefined
     }
   } finally {
@@ -634,6 +676,7 @@ const report = (r: Result, size: number, ideal: number, linkBytesPerSecond: numb
     seederSentPerSize: r.seederSent / size,
     sentPerKept: sent / kept
   }
+  const cpu = cpuLine(r)
   timeline(r, size, linkBytesPerSecond)
   // EZIO_SWARM_DUMP=file: every status sample and shaper count of the run, to look at per target.
   const dump = process.env.EZIO_SWARM_DUMP
@@ -650,7 +693,37 @@ const report = (r: Result, size: number, ideal: number, linkBytesPerSecond: numb
   console.log(
     `    last done ${r.last === undefined ? "never (deadline)" : `${r.last.toFixed(1)} s`}, ideal ${ideal.toFixed(1)} s, efficiency ${summary.efficiency?.toFixed(2) ?? "-"}, seeder sent ${summary.seederSentPerSize.toFixed(2)} × size, sent by all / kept ${summary.sentPerKept.toFixed(3)}`
   )
-  return summary
+  return { ...summary, targetCpuPerGiB: cpu }
+}
+
+const GIB = 1024 * 1024 * 1024
+
+/**
+ * CPU per GiB: each target's CPU seconds (user + kernel, all threads) over the payload it moved
+ * (downloaded + uploaded), the seeder's over what it sent; and all processes together against the
+ * run's time, since on a machine with few cores every host of the LAN shares them. A target that
+ * exited on its own once done is counted until its last sample (at most a second short).
+ * Returns the targets' median.
+ */
+const cpuLine = (r: Result): number | undefined => {
+  const per = r.targets.map((t, i) => {
+    const c = r.targetCpu[i]!
+    return (c.user + c.system) / Math.max(1, (t.downloaded + t.uploaded) / GIB)
+  })
+  if (per.every((x) => x === 0)) return undefined
+  const sum = (xs: ReadonlyArray<Cpu>) => xs.reduce((a, c) => a + c.user + c.system, 0)
+  const user = r.targetCpu.reduce((a, c) => a + c.user, 0)
+  const total = sum(r.targetCpu) + sum([r.seederCpu])
+  const seederCpu = r.seederCpu.user + r.seederCpu.system
+  console.log(
+    `    CPU: targets median ${median(per).toFixed(1)} CPU-s per GiB moved (down + up; ${Math.min(...per).toFixed(1)}–${Math.max(...per).toFixed(1)}, ` +
+      `${((user / Math.max(1e-9, sum(r.targetCpu))) * 100).toFixed(0)}% of it user), seeder ${(seederCpu / Math.max(1e-9, r.seederSent / GIB)).toFixed(1)} CPU-s per GiB sent; ` +
+      `all processes ${total.toFixed(1)} CPU-s` +
+      (r.last === undefined
+        ? ""
+        : `, ${(total / r.last).toFixed(2)} cores on average until the last was done`)
+  )
+  return median(per)
 }
 
 const main = async () => {
@@ -730,7 +803,10 @@ const main = async () => {
         const speedup = e.last !== undefined && l?.last !== undefined ? l.last / e.last : undefined
         const line =
           `  goals (N=${n} @ ${mbit} Mbit/s): efficiency ${e.efficiency?.toFixed(2) ?? "-"} (≥ 0.85), seeder sent ${e.seederSentPerSize.toFixed(2)} × size (≤ 1.1), ` +
-          `sent / kept ${e.sentPerKept.toFixed(3)} (≤ 1.02), libtorrent time / ezio time ${speedup?.toFixed(2) ?? "-"} (≥ 1.5)`
+          `sent / kept ${e.sentPerKept.toFixed(3)} (≤ 1.02), libtorrent time / ezio time ${speedup?.toFixed(2) ?? "-"} (≥ 1.5)` +
+          (e.targetCpuPerGiB !== undefined && l?.targetCpuPerGiB !== undefined
+            ? `; targets' CPU per GiB ezio / libtorrent ${(e.targetCpuPerGiB / l.targetCpuPerGiB).toFixed(2)}`
+            : "")
         console.log(line)
         goals.push(line)
       }
