@@ -708,7 +708,7 @@ const GIB = 1024 * 1024 * 1024
 const cpuLine = (r: Result): number | undefined => {
   const per = r.targets.map((t, i) => {
     const c = r.targetCpu[i]!
-    return (c.user + c.system) / Math.max(1, (t.downloaded + t.uploaded) / GIB)
+    return (c.user + c.system) / (Math.max(1, t.downloaded + t.uploaded) / GIB)
   })
   if (per.every((x) => x === 0)) return undefined
   const sum = (xs: ReadonlyArray<Cpu>) => xs.reduce((a, c) => a + c.user + c.system, 0)
@@ -717,7 +717,7 @@ const cpuLine = (r: Result): number | undefined => {
   const seederCpu = r.seederCpu.user + r.seederCpu.system
   console.log(
     `    CPU: targets median ${median(per).toFixed(1)} CPU-s per GiB moved (down + up; ${Math.min(...per).toFixed(1)}–${Math.max(...per).toFixed(1)}, ` +
-      `${((user / Math.max(1e-9, sum(r.targetCpu))) * 100).toFixed(0)}% of it user), seeder ${(seederCpu / Math.max(1e-9, r.seederSent / GIB)).toFixed(1)} CPU-s per GiB sent; ` +
+      `${((user / Math.max(1e-9, sum(r.targetCpu))) * 100).toFixed(0)}% of it user), seeder ${(seederCpu / (Math.max(1, r.seederSent) / GIB)).toFixed(1)} CPU-s per GiB sent; ` +
       `all processes ${total.toFixed(1)} CPU-s` +
       (r.last === undefined
         ? ""
