@@ -40,7 +40,7 @@ import * as NPath from "node:path"
 import * as NReadline from "node:readline"
 import { Effect } from "effect"
 import { type Host, type Lan, makeLan, type TcpCounts, unavailable, type WireCounts } from "./netns.js"
-import { identical, makeSource, mean, median } from "./support.js"
+import { cpuSplit, identical, makeSource, mean, median } from "./support.js"
 
 const here = import.meta.dirname
 const LT_PEER = NPath.join(here, "lt_swarm_peer.py")
@@ -101,31 +101,13 @@ interface Peer {
 }
 
 /** CPU seconds in user mode and in the kernel (which runs much of the network stack for the sender). */
-interface Cpu {
-  readonly user: number
-  readonly system: number
-}
-
-let ticksPerSecond: number | undefined
-/** A live process's CPU time from /proc/PID/stat (utime, stime: fields 14 and 15), or undefined. */
-const readCpu = (pid: number | undefined): Cpu | undefined => {
-  if (pid === undefined) return undefined
-  ticksPerSecond ??= Number(NChild.execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
-  try {
-    const stat = NFS.readFileSync(`/proc/${pid}/stat`, "utf8")
-    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return { user: Number(fields[11]) / ticksPerSecond, system: Number(fields[12]) / ticksPerSecond }
-  } catch {
-    return undefined // it has exited
-  }
-}
+type Cpu = NonNullable<ReturnType<typeof cpuSplit>>
 
 /** Reads each process's CPU time while it runs (`ip netns exec` execs the command: same PID). */
 const sampleCpu = (peers: ReadonlyArray<Peer>) => {
   for (const p of peers) {
-    if (p.child.exitCode !== null) continue
-    const cpu = readCpu(p.child.pid)
+    if (p.child.exitCode !== null || p.child.pid === undefined) continue
+    const cpu = cpuSplit(p.child.pid)
     if (cpu !== undefined) p.cpu = cpu
   }
 }
@@ -172,7 +154,7 @@ const spawnPeer = (lan: Lan, name: string, host: Host, argv: ReadonlyArray<strin
   started.add(child)
   child.once("exit", () => started.delete(child))
   const peer: Peer = {
-    cpu: { user: 0, system: 0 },
+    cpu: { user: 0, sys: 0 },
     marks: new Map(),
     name,
     samples: [],
@@ -706,18 +688,16 @@ const GIB = 1024 * 1024 * 1024
  * Returns the targets' median.
  */
 const cpuLine = (r: Result): number | undefined => {
-  const per = r.targets.map((t, i) => {
-    const c = r.targetCpu[i]!
-    return (c.user + c.system) / (Math.max(1, t.downloaded + t.uploaded) / GIB)
-  })
+  const seconds = (c: Cpu) => c.user + c.sys
+  const perGiB = (c: Cpu, bytes: number) => seconds(c) / (Math.max(1, bytes) / GIB)
+  const per = r.targets.map((t, i) => perGiB(r.targetCpu[i]!, t.downloaded + t.uploaded))
   if (per.every((x) => x === 0)) return undefined
-  const sum = (xs: ReadonlyArray<Cpu>) => xs.reduce((a, c) => a + c.user + c.system, 0)
+  const targets = r.targetCpu.reduce((a, c) => a + seconds(c), 0)
   const user = r.targetCpu.reduce((a, c) => a + c.user, 0)
-  const total = sum(r.targetCpu) + sum([r.seederCpu])
-  const seederCpu = r.seederCpu.user + r.seederCpu.system
+  const total = targets + seconds(r.seederCpu)
   console.log(
     `    CPU: targets median ${median(per).toFixed(1)} CPU-s per GiB moved (down + up; ${Math.min(...per).toFixed(1)}–${Math.max(...per).toFixed(1)}, ` +
-      `${((user / Math.max(1e-9, sum(r.targetCpu))) * 100).toFixed(0)}% of it user), seeder ${(seederCpu / (Math.max(1, r.seederSent) / GIB)).toFixed(1)} CPU-s per GiB sent; ` +
+      `${((user / Math.max(1e-9, targets)) * 100).toFixed(0)}% of it user), seeder ${perGiB(r.seederCpu, r.seederSent).toFixed(1)} CPU-s per GiB sent; ` +
       `all processes ${total.toFixed(1)} CPU-s` +
       (r.last === undefined
         ? ""
