@@ -68,19 +68,16 @@ const setGrowth = (factor: number) => NV8.setFlagsFromString(`--semi-space-growt
  * @internal
  */
 export const semiSpaceBytes = (): number => {
-  for (const s of NV8.getHeapSpaceStatistics()) {
-    if (s.space_name === "new_space") return s.space_used_size + s.space_available_size
-  }
-  return 0
+  const s = space("new_space")
+  return s === undefined ? 0 : s.space_used_size + s.space_available_size
 }
 
+/** V8's statistics of one heap space now. */
+const space = (name: string): NV8.HeapSpaceInfo | undefined =>
+  NV8.getHeapSpaceStatistics().find((s) => s.space_name === name)
+
 /** The old space's used bytes now. @internal */
-export const oldSpaceBytes = (): number => {
-  for (const s of NV8.getHeapSpaceStatistics()) {
-    if (s.space_name === "old_space") return s.space_used_size
-  }
-  return 0
-}
+export const oldSpaceBytes = (): number => space("old_space")?.space_used_size ?? 0
 
 /** Where the old space is collected next, after a full collection left `live` bytes in it. */
 const boundAfter = (live: number): number => live + Math.max(oldSlack, live / 4)
@@ -127,12 +124,7 @@ export const compactOldSpace = (on: boolean): void => {
 }
 
 /** The old space's committed bytes now: its pages, live or not. @internal */
-export const oldSpaceCommitted = (): number => {
-  for (const s of NV8.getHeapSpaceStatistics()) {
-    if (s.space_name === "old_space") return s.space_size
-  }
-  return 0
-}
+export const oldSpaceCommitted = (): number => space("old_space")?.space_size ?? 0
 
 /**
  * Holds or lets go of the young generation's growth for a semi-space of `bytes` usable bytes
