@@ -230,6 +230,8 @@ interface Result {
   /** The ezio seeder's initial seeding at the end: payload it sent until every piece was out, repeats in it. */
   readonly seederFirstSends: FirstSendsStatus | undefined
   readonly last: number | undefined
+  /** Why the run ended before every target was done: a process that exited early, or the deadline. */
+  readonly cutShort: string | undefined
   /** Status samples (ezio only; libtorrent's peer prints none): the seeder's, each target's. */
   readonly seederSamples: ReadonlyArray<Sample>
   /** The seeder's last status line (with EZIO_SWARM_DUMP). */
@@ -387,6 +389,7 @@ const runSwarm = async (
     }
     const targets = peers.filter((p) => p.name.startsWith("target"))
     const deadline = launch + deadlineSeconds * 1000
+    let cutShort: string | undefined
     while (Date.now() < deadline && targets.some((t) => t.completeAt === undefined)) {
       // A target that completed may exit 0 on its own once the swarm no longer needs it.
       const died = peers.find(
@@ -399,10 +402,13 @@ const runSwarm = async (
         console.error(
           `${client} ${died.name} exited early (${died.child.exitCode}):\n${died.stderr.slice(-2000)}`
         )
+        cutShort = `${died.name} exited early (${died.child.exitCode})`
         break
       }
       await new Promise((r) => setTimeout(r, 100))
     }
+    if (cutShort === undefined && targets.some((t) => t.completeAt === undefined))
+      cutShort = `deadline, ${deadlineSeconds} s`
     clearInterval(wireTimer)
     sampleCpu(peers)
     const tcpAfter = lan.tcp()
@@ -439,7 +445,8 @@ const runSwarm = async (
       seederTcp: tcpDelta(seederTcpBefore, seederTcpAfter),
       seederCpu: seeder.cpu,
       targetCpu: targets.map((t) => t.cpu),
-      last: done.length === rows.length ? Math.max(...done) : undefined
+      last: done.length === rows.length ? Math.max(...done) : undefined,
+      cutShort
     }
   } finally {
     clearInterval(wireTimer)
@@ -673,7 +680,7 @@ const report = (r: Result, size: number, ideal: number, linkBytesPerSecond: numb
       })
     )
   console.log(
-    `    last done ${r.last === undefined ? "never (deadline)" : `${r.last.toFixed(1)} s`}, ideal ${ideal.toFixed(1)} s, efficiency ${summary.efficiency?.toFixed(2) ?? "-"}, seeder sent ${summary.seederSentPerSize.toFixed(2)} × size, sent by all / kept ${summary.sentPerKept.toFixed(3)}`
+    `    last done ${r.last === undefined ? `never (${r.cutShort ?? "deadline"})` : `${r.last.toFixed(1)} s`}, ideal ${ideal.toFixed(1)} s, efficiency ${summary.efficiency?.toFixed(2) ?? "-"}, seeder sent ${summary.seederSentPerSize.toFixed(2)} × size, sent by all / kept ${summary.sentPerKept.toFixed(3)}`
   )
   return { ...summary, targetCpuPerGiB: cpu }
 }
@@ -690,6 +697,8 @@ const GIB = 1024 * 1024 * 1024
 const cpuLine = (r: Result): number | undefined => {
   const seconds = (c: Cpu) => c.user + c.sys
   const perGiB = (c: Cpu, bytes: number) => seconds(c) / (Math.max(1, bytes) / GIB)
+  // A run cut short before every host moved payload has no CPU per GiB worth printing.
+  if (r.seederSent === 0 || r.targets.some((t) => t.downloaded + t.uploaded === 0)) return undefined
   const per = r.targets.map((t, i) => perGiB(r.targetCpu[i]!, t.downloaded + t.uploaded))
   if (per.every((x) => x === 0)) return undefined
   const targets = r.targetCpu.reduce((a, c) => a + seconds(c), 0)

@@ -6,7 +6,15 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { BLOCK } from "../src/internal/picker.js"
-import { SEND_QUEUE_FLOOR, SEND_QUEUE_MS, sendCeiling, sendLimit, Upload } from "../src/internal/upload.js"
+import {
+  SEND_QUEUE_FLOOR,
+  SEND_QUEUE_MS,
+  SOCKET_QUEUE_FLOOR,
+  SOCKET_QUEUE_MS,
+  sendCeiling,
+  sendLimit,
+  Upload
+} from "../src/internal/upload.js"
 import { type FakePeer, fakeRead, fakeUploadPeer } from "./fakeUploadPeer.js"
 
 const MIB = 1024 * 1024
@@ -21,6 +29,8 @@ const SEND_BUFFER = 4 * MIB
 const make = (rate: number, readMs = 1) => {
   let now = 0
   const queue: Array<{ left: number; callback: (() => void) | undefined }> = []
+  /** Every chunk written, in order: what the peer receives. */
+  const written: Array<Uint8Array> = []
   const reads: Array<{ at: number; complete: () => void }> = []
   let upload: Upload<FakePeer> | undefined
   let peakBacklog = 0
@@ -30,6 +40,7 @@ const make = (rate: number, readMs = 1) => {
     uncork: () => {},
     write: (chunk: Uint8Array, callback?: () => void) => {
       queue.push({ left: chunk.length, callback })
+      written.push(chunk)
       socket.writableLength += chunk.length
       return socket.writableLength < 16 * 1024
     }
@@ -56,6 +67,8 @@ const make = (rate: number, readMs = 1) => {
   return {
     upload: u,
     peer,
+    socket,
+    written,
     get now() {
       return now
     },
@@ -168,5 +181,84 @@ describe("a connection's send queue", () => {
     t.run(500)
     assert.strictEqual(t.upload.sendLimit, sendCeiling(SEND_BUFFER))
     assert.isAtLeast(t.peer.uploaded - before, 0.8 * 0.5 * rate, "most of the link's rate")
+  })
+})
+
+describe("the outbox", () => {
+  /** A HAVE as the session writes it: straight to the socket, between whatever else is queued. */
+  const have = (piece: number) => {
+    const m = new Uint8Array(9)
+    new DataView(m.buffer).setUint32(0, 5)
+    m[4] = 4
+    new DataView(m.buffer).setUint32(5, piece)
+    return m
+  }
+
+  it("keeps all but a few ms of the queue out of the socket: a HAVE waits behind that, not the queue", () => {
+    const rate = 900_000
+    const t = make(rate)
+    t.ask(64 * 64)
+    t.run(5_000) // the rate is measured, the queue is at its limit
+    const limit = sendLimit(rate, sendCeiling(SEND_BUFFER))
+    const socketQueue = Math.max(SOCKET_QUEUE_FLOOR, Math.floor((rate * SOCKET_QUEUE_MS) / 1000))
+    assert.strictEqual(t.upload.socketQueue, socketQueue)
+    let ahead = 0
+    let deepest = 0
+    let havesSent = 0
+    t.run(2_000, () => {
+      deepest = Math.max(deepest, t.upload.backlog)
+      if (t.now % 50 === 0) {
+        // What a HAVE written now waits behind: the socket's bytes, at most its share and one message.
+        ahead = Math.max(ahead, t.socket.writableLength)
+        t.socket.write(have(havesSent++))
+      }
+    })
+    assert.isAbove(deepest, 0.8 * limit, "the queue as a whole is still about SEND_QUEUE_MS deep")
+    assert.isAtMost(
+      ahead,
+      socketQueue + BLOCK + 13,
+      `${ahead} B ahead of a HAVE, socket share ${socketQueue} B`
+    )
+    assert.isBelow(
+      ahead,
+      limit / 8,
+      "under a tenth of the second's worth queued (the 64 KiB floor: ~90 ms here)"
+    )
+    assert.isAtLeast(t.peer.uploaded, 0.97 * 7 * rate, "and the link stayed busy")
+  })
+
+  it("hands the socket whole piece messages: nothing written meanwhile lands inside one", () => {
+    const t = make(900_000)
+    t.ask(64 * 64)
+    let haves = 0
+    t.run(3_000, () => {
+      if (t.now % 7 === 0) t.socket.write(have(haves++))
+    })
+    // Walk the byte stream the peer receives: every message is whole, piece messages included.
+    let i = 0
+    let pieces = 0
+    let seen = 0
+    while (i < t.written.length) {
+      const head = t.written[i++]!
+      const view = new DataView(head.buffer, head.byteOffset, head.byteLength)
+      const length = view.getUint32(0)
+      if (head[4] === 4) {
+        assert.strictEqual(head.length, 9, "a HAVE, on its own")
+        seen++
+        continue
+      }
+      assert.strictEqual(head[4], 7, "a piece message's header")
+      assert.strictEqual(head.length, 13)
+      let body = length - 9
+      while (body > 0) {
+        const part = t.written[i++]!
+        assert.notStrictEqual(part.length, 9, "no HAVE inside a piece message")
+        body -= part.length
+      }
+      assert.strictEqual(body, 0, "the parts add up to the block")
+      pieces++
+    }
+    assert.strictEqual(seen, haves)
+    assert.isAbove(pieces, 100)
   })
 })

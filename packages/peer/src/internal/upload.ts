@@ -13,6 +13,12 @@
 // bytes at. Everything else we send the peer (HAVEs, cancels, our own requests when we download
 // from it too) waits behind that queue, and on a slow link a fixed megabytes-deep one is seconds.
 // The socket taking bytes (its write callbacks) refills the queue, so reads overlap the sending.
+//
+// Of that queue Node's socket holds only `socketQueue` (a few ms of the rate); the rest of the
+// pieces read wait here, in the outbox, a whole message at a time. So what the connection sends
+// besides pieces (our requests when we download from the peer too, HAVEs, cancels) waits behind a
+// few ms of data and the kernel's buffer, not behind the whole queue: a target whose uplink is
+// full, relaying pieces to every other, still asks its peers for more as soon as it can use it.
 import type * as Net from "node:net"
 import type { BufferPool } from "@ezio/pool"
 import * as Wire from "../Wire.js"
@@ -108,6 +114,10 @@ export const PROMISE_WAIT_MS = 20_000
 export const SEND_QUEUE_MS = 1000
 /** What a connection may always have queued, however slow it is. */
 export const SEND_QUEUE_FLOOR = 512 * 1024
+/** The time's worth of its upload rate Node's socket may hold of a connection's queue (the rest waits in the outbox). */
+export const SOCKET_QUEUE_MS = 10
+/** What the socket may always hold, however slow it is. */
+export const SOCKET_QUEUE_FLOOR = 64 * 1024
 /** How often a connection's upload rate is measured. */
 export const RATE_WINDOW_MS = 100
 
@@ -122,8 +132,22 @@ export const sendCeiling = (sendBufferBytes: number): number => sendBufferBytes 
 export const sendLimit = (rate: number, ceiling: number): number =>
   Math.min(ceiling, Math.max(SEND_QUEUE_FLOOR, Math.floor((rate * SEND_QUEUE_MS) / 1000)))
 
+/** A piece message read and not yet handed to the socket: its header and block views, in order. */
+interface OutMessage {
+  readonly parts: Array<Uint8Array>
+  /** The block each part ends (released once the socket has taken it), or undefined. */
+  readonly ends: Array<BufferPool.Block | undefined>
+  /** Each such block's bytes sent (its view's length), for the rate measured. */
+  readonly sizes: Array<number>
+  readonly bytes: number
+}
+
 export class Upload<C extends UploadPeer<C>> {
   private readonly requests: Array<QueuedRequest> = []
+  /** Piece messages read, waiting for room in the socket (`socketQueue`); from `outHead` on. */
+  private outbox: Array<OutMessage> = []
+  private outHead = 0
+  private outboxBytes = 0
   private readsInFlight = 0
   /** Pool blocks the reads in flight will fill: with `sending`, what this peer holds of the pool. */
   private readBlocks = 0
@@ -173,9 +197,14 @@ export class Upload<C extends UploadPeer<C>> {
     return this.requests.length > 0 || this.readBytes > 0
   }
 
-  /** What this connection has queued: bytes its socket holds and bytes being read for it. */
+  /** What this connection has queued: bytes its socket holds, its outbox and bytes being read for it. */
   get backlog(): number {
-    return this.peer.socket.writableLength + this.readBytes
+    return this.peer.socket.writableLength + this.outboxBytes + this.readBytes
+  }
+
+  /** What Node's socket may hold of the queue: a few ms of the rate, at least `SOCKET_QUEUE_FLOOR`. */
+  get socketQueue(): number {
+    return Math.max(SOCKET_QUEUE_FLOOR, Math.floor((this.rate * SOCKET_QUEUE_MS) / 1000))
   }
 
   /** What it may have queued now (`sendLimit` of its measured rate). */
@@ -264,6 +293,7 @@ export class Upload<C extends UploadPeer<C>> {
       this.sentSinceHeard = 0
     }
     this.measure(swarm.now())
+    this.flushOutbox()
     while (!peer.closed && this.requests.length > 0 && !peer.amChoking && this.readsInFlight < MAX_READS) {
       const room = this.limit - this.backlog
       if (room < this.minRoom) {
@@ -379,43 +409,76 @@ export class Upload<C extends UploadPeer<C>> {
   ): void {
     const { blocks, views } = read
     const peer = this.peer
-    const socket = peer.socket
-    socket.cork()
     let view = 0
     let within = 0
     for (const r of batch) {
-      socket.write(Wire.pieceHeader(r.piece, r.begin, r.length))
+      const parts: Array<Uint8Array> = [Wire.pieceHeader(r.piece, r.begin, r.length)]
+      const ends: Array<BufferPool.Block | undefined> = [undefined]
+      const sizes: Array<number> = [0]
       let left = r.length
       while (left > 0) {
         const v = views[view]!
         const n = Math.min(left, v.length - within)
-        const part = within === 0 && n === v.length ? v : v.subarray(within, within + n)
+        parts.push(within === 0 && n === v.length ? v : v.subarray(within, within + n))
         within += n
         left -= n
         if (within === v.length) {
           // The last bytes of this block: release it once the socket has taken them.
           const block = blocks[view]!
-          const size = v.length
           this.sending.add(block)
           peer.swarm.uploads.held += BLOCK
-          socket.write(part, () => this.releaseSent(block, size))
+          ends.push(block)
+          sizes.push(v.length)
           view++
           within = 0
         } else {
-          socket.write(part)
+          ends.push(undefined)
+          sizes.push(0)
         }
       }
+      this.outbox.push({ parts, ends, sizes, bytes: r.length + 13 })
+      this.outboxBytes += r.length + 13
       peer.uploaded += r.length
       peer.swarm.uploaded(peer, r.length, r.piece)
     }
-    socket.uncork()
+    this.flushOutbox()
     peer.lastSent = peer.lastPayload = peer.swarm.now()
+  }
+
+  /** Hands whole piece messages from the outbox to the socket while it holds less than `socketQueue`. */
+  private flushOutbox(): void {
+    const socket = this.peer.socket
+    if (this.outHead === this.outbox.length || this.peer.closed) return
+    const most = this.socketQueue
+    if (socket.writableLength >= most) return
+    socket.cork()
+    while (this.outHead < this.outbox.length && socket.writableLength < most) {
+      const message = this.outbox[this.outHead++]!
+      this.outboxBytes -= message.bytes
+      const { parts, ends, sizes } = message
+      for (let i = 0; i < parts.length; i++) {
+        const block = ends[i]
+        if (block === undefined) socket.write(parts[i]!)
+        else {
+          const size = sizes[i]!
+          socket.write(parts[i]!, () => this.releaseSent(block, size))
+        }
+      }
+    }
+    if (this.outHead === this.outbox.length) {
+      this.outbox = []
+      this.outHead = 0
+    }
+    socket.uncork()
   }
 
   /** The socket took the last bytes of `block` (`size` bytes of it were sent). */
   private releaseSent(block: BufferPool.Block, size: number): void {
     this.flushed++
     this.took += size
+    // Refill once the socket is down to half its share, so that it takes several messages per
+    // system call rather than one per block sent.
+    if (this.peer.socket.writableLength <= this.socketQueue >> 1) this.flushOutbox()
     if (this.sending.delete(block)) {
       this.peer.swarm.uploads.held -= BLOCK
       if (!block.released) block.release()
@@ -443,7 +506,7 @@ export class Upload<C extends UploadPeer<C>> {
       this.requests.push(...kept)
       this.pump()
     }
-    const queued = this.peer.socket.writableLength
+    const queued = this.peer.socket.writableLength + this.outboxBytes
     if (queued === 0 || queued < this.queuedSeen || this.flushed !== this.flushedSeen)
       this.sendProgressAt = now
     this.queuedSeen = queued
@@ -460,5 +523,8 @@ export class Upload<C extends UploadPeer<C>> {
     this.peer.swarm.uploads.held -= this.sending.size * BLOCK
     this.sending.clear()
     this.requests.length = 0
+    this.outbox = []
+    this.outHead = 0
+    this.outboxBytes = 0
   }
 }
