@@ -151,12 +151,12 @@ export interface DiskIoService {
     length: number
   ) => Effect.Effect<Read, DiskIoError>
   /**
-   * `readOwned` for plain code on the send path (a seeder's one read per run of requests):
-   * returns true if the read started, and then calls `onExit` once with its outcome, never before
-   * returning; returns false, having done nothing, when the read would have to wait (for pool
-   * blocks or an io permit), `readOwned` would refuse it, or the storage has no callback read
-   * (`Storage.Read.unsafe`): the caller uses `readOwned` then. Nothing interrupts it: closing the
-   * engine waits for it to answer.
+   * `readOwned` for plain code on the send path (one read per run of requests): returns true if
+   * the read started, and then calls `onExit` once with its outcome, never before returning (it
+   * may first queue for an io permit, as `readOwned` would); returns false, having done nothing,
+   * when the read would have to wait for pool blocks, `readOwned` would refuse it, or the storage
+   * has no callback read (`Storage.Read.unsafe`): the caller uses `readOwned` then. Nothing
+   * interrupts it: closing the engine waits for it to answer.
    */
   readonly unsafeReadOwned: (
     torrent: TorrentHandle,

@@ -1,7 +1,8 @@
 /**
  * `unsafeReadOwned`, the seeder's read without a fiber: the same bytes and bookkeeping as
- * `readOwned` on real files, the store buffer's blocks copied from there, typed errors, and
- * `false` (nothing done) whenever it would have to wait or cannot do it.
+ * `readOwned` on real files, the store buffer's blocks copied from there, a wait for an io permit
+ * in plain code, typed errors, and `false` (nothing done) whenever it would have to wait for pool
+ * blocks or cannot do it.
  */
 import * as NFS from "node:fs"
 import * as NOS from "node:os"
@@ -174,6 +175,42 @@ describe("unsafeReadOwned", () => {
           wholeExit.value.release()
         }
         held.release()
+        yield* disk.flush(t)
+      })
+    )
+  })
+
+  it.live("waits in plain code for an io permit the writers hold, then reads", () => {
+    const held = heldWrites()
+    return withDisk(held.fileIo, (disk, pool, t) =>
+      Effect.gen(function* () {
+        // Two whole pieces written: both aio writers (aioThreads 2) hold a permit in a held writev.
+        for (const piece of [0, 2])
+          for (let i = 0; i < 8; i++) {
+            const block = pool.unsafeTryAcquire("write")!
+            block.bytes.fill(piece + 1)
+            assert.strictEqual(
+              disk.unsafeWriteMany(t, [{ piece, offset: i * BLOCK, block }]).failures.length,
+              0
+            )
+          }
+        while ((yield* disk.stats).jobs.write.running < 2) yield* Effect.sleep("5 millis")
+        const read = yield* start(disk, t, 4, BLOCK, 3 * BLOCK)
+        assert.isTrue(read.started, "it queues for the permit instead of leaving the read to a fiber")
+        yield* Effect.sleep("50 millis")
+        const waiting = yield* disk.stats
+        assert.strictEqual(waiting.jobs.read.queued, 1, "queued while no permit is free")
+        assert.strictEqual(waiting.jobs.read.running, 0)
+        held.release()
+        const exit = yield* read.exit
+        assert.isTrue(Exit.isSuccess(exit))
+        if (Exit.isSuccess(exit)) {
+          assert.strictEqual(hex(concat(exit.value.views)), hex(pieceData(4).subarray(BLOCK, 4 * BLOCK)))
+          exit.value.release()
+        }
+        const after = yield* disk.stats
+        assert.strictEqual(after.jobs.read.completed, waiting.jobs.read.completed + 1)
+        assert.strictEqual(after.jobs.read.queued, 0)
         yield* disk.flush(t)
       })
     )

@@ -1,8 +1,8 @@
 /**
  * Reads: whatever the store buffer holds is copied from there, the rest read from storage into
  * pool blocks, while the piece's later writes wait (so storage does not change under the read).
- * `unsafeReadOwned` is the same read for plain code (a seeder's one read per run of requests)
- * when nothing needs waiting for: no fiber, the storage's callback read.
+ * `unsafeReadOwned` is the same read for plain code (one read per run of requests) when no pool
+ * blocks need waiting for: no fiber, the storage's callback read.
  *
  * @internal
  */
@@ -168,8 +168,9 @@ export const makeReads = (engine: Engine) => {
 
   /**
    * `readOwned` in plain code: true if it started, and `onExit` will be called once (never on
-   * this stack); false, having done nothing, when the read would wait (no free pool blocks or io
-   * permit), the request is one `readOwned` refuses, or the storage has no callback read. Nothing
+   * this stack); a read that needs an io permit while none is free queues for one (a target's
+   * writers often hold them all). False, having done nothing, when the read would wait for pool
+   * blocks, the request is one `readOwned` refuses, or the storage has no callback read. Nothing
    * interrupts it: closing the engine waits for it to answer.
    */
   const unsafeReadOwned = (
@@ -188,10 +189,9 @@ export const makeReads = (engine: Engine) => {
     const views = engine.viewsOf(blocks, length)
     const existing = t.pieces.get(piece)
     const misses = store.overlay(existing, offset, length, views)
-    if (misses.length > 0 && !io.tryTake()) {
-      releaseAll(blocks)
-      return false
-    }
+    // No free io permit (a target's writers hold them): queue for one in plain code, as
+    // `readInto` would in a fiber, rather than pay for a fiber per read.
+    const permitted = misses.length === 0 || io.tryTake()
     const job = new Job(store, engine.jobs.read)
     job.holdBlocks(blocks)
     engine.callbackJobs++
@@ -211,9 +211,7 @@ export const makeReads = (engine: Engine) => {
       queueMicrotask(() => finish(undefined))
       return true
     }
-    job.holdPermit(io)
     job.enterReader(existing ?? store.piece(t, piece), store.seq)
-    job.start()
     // Miss by miss, each through the storage's callback read (its own fiber if it cannot).
     const next = (at: number): void => {
       if (at === misses.length) return finish(undefined)
@@ -224,7 +222,14 @@ export const makeReads = (engine: Engine) => {
         else finish(errorOf(t, "Storage", "read", { piece, offset, length, cause: Cause.squash(exit.cause) }))
       })
     }
-    next(0)
+    const begin = (): void => {
+      job.holdPermit(io)
+      job.start()
+      next(0)
+    }
+    // Granted from inside another job's release: the read starts on a stack of its own.
+    if (permitted) begin()
+    else io.enqueue().wake = () => queueMicrotask(begin)
     returned = true
     return true
   }
