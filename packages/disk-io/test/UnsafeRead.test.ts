@@ -1,5 +1,5 @@
 /**
- * `unsafeReadOwned`, the seeder's read without a fiber: the same bytes and bookkeeping as
+ * `unsafeReadOwned`, the send path's read without a fiber: the same bytes and bookkeeping as
  * `readOwned` on real files, the store buffer's blocks copied from there, a wait for an io permit
  * in plain code, typed errors, and `false` (nothing done) whenever it would have to wait for pool
  * blocks or cannot do it.

@@ -362,7 +362,8 @@ export class SwarmCore implements SwarmLink<Connection> {
       if (!Cause.isInterruptedOnly(exit.cause)) this.unreadablePieces.add(piece)
       done({ _tag: "Failure", message: `reading piece ${piece}: ${Verify.messageOf(exit.cause)}` })
     }
-    // Without a fiber when nothing needs waiting for (the usual case); else one in the FiberSet.
+    // Without a fiber unless pool blocks need waiting for (an io permit is waited for in plain
+    // code); else one in the FiberSet.
     if (this.disk.unsafeReadOwned(this.handle, piece, begin, length, onExit)) return
     this.runThen(this.disk.readOwned(this.handle, piece, begin, length), onExit)
   }
