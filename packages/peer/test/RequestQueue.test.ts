@@ -13,7 +13,7 @@ import { Session, Wire } from "@ezio/peer"
 import { BufferPool } from "@ezio/pool"
 import { Bitfield, Create, Hasher, Layout, Storage } from "@ezio/storage"
 import { Effect, Either, Layer, type Scope } from "effect"
-import { MIN_QUEUE, QUEUE_SECONDS, sampleRates } from "../src/internal/swarmStatus.js"
+import { MIN_QUEUE, QUEUE_SECONDS, SEED_QUEUE, sampleRates } from "../src/internal/swarmStatus.js"
 
 const POOL = 4 * 1024 * 1024
 const PIECE = 256 * 1024
@@ -169,14 +169,32 @@ describe("request queue", () => {
     90_000
   )
 
-  it("keeps QUEUE_SECONDS of each peer's measured rate requested, at least MIN_QUEUE, at most the option", () => {
-    const peer = (downloaded: number) => ({ downloaded, downloadedAtSample: 0, rate: 0, requestDepth: 0 })
+  it("keeps QUEUE_SECONDS of each peer's measured rate requested, at least MIN_QUEUE (a seed SEED_QUEUE), at most the option", () => {
+    const peer = (downloaded: number, isSeed = false) => ({
+      downloaded,
+      downloadedAtSample: 0,
+      rate: 0,
+      requestDepth: 0,
+      isSeed
+    })
     // A LAN peer's share of a 50 Mbit/s link, a slow peer, a fast one, one silent since its last second.
     const lan = peer(800 * 1024)
     const slow = peer(10 * 1024)
     const fast = peer(100 * 1024 * 1024)
-    const quiet = { downloaded: 5 * BLOCK, downloadedAtSample: 5 * BLOCK, rate: 64 * BLOCK, requestDepth: 0 }
-    sampleRates({ options: { downloadQueue: 256 }, connections: [lan, slow, fast, quiet] })
+    const quiet = {
+      downloaded: 5 * BLOCK,
+      downloadedAtSample: 5 * BLOCK,
+      rate: 64 * BLOCK,
+      requestDepth: 0,
+      isSeed: false
+    }
+    // A seeder whose link the other targets took this second, and one on a fast link.
+    const sharedSeed = peer(10 * 1024, true)
+    const fastSeed = peer(100 * 1024 * 1024, true)
+    sampleRates({
+      options: { downloadQueue: 256 },
+      connections: [lan, slow, fast, quiet, sharedSeed, fastSeed]
+    })
     assert.strictEqual(lan.requestDepth, (800 / 16) * QUEUE_SECONDS)
     assert.strictEqual(slow.requestDepth, MIN_QUEUE)
     assert.strictEqual(fast.requestDepth, 256)
@@ -184,5 +202,11 @@ describe("request queue", () => {
     assert.strictEqual(quiet.rate, 32 * BLOCK)
     assert.strictEqual(quiet.requestDepth, 32 * QUEUE_SECONDS)
     assert.strictEqual(lan.downloadedAtSample, 800 * 1024)
+    assert.strictEqual(sharedSeed.requestDepth, SEED_QUEUE)
+    assert.strictEqual(fastSeed.requestDepth, 256)
+    // Never past the option, a seed's floor included.
+    const small = peer(10 * 1024, true)
+    sampleRates({ options: { downloadQueue: 64 }, connections: [small] })
+    assert.strictEqual(small.requestDepth, 64)
   })
 })
