@@ -477,6 +477,30 @@ const NO_WIRE: WireCounts & { readonly t: number } = {
 }
 
 /**
+ * When the first block reached a target, seconds from launch: the earliest of ezio's own
+ * "first-byte" marks; for other clients, where a target's download link first carried 1 MiB,
+ * between two of the once-a-second wire samples (the sample itself was up to a second late, and
+ * so were the emission's and start-up's shares of the run with it).
+ */
+const firstBlockAt = (r: Result): number => {
+  const marks = r.targetMarks.flatMap((m) => m.get("first-byte")?.[0] ?? [])
+  if (marks.length > 0) return Math.min(...marks)
+  const crossings = r.targetSamples.map(
+    (_, i) =>
+      reaches(
+        r.wire.map((w) => [w.t, w.down[i + 1] ?? 0] as const),
+        1024 * 1024
+      ) ?? Infinity
+  )
+  const crossing = Math.min(...crossings)
+  if (Number.isFinite(crossing)) return crossing
+  return Math.min(
+    ...r.targetSamples.map((s) => s.find((x) => x.downloaded > 0)?.t ?? Infinity),
+    r.last ?? Infinity
+  )
+}
+
+/**
  * Where the time goes: when the first block arrived (start-up), when the seeder had sent one
  * copy, and how much of its link (as its shaper counts, headers included) the seeder used from
  * the first block to the last target done: every piece leaves the seeder at least once, so its
@@ -488,9 +512,7 @@ const NO_WIRE: WireCounts & { readonly t: number } = {
 const timeline = (r: Result, size: number, linkBytesPerSecond: number) => {
   if (r.last === undefined || r.wire.length === 0) return
   const targetDown = (w: WireCounts) => w.down.slice(1)
-  const first =
-    r.wire.find((w) => targetDown(w).some((d) => d > 1024 * 1024))?.t ??
-    Math.min(...r.targetSamples.map((s) => s.find((x) => x.downloaded > 0)?.t ?? Infinity), r.last)
+  const first = firstBlockAt(r)
   const oneCopy = r.seederSamples.find((s) => s.uploaded >= size)?.t
   const seederWire = (t: number) => at(r.wire, t, NO_WIRE).up.get(0) ?? 0
   const used = (seederWire(r.last) - seederWire(first)) / (linkBytesPerSecond * (r.last - first))
