@@ -761,7 +761,11 @@ const main = async () => {
     // A namespace may set only what the root namespace allows: say so before any LAN is made.
     const allowed = NFS.readFileSync("/proc/sys/net/ipv4/tcp_allowed_congestion_control", "utf8").trim()
     if (!allowed.split(" ").includes(congestion)) {
-      console.log(`swarm bench: EZIO_SWARM_CC=${congestion} is not allowed here (allowed: ${allowed})`)
+      console.log(
+        `swarm bench: EZIO_SWARM_CC=${congestion} is not allowed here (allowed: ${allowed}); a namespace ` +
+          `may only set what the root namespace allows: sysctl -w net.ipv4.tcp_allowed_congestion_control="${allowed} ${congestion}" ` +
+          `(and back afterwards)`
+      )
       process.exitCode = 2
       return
     }
