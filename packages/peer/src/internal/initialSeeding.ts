@@ -44,9 +44,13 @@ export const RETRY_MS = 4_000
 export const IN_TRANSIT_RETRY_MS = 30_000
 /**
  * Share of the pieces sent more than once below which the seeder, once every piece is out, serves
- * the peers furthest behind: its link stays busy in the tail, its total under ~1.1 × the torrent.
+ * the peers furthest behind: its link stays busy in the tail. At 0.08 the repeats of the emission
+ * left the tail one or two pieces at 16 @ 25 Mbit/s and the seeder's link idled in its last
+ * seconds; at 0.16 (swarm bench, interleaved) the last target was done sooner in 5 of 6 pairs
+ * (0.2-1.8 s; one 0.3 s later) and the seeder still sent at most 1.07 × the torrent. It only
+ * acts once every piece is out, so the emission is as before.
  */
-export const TAIL_SHARE = 0.08
+export const TAIL_SHARE = 0.16
 
 interface Refusal {
   readonly at: number
